@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"sync/atomic"
+
+	"github.com/agentloop/agentloop/internal/ring"
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// Agent is the one method every agent implements. Receive runs on the
+// agent's loop, one message at a time, so the agent's fields need no locks.
+// It must not block: blocking work belongs on a worker, whose result comes
+// back as a message.
+//
+// The Context is valid only during the call. m.Payload is shared with the
+// sender and possibly with other receivers: treat it as read-only, and copy
+// it before modifying or handing it to another goroutine that outlives the
+// call.
+type Agent interface {
+	Receive(c *Context, m Message)
+}
+
+// Optional hooks, found by interface on the value the factory returns. Each
+// runs on the agent's loop. A panic in any of them is caught: see the
+// supervision section of the package documentation.
+type (
+	// Initializer is called when the agent starts and again after each
+	// restart. A non-nil error on the first start terminates the agent.
+	Initializer interface{ Init(c *Context) error }
+	// Pauser is called after the agent moved to Paused.
+	Pauser interface{ OnPause(c *Context) }
+	// Resumer is called after the agent moved back to Running.
+	Resumer interface{ OnResume(c *Context) }
+	// Terminator is called once, when the agent terminates, after its last
+	// message.
+	Terminator interface{ OnTerminate(c *Context) }
+	// Resetter clears a pooled agent before it is reused.
+	Resetter interface{ Reset() }
+)
+
+// Message is what Receive gets. It is a small value type: passing it
+// allocates nothing.
+type Message struct {
+	// Payload is the body, handed over without copying: read-only for
+	// receivers, and never modified by the sender after sending.
+	Payload []byte
+	// Topic is the topic a published message was sent on; empty for direct
+	// messages and timers.
+	Topic string
+	// Sender is the sending agent, or the zero Ref for messages from outside
+	// the engine and for timers.
+	Sender Ref
+}
+
+// Ref is a resolved handle to one incarnation of an agent. Sending through
+// a Ref does no registry lookup. A Ref to an agent that has terminated stays
+// safe to use: its sends fail with ErrTerminated or are dead-lettered. The
+// zero Ref refers to no agent. Refs are comparable and safe to share between
+// goroutines.
+type Ref struct {
+	a   *agent
+	gen uint32
+}
+
+// IsZero reports whether r refers to no agent.
+func (r Ref) IsZero() bool { return r.a == nil }
+
+// ID returns the agent's ID (the zero AgentID for the zero Ref).
+func (r Ref) ID() AgentID {
+	if r.a == nil {
+		return AgentID{}
+	}
+	return r.a.id
+}
+
+// State returns the lifecycle state of the agent this Ref refers to. An
+// agent recycled by a pool reports Terminated to its old Refs.
+func (r Ref) State() lifecycle.State {
+	if r.a == nil || r.a.gen.Load() != r.gen {
+		return lifecycle.Terminated
+	}
+	return r.a.lc.State()
+}
+
+// Send delivers payload to the agent from outside the engine. It is safe
+// from any goroutine. Inside a handler use Context.Send, which skips the
+// inbox when both agents share a loop.
+func (r Ref) Send(payload []byte) error {
+	if r.a == nil {
+		return ErrUnknownAgent
+	}
+	return r.a.e.sendExternal(r, Message{Payload: payload})
+}
+
+// agent is the engine's record of one agent. Fields marked "loop" are owned
+// by the agent's loop goroutine and read or written only there.
+type agent struct {
+	lc   lifecycle.Machine // atomic; readable from anywhere
+	gen  atomic.Uint32     // incarnation; bumped when a pooled agent is reused
+	id   AgentID
+	e    *Engine
+	typ  *agentType
+	loop *loop
+	impl Agent // loop
+
+	mb ring.Deque[Message] // loop: the mailbox, allocated on first message
+
+	// remote counts messages accepted from other goroutines for a Reject or
+	// Block mailbox and not yet moved from the inbox to mb; depth publishes
+	// mb.Len() for those senders. Only bounded-by-sender policies use them.
+	remote atomic.Int64
+	depth  atomic.Int64
+
+	// stopReq is set once by the first Terminate call; later calls see it.
+	stopReq atomic.Bool
+
+	scheduled   bool  // loop: in the runnable queue
+	terminating bool  // loop: the loop has processed the terminate request
+	drainOnStop bool  // loop: deliver the mailbox before terminating
+	restarts    int32 // loop: restarts in the current window
+	windowStart int64 // loop: unix nanos when the restart window opened
+	tc          *typeCounters
+}
+
+func (a *agent) ref() Ref { return Ref{a: a, gen: a.gen.Load()} }

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// Context is an agent's handle on the engine while one of its handlers or
+// hooks runs. It belongs to the agent's loop and is reused for every call:
+// it is valid only until the handler returns, and must not be kept or
+// shared with other goroutines.
+type Context struct {
+	l *loop
+	a *agent
+}
+
+// Self returns a Ref to the running agent.
+func (c *Context) Self() Ref { return c.a.ref() }
+
+// ID returns the running agent's ID.
+func (c *Context) ID() AgentID { return c.a.id }
+
+// Engine returns the engine the agent runs in.
+func (c *Context) Engine() *Engine { return c.l.e }
+
+// Loop returns the index of the loop the agent runs on.
+func (c *Context) Loop() int { return c.l.idx }
+
+// Send delivers payload to the agent to. When to lives on the same loop the
+// message goes straight into its mailbox (no atomics, no allocation);
+// otherwise it goes through the target loop's inbox. Messages between two
+// agents arrive in the order they were sent.
+//
+// Errors: ErrUnknownAgent for the zero Ref, ErrTerminated when the target
+// has terminated, ErrMailboxFull when a Reject or Block mailbox is full.
+// A DropNewest or DropOldest mailbox accepts the message and dead-letters
+// what does not fit.
+func (c *Context) Send(to Ref, payload []byte) error {
+	return c.send(to, Message{Payload: payload, Sender: c.a.ref()})
+}
+
+// SendID is Send by ID: it looks the agent up (spawning it when its type is
+// registered and it does not exist) and sends. Prefer Send with a Ref kept
+// from an earlier lookup on hot paths.
+func (c *Context) SendID(id AgentID, payload []byte) error {
+	r, err := c.l.e.resolve(id)
+	if err != nil {
+		return err
+	}
+	return c.Send(r, payload)
+}
+
+func (c *Context) send(to Ref, m Message) error {
+	a := to.a
+	if a == nil {
+		return ErrUnknownAgent
+	}
+	pol := a.typ.cfg.overflow
+	if a.loop == c.l {
+		if a.gen.Load() != to.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
+			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+		}
+		if (pol == Reject || pol == Block) && a.mb.Len()+int(a.remote.Load()) >= a.typ.cfg.capacity {
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
+		}
+		c.l.enqueue(a, to.gen, &m)
+		return nil
+	}
+	if a.gen.Load() != to.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+	}
+	if pol == Reject || pol == Block {
+		if a.remote.Add(1)+a.depth.Load() > int64(a.typ.cfg.capacity) {
+			a.remote.Add(-1)
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
+		}
+	}
+	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
+	return nil
+}
+
+// Terminate ends the running agent after the current handler returns and
+// its already-queued messages are handled.
+func (c *Context) Terminate() {
+	a := c.a
+	if a.stopReq.CompareAndSwap(false, true) {
+		c.l.terminate(a, a.gen.Load())
+	}
+}
+
+// After delivers payload to the running agent once, d from now, as a
+// Message with an empty Topic and zero Sender. The Timer can cancel it.
+func (c *Context) After(d time.Duration, payload []byte) (Timer, error) {
+	if d <= 0 {
+		return Timer{}, fmt.Errorf("%w: After(%v)", ErrInvalidDuration, d)
+	}
+	return c.l.addTimer(c.a, d, 0, payload), nil
+}
+
+// Every delivers payload to the running agent every d, the first time d
+// from now, until the Timer is stopped or the agent terminates. Ticks do
+// not drift: each due time is the previous due time plus d, and ticks
+// missed while the loop was busy are skipped, not bunched.
+func (c *Context) Every(d time.Duration, payload []byte) (Timer, error) {
+	if d <= 0 {
+		return Timer{}, fmt.Errorf("%w: Every(%v)", ErrInvalidDuration, d)
+	}
+	return c.l.addTimer(c.a, d, d, payload), nil
+}

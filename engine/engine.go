@@ -1,0 +1,491 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// Engine states.
+const (
+	stateCreated int32 = iota
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+// Engine runs agents on a fixed set of event loops. Create one with New,
+// register agent types, Start it, and Stop it when done.
+//
+// Concurrency-safe: every exported method. Agent code runs only on loops.
+type Engine struct {
+	cfg   config
+	loops []*loop
+
+	mu      sync.Mutex            // guards types (writes), state transitions
+	types   atomic.Pointer[types] // copy-on-write: lookups take no lock
+	nextTyp int
+
+	registry registry
+
+	state    atomic.Int32
+	stopping atomic.Bool // set once Stop begins; loops drop timers, refuse spawns
+	stopCh   chan struct{}
+	idleCh   chan struct{}
+
+	stopOnce sync.Once
+	stopDone chan struct{}
+	stopErr  error
+
+	loopsWG    sync.WaitGroup
+	shutdownWG sync.WaitGroup
+
+	plugins atomic.Pointer[pluginSet]
+
+	deadLetters atomic.Uint64
+	panics      atomic.Uint64
+	stopDropped atomic.Int64
+
+	now func() int64
+}
+
+type types map[string]*agentType
+
+// agentType is a registered type: how to make its agents and how they behave.
+type agentType struct {
+	name     string
+	idx      int
+	factory  func() Agent
+	cfg      typeConfig
+	restarts restartPolicy
+	labelCtx context.Context // pprof labels, built once
+	perLoop  []*typeCounters // indexed by loop
+}
+
+func (t *agentType) newInstance(old Agent) Agent {
+	if t.cfg.pooled {
+		if r, ok := old.(Resetter); ok {
+			r.Reset()
+			return old
+		}
+	}
+	return t.factory()
+}
+
+// New returns an engine that is not started yet. It starts no goroutine;
+// Start does.
+func New(opts ...Option) (*Engine, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	e := &Engine{
+		cfg:      cfg,
+		stopCh:   make(chan struct{}),
+		idleCh:   make(chan struct{}, 1),
+		stopDone: make(chan struct{}),
+		now:      func() int64 { return time.Now().UnixNano() },
+	}
+	e.types.Store(&types{})
+	e.plugins.Store(&pluginSet{})
+	e.registry.init()
+	e.loops = make([]*loop, cfg.loops)
+	for i := range e.loops {
+		e.loops[i] = newLoop(e, i)
+	}
+	return e, nil
+}
+
+// Loops returns the number of event loops.
+func (e *Engine) Loops() int { return len(e.loops) }
+
+// Register adds an agent type: factory makes a new agent value each time an
+// agent of this type is spawned (or restarted). Types may be registered
+// before or after Start. Concurrency-safe.
+func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOption) error {
+	if name == "" || len(name) > MaxIDLen {
+		return fmt.Errorf("%w: type name %q", ErrInvalidID, name)
+	}
+	if factory == nil {
+		return fmt.Errorf("%w: type %q", ErrNilFactory, name)
+	}
+	tc := typeConfig{priority: 50, capacity: DefaultMailboxSize, overflow: DropNewest}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.applyType(&tc); err != nil {
+			return fmt.Errorf("register %q: %w", name, err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state.Load() >= stateStopping {
+		return fmt.Errorf("%w: register %q", ErrStopped, name)
+	}
+	old := *e.types.Load()
+	if _, dup := old[name]; dup {
+		return fmt.Errorf("%w: %q", ErrDuplicateType, name)
+	}
+	t := &agentType{
+		name:     name,
+		idx:      e.nextTyp,
+		factory:  factory,
+		cfg:      tc,
+		restarts: e.cfg.restarts,
+		labelCtx: pprof.WithLabels(context.Background(), pprof.Labels(LabelAgentType, name)),
+		perLoop:  make([]*typeCounters, len(e.loops)),
+	}
+	if tc.hasRest {
+		t.restarts = tc.restarts
+	}
+	for i := range t.perLoop {
+		t.perLoop[i] = &typeCounters{typ: t}
+	}
+	e.nextTyp++
+	next := make(types, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[name] = t
+	e.types.Store(&next)
+	return nil
+}
+
+// LabelAgentType is the pprof label key under which loops tag the work of
+// each agent type while a profiler asks for labels.
+const LabelAgentType = "agent_type"
+
+func (e *Engine) lookupType(name string) (*agentType, error) {
+	t := (*e.types.Load())[name]
+	if t == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownType, name)
+	}
+	return t, nil
+}
+
+// Start starts the loops. Agents spawned before Start are initialised and
+// messages sent to them before Start are delivered, in order, once it runs.
+// Start is a no-op if already started; it returns ErrStopped after Stop.
+func (e *Engine) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state.Load() {
+	case stateRunning:
+		return nil
+	case stateStopping, stateStopped:
+		return ErrStopped
+	}
+	e.state.Store(stateRunning)
+	for _, l := range e.loops {
+		l.startWheel()
+		l.spillMu.Lock()
+		spill := l.spill
+		l.spill = nil
+		l.spillOpen.Store(false)
+		l.spillMu.Unlock()
+		e.loopsWG.Add(1)
+		go l.run(spill)
+	}
+	return nil
+}
+
+// Spawn creates the agent id and returns its Ref. The agent's Init runs on
+// its loop shortly after (or at Start); messages sent before then wait in
+// its mailbox. Spawning an ID that is alive returns its Ref and an error
+// wrapping ErrAgentExists. Concurrency-safe.
+func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	sc := spawnConfig{loop: -1}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.applySpawn(&sc); err != nil {
+			return Ref{}, err
+		}
+	}
+	if sc.loop >= len(e.loops) {
+		return Ref{}, fmt.Errorf("%w: OnLoop(%d) with %d loops", ErrInvalidOption, sc.loop, len(e.loops))
+	}
+	t, err := e.lookupType(id.Type)
+	if err != nil {
+		return Ref{}, err
+	}
+	a, created, err := e.getOrSpawn(id, t, sc.loop)
+	if err != nil {
+		return Ref{}, err
+	}
+	if !created {
+		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
+	}
+	return a.ref(), nil
+}
+
+// getOrSpawn returns the live agent id, creating it when absent.
+func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool, error) {
+	h := id.hash()
+	if a := e.registry.get(id, h); a != nil {
+		return a, false, nil
+	}
+	if e.stopping.Load() {
+		return nil, false, fmt.Errorf("%w: spawn %s", ErrStopped, id)
+	}
+	if loopIdx < 0 {
+		loopIdx = int(h % uint64(len(e.loops)))
+	}
+	l := e.loops[loopIdx]
+	a := &agent{id: id, e: e, typ: t, loop: l, tc: t.perLoop[loopIdx]}
+	a.impl = t.factory()
+	if a.impl == nil {
+		return nil, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
+	}
+	actual, created := e.registry.putIfAbsent(id, h, a)
+	if !created {
+		return actual, false, nil
+	}
+	e.transition(a, lifecycle.Initializing)
+	l.post(&envelope{a: a, gen: a.gen.Load(), op: opInit})
+	return a, true, nil
+}
+
+// Lookup returns the Ref of a live agent.
+func (e *Engine) Lookup(id AgentID) (Ref, error) {
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	a := e.registry.get(id, id.hash())
+	if a == nil {
+		return Ref{}, fmt.Errorf("%w: %s", ErrUnknownAgent, id)
+	}
+	return a.ref(), nil
+}
+
+// Send delivers payload to the agent id from outside the engine, spawning
+// it first when its type is registered and it does not exist (a virtual
+// actor). Concurrency-safe. The payload is not copied: do not modify it
+// after Send.
+func (e *Engine) Send(id AgentID, payload []byte) error {
+	r, err := e.resolve(id)
+	if err != nil {
+		return err
+	}
+	return e.sendExternal(r, Message{Payload: payload})
+}
+
+// resolve finds or lazily spawns id.
+func (e *Engine) resolve(id AgentID) (Ref, error) {
+	h := id.hash()
+	if a := e.registry.get(id, h); a != nil {
+		return a.ref(), nil
+	}
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	t, err := e.lookupType(id.Type)
+	if err != nil {
+		return Ref{}, err
+	}
+	a, _, err := e.getOrSpawn(id, t, -1)
+	if err != nil {
+		return Ref{}, err
+	}
+	return a.ref(), nil
+}
+
+// sendExternal is the path of every send from a goroutine outside the
+// loops: checks, mailbox reservation for Reject/Block, then the inbox.
+func (e *Engine) sendExternal(r Ref, m Message) error {
+	if e.state.Load() >= stateStopping {
+		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.id)
+	}
+	a := r.a
+	if a.gen.Load() != r.gen || a.stopReq.Load() {
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+	}
+	if p := a.typ.cfg.overflow; p == Reject || p == Block {
+		if err := e.reserve(a, p); err != nil {
+			return err
+		}
+	}
+	a.loop.post(&envelope{a: a, gen: r.gen, op: opMsg, msg: m})
+	return nil
+}
+
+// reserve takes a place in a Reject or Block mailbox for an outside sender,
+// waiting for room with Block.
+func (e *Engine) reserve(a *agent, p Overflow) error {
+	capacity := int64(a.typ.cfg.capacity)
+	for {
+		if a.remote.Add(1)+a.depth.Load() <= capacity {
+			return nil
+		}
+		a.remote.Add(-1)
+		if p == Reject {
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, capacity)
+		}
+		l := a.loop
+		l.spaceMu.Lock()
+		ch := l.spaceCh
+		l.spaceMu.Unlock()
+		l.spaceWaiters.Add(1)
+		full := a.remote.Load()+a.depth.Load() >= capacity
+		if full {
+			select {
+			case <-ch:
+			case <-e.stopCh:
+			}
+		}
+		l.spaceWaiters.Add(-1)
+		if e.state.Load() >= stateStopping {
+			return fmt.Errorf("%w: send to %s", ErrStopped, a.id)
+		}
+		if a.lc.State() == lifecycle.Terminated {
+			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+		}
+	}
+}
+
+// State returns the lifecycle state of the agent id.
+func (e *Engine) State(id AgentID) (lifecycle.State, error) {
+	r, err := e.Lookup(id)
+	if err != nil {
+		return 0, err
+	}
+	return r.State(), nil
+}
+
+// Pause stops delivery to the agent from its next turn on; messages keep
+// queueing in its mailbox (subject to its bound). Its OnPause hook runs on
+// its loop. Pausing an agent that is not Running is an error naming both
+// states.
+func (e *Engine) Pause(id AgentID) error {
+	a, err := e.liveAgent(id)
+	if err != nil {
+		return err
+	}
+	if err := e.transitionFrom(a, lifecycle.Running, lifecycle.Paused); err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	a.loop.post(&envelope{a: a, gen: a.gen.Load(), op: opPaused})
+	return nil
+}
+
+// Resume returns a paused agent to Running; its OnResume hook runs and its
+// queued messages are delivered.
+func (e *Engine) Resume(id AgentID) error {
+	a, err := e.liveAgent(id)
+	if err != nil {
+		return err
+	}
+	if err := e.transitionFrom(a, lifecycle.Paused, lifecycle.Running); err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	a.loop.post(&envelope{a: a, gen: a.gen.Load(), op: opResumed})
+	return nil
+}
+
+// Terminate ends the agent: a running agent first handles what is already
+// in its mailbox, then OnTerminate runs and it leaves the registry. A
+// paused agent's queued messages are dead-lettered. Terminating an agent
+// that is already terminating is a no-op.
+func (e *Engine) Terminate(id AgentID) error {
+	a, err := e.liveAgent(id)
+	if err != nil {
+		return err
+	}
+	if a.stopReq.CompareAndSwap(false, true) {
+		a.loop.post(&envelope{a: a, gen: a.gen.Load(), op: opTerminate})
+	}
+	return nil
+}
+
+func (e *Engine) liveAgent(id AgentID) (*agent, error) {
+	if err := id.Validate(); err != nil {
+		return nil, err
+	}
+	if e.state.Load() >= stateStopping {
+		return nil, fmt.Errorf("%w: %s", ErrStopped, id)
+	}
+	a := e.registry.get(id, id.hash())
+	if a == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownAgent, id)
+	}
+	return a, nil
+}
+
+// transition moves a to `to` and tells the plugins. Used for moves whose
+// legality the engine guarantees.
+func (e *Engine) transition(a *agent, to lifecycle.State) {
+	from, err := a.lc.To(to)
+	if err != nil {
+		return
+	}
+	e.notifyTransition(a, from, to)
+}
+
+func (e *Engine) transitionFrom(a *agent, from, to lifecycle.State) error {
+	if err := a.lc.Transition(from, to); err != nil {
+		return err
+	}
+	e.notifyTransition(a, from, to)
+	return nil
+}
+
+func (e *Engine) notifyTransition(a *agent, from, to lifecycle.State) {
+	if ps := e.plugins.Load().onTransition; ps != nil {
+		for _, p := range ps {
+			e.safePlugin(func() { p.OnTransition(a.id, from, to) })
+		}
+	}
+}
+
+func (e *Engine) reportPanic(pe *PanicError) {
+	e.panics.Add(1)
+	if ps := e.plugins.Load().onPanic; ps != nil {
+		for _, p := range ps {
+			e.safePlugin(func() { p.OnPanic(pe.ID, pe.Value, pe.Stack) })
+		}
+	}
+}
+
+// deadLetterAsync records a dead letter from outside a loop (after Stop).
+func (e *Engine) deadLetterAsync(a *agent, m Message, reason error) {
+	e.deadLetters.Add(1)
+	if ps := e.plugins.Load().onDeadLetter; ps != nil {
+		d := DeadLetter{To: a.id, Message: m, Reason: reason}
+		for _, p := range ps {
+			e.safePlugin(func() { p.OnDeadLetter(d) })
+		}
+	}
+}
+
+// safePlugin runs a plugin callback; a panicking plugin is counted and
+// otherwise ignored so it can never take a loop down.
+func (e *Engine) safePlugin(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.panics.Add(1)
+		}
+	}()
+	f()
+}
+
+func (e *Engine) signalIdle() {
+	select {
+	case e.idleCh <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by the engine. Compare with errors.Is: most are returned
+// wrapped with the offending value.
+var (
+	// ErrInvalidID occurs when an AgentID has an empty or over-long type or key.
+	ErrInvalidID = errors.New("engine: invalid agent id")
+	// ErrNilFactory occurs when Register is given a nil factory.
+	ErrNilFactory = errors.New("engine: nil agent factory")
+	// ErrDuplicateType occurs when a type name is registered twice.
+	ErrDuplicateType = errors.New("engine: agent type already registered")
+	// ErrUnknownType occurs when an ID names a type that was never registered.
+	ErrUnknownType = errors.New("engine: unknown agent type")
+	// ErrUnknownAgent occurs when an operation names an agent that does not
+	// exist (never spawned, or terminated and gone from the registry).
+	ErrUnknownAgent = errors.New("engine: unknown agent")
+	// ErrAgentExists occurs when Spawn names an agent that is already alive.
+	ErrAgentExists = errors.New("engine: agent already exists")
+	// ErrTerminated occurs when a message is sent to an agent that has
+	// terminated or is terminating; it is also the dead-letter reason for
+	// messages left in a terminated agent's mailbox.
+	ErrTerminated = errors.New("engine: agent terminated")
+	// ErrMailboxFull occurs when a mailbox with the Reject policy is full, or
+	// with Block for a sender inside the engine (loops never block). It is the
+	// dead-letter reason of messages dropped by DropNewest and DropOldest.
+	ErrMailboxFull = errors.New("engine: mailbox full")
+	// ErrInvalidDuration occurs when a timer is given a zero or negative duration.
+	ErrInvalidDuration = errors.New("engine: invalid duration")
+	// ErrInvalidOption occurs when an option is given an out-of-range value.
+	ErrInvalidOption = errors.New("engine: invalid option")
+	// ErrStopped occurs when the engine is asked to do new work after Stop.
+	ErrStopped = errors.New("engine: stopped")
+	// ErrInitFailed is the reason an agent terminated because its Init hook
+	// returned an error or panicked on its first run.
+	ErrInitFailed = errors.New("engine: agent init failed")
+	// ErrPanicked is the reason an agent terminated after exceeding its
+	// restart budget.
+	ErrPanicked = errors.New("engine: agent panicked")
+)
+
+// StopError is returned by Stop when its context ends before the engine has
+// drained: it carries ctx.Err() and what was still queued then.
+type StopError struct {
+	Err    error // ctx.Err()
+	Queued int   // messages dead-lettered instead of delivered
+	Agents int   // agents still alive when the deadline hit
+}
+
+func (e *StopError) Error() string {
+	return fmt.Sprintf("engine: stop: %v (dead-lettered %d queued messages, %d agents were alive)", e.Err, e.Queued, e.Agents)
+}
+
+// Unwrap returns ctx.Err(), so errors.Is(err, context.DeadlineExceeded) holds.
+func (e *StopError) Unwrap() error { return e.Err }
+
+// PanicError carries a value recovered from an agent's handler or hook.
+type PanicError struct {
+	ID    AgentID
+	Hook  string // "Receive", "Init", "OnPause", ...
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("engine: agent %s panicked in %s: %v", e.ID, e.Hook, e.Value)
+}
+
+// Unwrap makes errors.Is(err, ErrPanicked) hold.
+func (e *PanicError) Unwrap() error { return ErrPanicked }

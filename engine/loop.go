@@ -1,0 +1,807 @@
+package engine
+
+import (
+	"context"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/RussellLuo/timingwheel"
+
+	"github.com/agentloop/agentloop/internal/labels"
+	"github.com/agentloop/agentloop/internal/mpsc"
+	"github.com/agentloop/agentloop/internal/ring"
+	"github.com/agentloop/agentloop/internal/timerheap"
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// op is what an envelope asks its loop to do.
+type op uint8
+
+const (
+	opMsg       op = iota // deliver msg to a
+	opInit                // run a's Init and start it
+	opPaused              // run a's OnPause hook
+	opResumed             // run a's OnResume hook and reschedule it
+	opTerminate           // terminate a (after its queued messages)
+	opWheel               // the timing wheel bucket n fired
+	opShutdown            // engine stop: terminate every agent of the loop
+	opQuit                // leave the loop
+	opFunc                // run fn on the loop
+)
+
+// envelope is one unit of work in a loop's inbox or ready deque. It is a
+// plain value: posting it allocates nothing.
+type envelope struct {
+	a   *agent
+	gen uint32
+	op  op
+	msg Message
+	n   int64
+	fn  func()
+}
+
+// loop is one event loop: one goroutine that owns everything below and runs
+// every hook and handler of the agents placed on it. Other goroutines reach
+// it only through inbox (and the atomics marked as such).
+type loop struct {
+	e   *Engine
+	idx int
+
+	inbox *mpsc.Queue[envelope] // any goroutine pushes; the loop pops
+
+	// sleeping is 1 while the loop is parked or about to park. A producer
+	// that pushes and then sees 1 swaps it to 0 and sends one token on
+	// wakeCh; the loop sets it before its last emptiness check, so a push
+	// racing with parking is either seen by that check or wakes the loop.
+	sleeping atomic.Int32
+	wakeCh   chan struct{}
+	idle     atomic.Bool // parked with nothing pending (quiescence checks)
+
+	// spill holds work posted before Start, when no goroutine pops the
+	// inbox. Start hands it to the loop and closes it.
+	spillOpen atomic.Bool
+	spillMu   sync.Mutex
+	spill     []envelope
+
+	// sealed is set after the loop goroutine has exited; late producers
+	// then dead-letter what they pushed themselves (sweepMu serialises
+	// them as the inbox's single consumer).
+	sealed  atomic.Bool
+	sweepMu sync.Mutex
+
+	// Space notification for outside senders blocked on a full Block
+	// mailbox of this loop.
+	spaceWaiters atomic.Int32
+	spaceMu      sync.Mutex
+	spaceCh      chan struct{}
+
+	// Everything below is owned by the loop goroutine.
+	ready   ring.Deque[envelope]
+	runq    ring.Deque[*agent]
+	outbox  []ring.Deque[envelope] // per target loop: posts that found its inbox full
+	pending int                    // total envelopes in outbox
+	agents  map[*agent]struct{}
+	ctx     Context
+	dirty   []*typeCounters
+	label   *agentType // the type whose pprof labels are set, nil if none
+
+	timers   timerheap.Heap[*timer]
+	zombies  atomic.Int32 // stopped timers still in the heap
+	wheel    *timingwheel.TimingWheel
+	buckets  map[int64]*wheelBucket
+	parkT    *time.Timer
+	stopping bool // the engine is stopping: timers were dropped
+	shut     bool // shutdown ran: agents that still arrive are not started
+
+	// Published loop counters (written by the loop, read by Stats).
+	stats loopCounters
+}
+
+type loopCounters struct {
+	turns, parks, deadLetters atomic.Uint64
+	runnable, timers          atomic.Int64
+}
+
+func newLoop(e *Engine, idx int) *loop {
+	l := &loop{
+		e:       e,
+		idx:     idx,
+		inbox:   mpsc.New[envelope](e.cfg.inboxSize),
+		wakeCh:  make(chan struct{}, 1),
+		spaceCh: make(chan struct{}),
+		outbox:  make([]ring.Deque[envelope], e.cfg.loops),
+		agents:  make(map[*agent]struct{}),
+		buckets: make(map[int64]*wheelBucket),
+	}
+	l.spillOpen.Store(true)
+	l.ctx.l = l
+	return l
+}
+
+// ---- posting (any goroutine) ----
+
+// post hands env to the loop from a goroutine outside the engine. It waits
+// (spinning, then yielding, then sleeping briefly) while the inbox is full:
+// the inbox is the backpressure point of outside senders.
+func (l *loop) post(env *envelope) {
+	if l.spillOpen.Load() && l.trySpill(env) {
+		return
+	}
+	for i := 0; !l.inbox.TryPush(env); i++ {
+		if l.sealed.Load() {
+			l.sweep()
+			continue
+		}
+		backoff(i)
+	}
+	l.wake()
+	if l.sealed.Load() {
+		// The loop is gone; nobody else will pop what we pushed.
+		l.sweep()
+	}
+}
+
+// postFrom hands env to l from loop src. A loop never waits: when l's inbox
+// is full the envelope stays in src's outbox for l, and everything src posts
+// to l after it queues behind it, so order between two agents is kept.
+func (l *loop) postFrom(src *loop, env *envelope) {
+	ob := &src.outbox[l.idx]
+	if ob.Len() > 0 || !l.inbox.TryPush(env) {
+		ob.PushBack(*env)
+		src.pending++
+		return
+	}
+	l.wake()
+}
+
+func (l *loop) trySpill(env *envelope) bool {
+	l.spillMu.Lock()
+	defer l.spillMu.Unlock()
+	if !l.spillOpen.Load() {
+		return false
+	}
+	l.spill = append(l.spill, *env)
+	return true
+}
+
+func (l *loop) wake() {
+	if l.sleeping.Load() != 0 && l.sleeping.CompareAndSwap(1, 0) {
+		select {
+		case l.wakeCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func backoff(i int) {
+	switch {
+	case i < 16:
+		// spin
+	case i < 64:
+		runtime.Gosched()
+	default:
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+// sweep dead-letters what is left in the inbox of an exited loop.
+func (l *loop) sweep() {
+	l.sweepMu.Lock()
+	defer l.sweepMu.Unlock()
+	var env envelope
+	for l.inbox.Pending() {
+		if !l.inbox.Pop(&env) {
+			runtime.Gosched() // a producer is between reserving and writing
+			continue
+		}
+		switch env.op {
+		case opMsg:
+			l.e.deadLetterAsync(env.a, env.msg, ErrStopped)
+		case opInit:
+			l.e.transition(env.a, lifecycle.Terminated)
+			l.e.registry.remove(env.a)
+		}
+	}
+	l.inbox.Commit()
+}
+
+// ---- the loop goroutine ----
+
+func (l *loop) run(spill []envelope) {
+	defer l.e.loopsWG.Done()
+	defer l.stopWheel()
+	l.parkT = time.NewTimer(time.Hour)
+	l.parkT.Stop()
+	for i := range spill {
+		if l.dispatch(&spill[i]) {
+			return
+		}
+	}
+	for {
+		if l.turn() {
+			return
+		}
+		if !l.hasWork() {
+			l.park()
+		}
+	}
+}
+
+// turn runs one round of the loop and reports whether the loop must exit.
+func (l *loop) turn() (quit bool) {
+	l.stats.turns.Add(1)
+	if l.pending > 0 {
+		l.flushOutbox()
+	}
+	if quit = l.drainInbox(l.e.cfg.budget); quit {
+		return true
+	}
+	if l.timers.Len() > 0 {
+		l.fireTimers(l.e.now())
+	}
+	for l.ready.Len() > 0 {
+		env, _ := l.ready.PopFront()
+		l.dispatch(&env)
+	}
+	l.runAgents(l.e.cfg.budget)
+	l.publish()
+	return false
+}
+
+func (l *loop) hasWork() bool {
+	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Pending()
+}
+
+// park sleeps until a producer wakes the loop or the next timer is due.
+func (l *loop) park() {
+	l.sleeping.Store(1)
+	// Last check after announcing sleep: a push that happened before the
+	// store is seen here; one after it sees sleeping == 1 and wakes us.
+	if l.inbox.Pending() {
+		if !l.sleeping.CompareAndSwap(1, 0) {
+			// A producer already claimed the wake-up; eat its token so the
+			// next park does not return at once.
+			<-l.wakeCh
+		}
+		return
+	}
+	var timeout time.Duration = -1
+	if l.timers.Len() > 0 {
+		if e, ok := l.timers.Peek(); ok {
+			timeout = time.Duration(e.When - l.e.now())
+			if timeout <= 0 {
+				l.sleeping.Store(0)
+				return
+			}
+		}
+	}
+	if l.pending > 0 {
+		// Another loop's inbox was full; retry soon without spinning.
+		if timeout < 0 || timeout > 50*time.Microsecond {
+			timeout = 50 * time.Microsecond
+		}
+	} else {
+		l.idle.Store(true)
+		if l.e.stopping.Load() {
+			l.e.signalIdle()
+		}
+	}
+	l.stats.parks.Add(1)
+	if timeout < 0 {
+		<-l.wakeCh
+	} else {
+		l.parkT.Reset(timeout)
+		select {
+		case <-l.wakeCh:
+			if !l.parkT.Stop() {
+				select {
+				case <-l.parkT.C:
+				default:
+				}
+			}
+		case <-l.parkT.C:
+			if !l.sleeping.CompareAndSwap(1, 0) {
+				<-l.wakeCh
+			}
+		}
+	}
+	l.idle.Store(false)
+}
+
+func (l *loop) flushOutbox() {
+	for i := range l.outbox {
+		ob := &l.outbox[i]
+		if ob.Len() == 0 {
+			continue
+		}
+		dst := l.e.loops[i]
+		for ob.Len() > 0 {
+			if !dst.inbox.TryPush(ob.Front()) {
+				break
+			}
+			ob.PopFront()
+			l.pending--
+		}
+		dst.wake()
+	}
+}
+
+// drainInbox moves up to max envelopes from the inbox into mailboxes (or
+// runs them, for control work).
+func (l *loop) drainInbox(max int) (quit bool) {
+	var env envelope
+	for i := 0; i < max && l.inbox.Pop(&env); i++ {
+		if l.dispatch(&env) {
+			l.inbox.Commit()
+			return true
+		}
+	}
+	l.inbox.Commit()
+	return false
+}
+
+// dispatch handles one envelope on the loop; it reports whether to quit.
+func (l *loop) dispatch(env *envelope) bool {
+	switch env.op {
+	case opMsg:
+		a := env.a
+		if p := a.typ.cfg.overflow; p == Reject || p == Block {
+			a.remote.Add(-1)
+		}
+		l.enqueue(a, env.gen, &env.msg)
+	case opInit:
+		l.initAgent(env.a)
+	case opPaused:
+		a := env.a
+		if a.lc.State() == lifecycle.Paused {
+			l.callHook(a, "OnPause", hookPause)
+		}
+	case opResumed:
+		a := env.a
+		if a.lc.State() == lifecycle.Running {
+			l.callHook(a, "OnResume", hookResume)
+			l.schedule(a)
+		}
+	case opTerminate:
+		l.terminate(env.a, env.gen)
+	case opWheel:
+		l.wheelFired(env.n)
+	case opShutdown:
+		l.shutdown(env.n != 0)
+	case opQuit:
+		l.quit()
+		return true
+	case opFunc:
+		env.fn()
+	}
+	return false
+}
+
+// enqueue puts m into a's mailbox, applying the overflow policy, and makes
+// a runnable. It is the one door into a mailbox.
+func (l *loop) enqueue(a *agent, gen uint32, m *Message) {
+	if a.gen.Load() != gen || a.terminating || a.lc.State() == lifecycle.Terminated {
+		l.deadLetter(a, *m, ErrTerminated)
+		return
+	}
+	tc := a.tc
+	l.touch(tc)
+	tc.received++
+	if a.mb.Len() >= a.typ.cfg.capacity {
+		tc.dropped++
+		if a.typ.cfg.overflow == DropOldest {
+			old, _ := a.mb.PopFront()
+			tc.queued--
+			l.deadLetter(a, old, ErrMailboxFull)
+		} else {
+			l.deadLetter(a, *m, ErrMailboxFull)
+			return
+		}
+	}
+	a.mb.PushBack(*m)
+	tc.queued++
+	if !a.scheduled && a.lc.State() == lifecycle.Running {
+		a.scheduled = true
+		l.runq.PushBack(a)
+	}
+}
+
+func (l *loop) schedule(a *agent) {
+	if !a.scheduled && a.mb.Len() > 0 {
+		a.scheduled = true
+		l.runq.PushBack(a)
+	}
+}
+
+// runAgents gives runnable agents up to a quantum of messages each, round
+// robin, until budget messages have been handled or none is runnable.
+func (l *loop) runAgents(budget int) {
+	q := l.e.cfg.quantum
+	for budget > 0 {
+		a, ok := l.runq.PopFront()
+		if !ok {
+			break
+		}
+		a.scheduled = false
+		st := a.lc.State()
+		if st != lifecycle.Running && !(a.drainOnStop && st == lifecycle.Paused) {
+			continue // paused (or gone): messages wait in the mailbox
+		}
+		if labels.Enabled() {
+			l.setLabels(a.typ)
+		} else if l.label != nil {
+			l.clearLabels()
+		}
+		n := min(q, budget)
+		var done int
+		if l.e.plugins.Load().onMessage != nil {
+			done = l.runAgentObserved(a, n)
+		} else {
+			done = l.runAgent(a, n)
+		}
+		budget -= done
+		a.tc.processed += uint64(done)
+		a.tc.queued -= int64(done)
+		l.touch(a.tc)
+		if p := a.typ.cfg.overflow; p == Reject || p == Block {
+			a.depth.Store(int64(a.mb.Len()))
+		}
+		switch {
+		case a.mb.Len() > 0:
+			a.scheduled = true
+			l.runq.PushBack(a)
+		case a.terminating:
+			l.finalize(a, ErrTerminated)
+		}
+	}
+	if l.spaceWaiters.Load() > 0 {
+		l.signalSpace()
+	}
+}
+
+// runAgent delivers up to max messages to a. A panic in Receive is caught
+// here, once per batch rather than once per message: the panicking message
+// counts as delivered and the agent is restarted or terminated.
+func (l *loop) runAgent(a *agent, max int) (n int) {
+	c := &l.ctx
+	c.a = a
+	defer func() {
+		if r := recover(); r != nil {
+			l.recovered(a, "Receive", r, debug.Stack())
+		}
+		c.a = nil
+	}()
+	for n < max {
+		m, ok := a.mb.PopFront()
+		if !ok {
+			break
+		}
+		n++
+		a.impl.Receive(c, m)
+	}
+	return n
+}
+
+// runAgentObserved is runAgent with OnMessage plugins called before each
+// delivery; it is only used while such plugins are installed.
+func (l *loop) runAgentObserved(a *agent, max int) (n int) {
+	c := &l.ctx
+	c.a = a
+	defer func() {
+		if r := recover(); r != nil {
+			l.recovered(a, "Receive", r, debug.Stack())
+		}
+		c.a = nil
+	}()
+	obs := l.e.plugins.Load().onMessage
+	for n < max {
+		m, ok := a.mb.PopFront()
+		if !ok {
+			break
+		}
+		n++
+		for _, p := range obs {
+			p.OnMessage(a.id, m)
+		}
+		a.impl.Receive(c, m)
+	}
+	return n
+}
+
+func (l *loop) setLabels(t *agentType) {
+	if l.label != t {
+		pprof.SetGoroutineLabels(t.labelCtx)
+		l.label = t
+	}
+}
+
+func (l *loop) clearLabels() {
+	pprof.SetGoroutineLabels(context.Background())
+	l.label = nil
+}
+
+func (l *loop) signalSpace() {
+	l.spaceMu.Lock()
+	close(l.spaceCh)
+	l.spaceCh = make(chan struct{})
+	l.spaceMu.Unlock()
+}
+
+// publish copies the loop-owned counters that changed this turn into their
+// atomic mirrors, once per turn rather than once per message.
+func (l *loop) publish() {
+	for _, tc := range l.dirty {
+		tc.publish()
+	}
+	clear(l.dirty)
+	l.dirty = l.dirty[:0]
+	l.stats.runnable.Store(int64(l.runq.Len()))
+	l.stats.timers.Store(int64(l.timers.Len()))
+}
+
+func (l *loop) touch(tc *typeCounters) {
+	if !tc.dirty {
+		tc.dirty = true
+		l.dirty = append(l.dirty, tc)
+	}
+}
+
+// ---- lifecycle work on the loop ----
+
+func (l *loop) initAgent(a *agent) {
+	if a.lc.State() != lifecycle.Initializing {
+		return // terminated before it could start
+	}
+	if l.shut {
+		l.finalize(a, ErrStopped)
+		return
+	}
+	l.agents[a] = struct{}{}
+	if err := l.callInit(a); err != nil {
+		l.finalize(a, err)
+		return
+	}
+	l.e.transition(a, lifecycle.Ready)
+	l.e.transition(a, lifecycle.Running)
+	if a.terminating {
+		if a.mb.Len() == 0 {
+			l.finalize(a, ErrTerminated)
+			return
+		}
+	}
+	l.schedule(a)
+}
+
+// callInit runs Init, converting a panic into an error.
+func (l *loop) callInit(a *agent) (err error) {
+	in, ok := a.impl.(Initializer)
+	if !ok {
+		return nil
+	}
+	c := &l.ctx
+	prev := c.a
+	c.a = a
+	defer func() {
+		c.a = prev
+		if r := recover(); r != nil {
+			pe := &PanicError{ID: a.id, Hook: "Init", Value: r, Stack: debug.Stack()}
+			l.e.reportPanic(pe)
+			err = pe
+		}
+	}()
+	if err = in.Init(c); err != nil {
+		return &initError{id: a.id, err: err}
+	}
+	return nil
+}
+
+type hookKind uint8
+
+const (
+	hookPause hookKind = iota
+	hookResume
+	hookTerminate
+)
+
+// callHook runs an optional hook; a panic is reported and otherwise
+// ignored (a panicking hook does not restart the agent).
+func (l *loop) callHook(a *agent, name string, k hookKind) {
+	c := &l.ctx
+	prev := c.a
+	c.a = a
+	defer func() {
+		c.a = prev
+		if r := recover(); r != nil {
+			l.e.reportPanic(&PanicError{ID: a.id, Hook: name, Value: r, Stack: debug.Stack()})
+		}
+	}()
+	switch k {
+	case hookPause:
+		if h, ok := a.impl.(Pauser); ok {
+			h.OnPause(c)
+		}
+	case hookResume:
+		if h, ok := a.impl.(Resumer); ok {
+			h.OnResume(c)
+		}
+	case hookTerminate:
+		if h, ok := a.impl.(Terminator); ok {
+			h.OnTerminate(c)
+		}
+	}
+}
+
+// recovered handles a panic from Receive: report it, then restart the agent
+// (a fresh instance from its factory, Init again, mailbox kept) unless its
+// restart budget for the window is spent, in which case it terminates.
+func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
+	pe := &PanicError{ID: a.id, Hook: hook, Value: v, Stack: stack}
+	l.e.reportPanic(pe)
+	if a.terminating && a.drainOnStop {
+		// Already on its way out: keep draining, never restart.
+		return
+	}
+	pol := a.typ.restarts
+	now := l.e.now()
+	if now-a.windowStart > int64(pol.window) {
+		a.windowStart, a.restarts = now, 0
+	}
+	if int(a.restarts) >= pol.max {
+		l.finalize(a, pe)
+		return
+	}
+	a.restarts++
+	a.tc.restarts++
+	l.touch(a.tc)
+	a.impl = a.typ.newInstance(a.impl)
+	if err := l.callInit(a); err != nil {
+		l.finalize(a, err)
+	}
+}
+
+// terminate handles a Terminate request: queued messages are delivered
+// first when the agent is running; a paused or unstarted agent's mailbox is
+// dead-lettered.
+func (l *loop) terminate(a *agent, gen uint32) {
+	if a.gen.Load() != gen || a.terminating {
+		return
+	}
+	a.terminating = true
+	switch a.lc.State() {
+	case lifecycle.Running:
+		a.drainOnStop = true
+		if a.mb.Len() == 0 {
+			l.finalize(a, ErrTerminated)
+		} else {
+			l.schedule(a)
+		}
+	case lifecycle.Initializing, lifecycle.Ready:
+		// Init has not run yet: initAgent will see terminating.
+		if _, started := l.agents[a]; started {
+			l.finalize(a, ErrTerminated)
+		}
+	default:
+		l.finalize(a, ErrTerminated)
+	}
+}
+
+// finalize ends an agent's incarnation: OnTerminate (once, if it started),
+// dead letters for whatever is still queued, the Terminated state, and
+// removal from the registry.
+func (l *loop) finalize(a *agent, reason error) {
+	st := a.lc.State()
+	if st == lifecycle.Terminated {
+		return
+	}
+	a.terminating = true
+	if st == lifecycle.Running || st == lifecycle.Paused {
+		l.callHook(a, "OnTerminate", hookTerminate)
+	}
+	dlReason := ErrTerminated
+	if reason != nil && reason != ErrTerminated {
+		dlReason = reason
+	}
+	for {
+		m, ok := a.mb.PopFront()
+		if !ok {
+			break
+		}
+		a.tc.queued--
+		l.deadLetter(a, m, dlReason)
+	}
+	l.touch(a.tc)
+	a.mb.Release()
+	l.e.transition(a, lifecycle.Terminated)
+	delete(l.agents, a)
+	l.e.registry.remove(a)
+	if a.typ.cfg.overflow == Block {
+		l.signalSpace()
+	}
+}
+
+// shutdown terminates every agent of the loop for Stop. Graceful: deliver
+// every queued message (paused agents included) first. Immediate: dead-
+// letter them. OnTerminate runs once either way.
+func (l *loop) shutdown(immediate bool) {
+	l.shut = true
+	l.dropTimers()
+	for a := range l.agents {
+		if a.lc.State() == lifecycle.Terminated {
+			continue
+		}
+		a.terminating = true
+		if immediate || a.mb.Len() == 0 {
+			if n := a.mb.Len(); n > 0 {
+				l.e.stopDropped.Add(int64(n))
+			}
+			l.finalize(a, ErrStopped)
+			continue
+		}
+		a.drainOnStop = true
+		l.schedule(a)
+	}
+	// Drain what shutdown scheduled; runAgents finalizes each agent when
+	// its mailbox empties.
+	for l.runq.Len() > 0 {
+		l.runAgents(l.e.cfg.budget)
+	}
+	for a := range l.agents { // agents that were Initializing
+		l.finalize(a, ErrStopped)
+	}
+	l.publish()
+	l.e.shutdownWG.Done()
+}
+
+// quit dead-letters whatever is still in the inbox or outbox; after it the
+// loop goroutine exits and late producers sweep for themselves.
+func (l *loop) quit() {
+	var env envelope
+	for l.inbox.Pop(&env) {
+		switch env.op {
+		case opMsg:
+			l.deadLetter(env.a, env.msg, ErrStopped)
+		case opInit:
+			l.finalize(env.a, ErrStopped)
+		}
+	}
+	l.inbox.Commit()
+	for i := range l.outbox {
+		for {
+			env, ok := l.outbox[i].PopFront()
+			if !ok {
+				break
+			}
+			if env.op == opMsg {
+				l.deadLetter(env.a, env.msg, ErrStopped)
+			}
+		}
+	}
+	l.pending = 0
+	l.publish()
+}
+
+// deadLetter records an undeliverable message on the loop.
+func (l *loop) deadLetter(a *agent, m Message, reason error) {
+	l.stats.deadLetters.Add(1)
+	l.e.deadLetters.Add(1)
+	if ps := l.e.plugins.Load().onDeadLetter; ps != nil {
+		d := DeadLetter{To: a.id, Message: m, Reason: reason}
+		for _, p := range ps {
+			l.e.safePlugin(func() { p.OnDeadLetter(d) })
+		}
+	}
+}
+
+type initError struct {
+	id  AgentID
+	err error
+}
+
+func (e *initError) Error() string { return "engine: init " + e.id.String() + ": " + e.err.Error() }
+func (e *initError) Unwrap() []error {
+	return []error{ErrInitFailed, e.err}
+}

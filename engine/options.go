@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Option configures an Engine. Options are checked once by New, which
+// returns an error for an out-of-range value instead of panicking.
+type Option interface{ apply(*config) error }
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+type config struct {
+	loops     int
+	inboxSize int
+	quantum   int // messages per agent per turn
+	budget    int // messages per loop per turn before the inbox is drained again
+	tick      time.Duration
+	restarts  restartPolicy
+}
+
+func defaultConfig() config {
+	return config{
+		loops:     runtime.GOMAXPROCS(0),
+		inboxSize: 1 << 13,
+		quantum:   64,
+		budget:    1024,
+		tick:      time.Millisecond,
+		restarts:  restartPolicy{max: 3, window: 10 * time.Second},
+	}
+}
+
+// WithLoops sets the number of event loops (goroutines that run agents).
+// The default is GOMAXPROCS.
+func WithLoops(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 || n > 1024 {
+			return fmt.Errorf("%w: WithLoops(%d): want 1..1024", ErrInvalidOption, n)
+		}
+		c.loops = n
+		return nil
+	})
+}
+
+// WithInboxSize sets the capacity of each loop's inbox, the bounded queue
+// that carries work from other goroutines. It is rounded up to a power of
+// two. A full inbox makes outside senders wait (backpressure) and makes
+// other loops keep the overflow locally; it never loses a message.
+// The default is 8192.
+func WithInboxSize(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 2 || n > 1<<24 {
+			return fmt.Errorf("%w: WithInboxSize(%d): want 2..%d", ErrInvalidOption, n, 1<<24)
+		}
+		c.inboxSize = n
+		return nil
+	})
+}
+
+// WithQuantum sets how many messages an agent may handle in one turn before
+// the loop moves on to the next runnable agent. The default is 64.
+func WithQuantum(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithQuantum(%d): want ≥ 1", ErrInvalidOption, n)
+		}
+		c.quantum = n
+		return nil
+	})
+}
+
+// WithTimerTick sets the tick of each loop's timing wheel (default 1ms).
+// Timers never fire early; the tick only bounds how coarse timers are
+// grouped.
+func WithTimerTick(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d < time.Millisecond {
+			return fmt.Errorf("%w: WithTimerTick(%v): want ≥ 1ms", ErrInvalidOption, d)
+		}
+		c.tick = d
+		return nil
+	})
+}
+
+// WithDefaultRestarts sets the restart budget for types registered without
+// WithRestarts: at most max restarts within window, then the agent is
+// terminated. The default is 3 restarts in 10 seconds.
+func WithDefaultRestarts(max int, window time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		p, err := newRestartPolicy(max, window)
+		c.restarts = p
+		return err
+	})
+}
+
+// Overflow is what a full mailbox does with a new message.
+type Overflow uint8
+
+const (
+	// DropNewest dead-letters the message that does not fit.
+	DropNewest Overflow = iota
+	// DropOldest dead-letters the oldest queued message to make room.
+	DropOldest
+	// Reject returns ErrMailboxFull to the sender.
+	Reject
+	// Block makes a sender outside the engine wait for room. Senders inside
+	// the engine (handlers) get ErrMailboxFull instead: a loop never blocks.
+	Block
+)
+
+func (o Overflow) String() string {
+	switch o {
+	case DropNewest:
+		return "DropNewest"
+	case DropOldest:
+		return "DropOldest"
+	case Reject:
+		return "Reject"
+	case Block:
+		return "Block"
+	}
+	return fmt.Sprintf("Overflow(%d)", uint8(o))
+}
+
+// RegisterOption configures an agent type.
+type RegisterOption interface{ applyType(*typeConfig) error }
+
+type typeOptionFunc func(*typeConfig) error
+
+func (f typeOptionFunc) applyType(c *typeConfig) error { return f(c) }
+
+type typeConfig struct {
+	priority int
+	capacity int
+	overflow Overflow
+	pooled   bool
+	restarts restartPolicy
+	hasRest  bool
+}
+
+// DefaultMailboxSize is the bound of a mailbox registered without WithMailbox.
+const DefaultMailboxSize = 4096
+
+// WithPriority sets the type's priority, 0 (lowest) to 100. The default is 50.
+func WithPriority(p int) RegisterOption {
+	return typeOptionFunc(func(c *typeConfig) error {
+		if p < 0 || p > 100 {
+			return fmt.Errorf("%w: WithPriority(%d): want 0..100", ErrInvalidOption, p)
+		}
+		c.priority = p
+		return nil
+	})
+}
+
+// WithMailbox bounds each agent's mailbox to capacity messages and sets what
+// happens when it is full. The default is DefaultMailboxSize with DropNewest.
+func WithMailbox(capacity int, policy Overflow) RegisterOption {
+	return typeOptionFunc(func(c *typeConfig) error {
+		if capacity < 1 || capacity > 1<<30 {
+			return fmt.Errorf("%w: WithMailbox(%d): want 1..%d", ErrInvalidOption, capacity, 1<<30)
+		}
+		if policy > Block {
+			return fmt.Errorf("%w: WithMailbox: unknown policy %v", ErrInvalidOption, policy)
+		}
+		c.capacity, c.overflow = capacity, policy
+		return nil
+	})
+}
+
+// WithRestarts sets how often an agent of this type may be restarted after a
+// panic: at most max restarts within window; one more terminates it.
+// WithRestarts(0, d) terminates on the first panic.
+func WithRestarts(max int, window time.Duration) RegisterOption {
+	return typeOptionFunc(func(c *typeConfig) error {
+		p, err := newRestartPolicy(max, window)
+		c.restarts, c.hasRest = p, true
+		return err
+	})
+}
+
+// Pooled marks the type's agents for recycling: a terminated agent is Reset
+// (when it implements Resetter) and reused by the next Spawn of its type.
+func Pooled() RegisterOption {
+	return typeOptionFunc(func(c *typeConfig) error {
+		c.pooled = true
+		return nil
+	})
+}
+
+// SpawnOption configures one Spawn.
+type SpawnOption interface{ applySpawn(*spawnConfig) error }
+
+type spawnOptionFunc func(*spawnConfig) error
+
+func (f spawnOptionFunc) applySpawn(c *spawnConfig) error { return f(c) }
+
+type spawnConfig struct {
+	loop int // -1: by hash
+}
+
+// OnLoop places the agent on loop i (0 ≤ i < loops) instead of the loop
+// chosen by the hash of its ID.
+func OnLoop(i int) SpawnOption {
+	return spawnOptionFunc(func(c *spawnConfig) error {
+		if i < 0 {
+			return fmt.Errorf("%w: OnLoop(%d)", ErrInvalidOption, i)
+		}
+		c.loop = i
+		return nil
+	})
+}
+
+type restartPolicy struct {
+	max    int
+	window time.Duration
+}
+
+func newRestartPolicy(max int, window time.Duration) (restartPolicy, error) {
+	if max < 0 {
+		return restartPolicy{}, fmt.Errorf("%w: restarts %d: want ≥ 0", ErrInvalidOption, max)
+	}
+	if window <= 0 {
+		return restartPolicy{}, fmt.Errorf("%w: restart window %v: want > 0", ErrInvalidDuration, window)
+	}
+	return restartPolicy{max: max, window: window}, nil
+}
+
+// StopOption configures Stop.
+type StopOption interface{ applyStop(*stopConfig) }
+
+type stopConfig struct{ immediate bool }
+
+type stopOptionFunc func(*stopConfig)
+
+func (f stopOptionFunc) applyStop(c *stopConfig) { f(c) }
+
+// Immediate makes Stop dead-letter queued messages instead of delivering
+// them. OnTerminate hooks still run, once each.
+func Immediate() StopOption { return stopOptionFunc(func(c *stopConfig) { c.immediate = true }) }

@@ -1,0 +1,85 @@
+package engine
+
+import "github.com/agentloop/agentloop/lifecycle"
+
+// Plugin observes the engine. A plugin implements any of MessageObserver,
+// TransitionObserver, PanicObserver and DeadLetterObserver; Use finds them
+// by interface. Callbacks run on the goroutine where the event happens
+// (mostly a loop), so they must be quick and must not block; a panicking
+// callback is recovered and counted, never fatal.
+type Plugin any
+
+type (
+	// MessageObserver sees every message just before its handler runs.
+	// While one is installed each delivery pays for the call: use it for
+	// tracing and tests, not in production hot paths.
+	MessageObserver interface{ OnMessage(to AgentID, m Message) }
+	// TransitionObserver sees every lifecycle transition of every agent.
+	TransitionObserver interface {
+		OnTransition(id AgentID, from, to lifecycle.State)
+	}
+	// PanicObserver sees every panic recovered from an agent's handler or
+	// hook, with its stack.
+	PanicObserver interface {
+		OnPanic(id AgentID, value any, stack []byte)
+	}
+	// DeadLetterObserver sees every message that could not be delivered.
+	DeadLetterObserver interface{ OnDeadLetter(d DeadLetter) }
+)
+
+// DeadLetter is a message that was dropped or could not be delivered.
+type DeadLetter struct {
+	To      AgentID
+	Message Message
+	Reason  error // ErrMailboxFull, ErrTerminated, ErrStopped, or why the agent died
+}
+
+type pluginSet struct {
+	onMessage    []MessageObserver
+	onTransition []TransitionObserver
+	onPanic      []PanicObserver
+	onDeadLetter []DeadLetterObserver
+}
+
+// Use installs plugins. It is safe at any time and from any goroutine; a
+// plugin sees events from shortly after Use returns. A value implementing
+// none of the observer interfaces is ignored.
+func (e *Engine) Use(plugins ...Plugin) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.plugins.Load()
+	next := &pluginSet{
+		onMessage:    append([]MessageObserver(nil), cur.onMessage...),
+		onTransition: append([]TransitionObserver(nil), cur.onTransition...),
+		onPanic:      append([]PanicObserver(nil), cur.onPanic...),
+		onDeadLetter: append([]DeadLetterObserver(nil), cur.onDeadLetter...),
+	}
+	for _, p := range plugins {
+		if o, ok := p.(MessageObserver); ok {
+			next.onMessage = append(next.onMessage, o)
+		}
+		if o, ok := p.(TransitionObserver); ok {
+			next.onTransition = append(next.onTransition, o)
+		}
+		if o, ok := p.(PanicObserver); ok {
+			next.onPanic = append(next.onPanic, o)
+		}
+		if o, ok := p.(DeadLetterObserver); ok {
+			next.onDeadLetter = append(next.onDeadLetter, o)
+		}
+	}
+	// Empty lists stay nil so the hot path tests a single pointer.
+	if len(next.onMessage) == 0 {
+		next.onMessage = nil
+	}
+	if len(next.onTransition) == 0 {
+		next.onTransition = nil
+	}
+	if len(next.onPanic) == 0 {
+		next.onPanic = nil
+	}
+	if len(next.onDeadLetter) == 0 {
+		next.onDeadLetter = nil
+	}
+	e.plugins.Store(next)
+}

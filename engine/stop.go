@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+)
+
+// Stop shuts the engine down and waits for it.
+//
+// Graceful (the default): outside sends are refused with ErrStopped at once,
+// timers are dropped, every queued message is delivered (paused agents'
+// too), OnTerminate runs once for every agent, and every goroutine the
+// engine started has exited when Stop returns nil.
+//
+// With Immediate, or when ctx ends before the engine has drained, queued
+// messages are dead-lettered instead; OnTerminate still runs once each. On
+// a deadline Stop returns a *StopError that wraps ctx.Err() and says what
+// was left. Stop is idempotent: later calls wait for the first and return
+// its result.
+func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
+	var sc stopConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyStop(&sc)
+		}
+	}
+	e.stopOnce.Do(func() {
+		e.stopErr = e.stop(ctx, sc)
+		close(e.stopDone)
+	})
+	select {
+	case <-e.stopDone:
+		return e.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
+	if e.state.Load() == stateCreated {
+		if err := e.Start(); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.stopping.Store(true)
+	e.state.Store(stateStopping)
+	close(e.stopCh)
+	e.mu.Unlock()
+
+	for _, l := range e.loops {
+		l.post(&envelope{op: opFunc, fn: l.dropTimers})
+	}
+	var deadline error
+	if !sc.immediate {
+		deadline = e.waitQuiescent(ctx)
+	}
+	alive := e.registry.count()
+	immediate := int64(0)
+	if sc.immediate || deadline != nil {
+		immediate = 1
+	}
+	e.shutdownWG.Add(len(e.loops))
+	for _, l := range e.loops {
+		l.post(&envelope{op: opShutdown, n: immediate})
+	}
+	if err := waitCtx(ctx, &e.shutdownWG); err != nil && deadline == nil {
+		deadline = err
+	}
+	for _, l := range e.loops {
+		l.post(&envelope{op: opQuit})
+	}
+	if err := waitCtx(ctx, &e.loopsWG); err != nil {
+		// A handler is stuck: its loop cannot exit. Report it.
+		return &StopError{Err: err, Queued: int(e.stopDropped.Load()), Agents: e.registry.count()}
+	}
+	for _, l := range e.loops {
+		l.sealed.Store(true)
+		l.sweep()
+	}
+	e.state.Store(stateStopped)
+	if deadline != nil {
+		return &StopError{Err: deadline, Queued: int(e.stopDropped.Load()), Agents: alive}
+	}
+	return nil
+}
+
+// waitQuiescent waits until no loop has work and no message is in flight:
+// every loop is parked with an empty inbox, twice in a row with the same
+// number of pushes (a loop that was woken in between would have changed
+// it). Loops signal idleCh each time they park while stopping.
+func (e *Engine) waitQuiescent(ctx context.Context) error {
+	prev, have := uint64(0), false
+	for {
+		if sum, ok := e.quiescent(); ok {
+			if have && sum == prev {
+				return nil
+			}
+			prev, have = sum, true
+			continue
+		}
+		have = false
+		select {
+		case <-e.idleCh:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) quiescent() (uint64, bool) {
+	var sum uint64
+	for _, l := range e.loops {
+		if !l.idle.Load() {
+			return 0, false
+		}
+		pushed, popped := l.inbox.Pushed(), l.inbox.Popped()
+		if pushed != popped {
+			return 0, false
+		}
+		sum += pushed
+	}
+	return sum, true
+}
+
+// waitCtx waits for wg or ctx. On ctx's end the helper goroutine stays
+// until wg is done; that only happens when a handler never returns.
+func waitCtx(ctx context.Context, wg interface{ Wait() }) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

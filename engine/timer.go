@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/RussellLuo/timingwheel"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// Timer states.
+const (
+	timerArmed int32 = iota
+	timerStopped
+	timerDone
+)
+
+// timer is one scheduled delivery. Only its state is shared (Stop may be
+// called from anywhere); the rest is owned by the loop.
+type timer struct {
+	a       *agent
+	gen     uint32
+	payload []byte
+	when    int64 // unix nanos
+	period  int64 // 0 for one-shot
+	state   atomic.Int32
+	l       *loop
+}
+
+// Timer cancels a delivery scheduled with Context.After or Context.Every.
+// The zero Timer is valid and stops nothing. Safe from any goroutine.
+type Timer struct{ t *timer }
+
+// Stop cancels the timer. It reports whether this call stopped it: false
+// when it had already fired (one-shot) or was stopped before.
+func (t Timer) Stop() bool {
+	if t.t == nil || !t.t.state.CompareAndSwap(timerArmed, timerStopped) {
+		return false
+	}
+	t.t.l.zombies.Add(1)
+	return true
+}
+
+// coarseTicks is the distance, in wheel ticks, from which a timer waits on
+// the timing wheel instead of the heap: near deadlines go straight to the
+// precise heap, far ones are grouped per tick on the wheel and moved to
+// the heap when their tick comes.
+const coarseTicks = 50
+
+// wheelBucket groups a loop's timers that fall in one wheel tick behind a
+// single wheel entry, so a burst of timers costs one wheel timer and one
+// post to the loop, not one goroutine each.
+type wheelBucket struct {
+	timers []*timer
+	entry  *timingwheel.Timer
+}
+
+func (l *loop) addTimer(a *agent, d time.Duration, period time.Duration, payload []byte) Timer {
+	t := &timer{a: a, gen: a.gen.Load(), payload: payload, period: int64(period), l: l}
+	now := l.e.now()
+	t.when = now + int64(d)
+	l.schedTimer(t, now)
+	return Timer{t}
+}
+
+// schedTimer puts t on the heap or in its wheel bucket.
+func (l *loop) schedTimer(t *timer, now int64) {
+	if l.stopping {
+		return
+	}
+	tick := int64(l.e.cfg.tick)
+	if l.wheel == nil || t.when-now < coarseTicks*tick {
+		l.timers.Push(t.when, t)
+		return
+	}
+	k := t.when / tick // the bucket fires at k*tick ≤ when
+	b := l.buckets[k]
+	if b == nil {
+		b = &wheelBucket{}
+		l.buckets[k] = b
+		b.entry = l.wheel.AfterFunc(time.Duration(k*tick-now), func() {
+			if !l.sealed.Load() {
+				l.post(&envelope{op: opWheel, n: k})
+			}
+		})
+	}
+	b.timers = append(b.timers, t)
+}
+
+// wheelFired moves the timers of bucket k to the heap. The wheel may fire
+// up to a tick early; the heap never fires before the due time.
+func (l *loop) wheelFired(k int64) {
+	b := l.buckets[k]
+	if b == nil {
+		return
+	}
+	delete(l.buckets, k)
+	for _, t := range b.timers {
+		if t.state.Load() == timerArmed {
+			l.timers.Push(t.when, t)
+		}
+	}
+}
+
+// fireTimers delivers every timer due at now, in due order.
+func (l *loop) fireTimers(now int64) {
+	if z := int(l.zombies.Load()); z > 64 && z > l.timers.Len()/4 {
+		removed := 0
+		l.timers.Filter(func(t *timer) bool {
+			if t.state.Load() == timerArmed {
+				return true
+			}
+			removed++
+			return false
+		})
+		l.zombies.Add(int32(-removed))
+	}
+	for {
+		e, ok := l.timers.Peek()
+		if !ok || e.When > now {
+			return
+		}
+		l.timers.Pop()
+		t := e.V
+		switch t.state.Load() {
+		case timerStopped:
+			l.zombies.Add(-1)
+			continue
+		case timerDone:
+			continue
+		}
+		a := t.a
+		if a.gen.Load() != t.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
+			t.state.Store(timerDone)
+			continue
+		}
+		if t.period == 0 {
+			t.state.Store(timerDone)
+		}
+		l.enqueue(a, t.gen, &Message{Payload: t.payload})
+		if t.period > 0 {
+			t.when += t.period
+			if t.when <= now { // fell behind: skip missed ticks, keep phase
+				t.when += ((now-t.when)/t.period + 1) * t.period
+			}
+			l.schedTimer(t, now)
+		}
+	}
+}
+
+// dropTimers cancels every timer of the loop (engine stop).
+func (l *loop) dropTimers() {
+	l.stopping = true
+	l.timers.Clear(func(t *timer) { t.state.Store(timerDone) })
+	l.zombies.Store(0)
+	for k, b := range l.buckets {
+		if b.entry != nil {
+			b.entry.Stop()
+		}
+		for _, t := range b.timers {
+			t.state.Store(timerDone)
+		}
+		delete(l.buckets, k)
+	}
+}
+
+func (l *loop) startWheel() {
+	l.wheel = timingwheel.NewTimingWheel(l.e.cfg.tick, 60)
+	l.wheel.Start()
+}
+
+func (l *loop) stopWheel() {
+	if l.wheel != nil {
+		l.wheel.Stop()
+	}
+}

@@ -1,0 +1,127 @@
+// Package mpsc provides Queue, a bounded lock-free multi-producer
+// single-consumer queue.
+//
+// It is the inbox of an event loop: any goroutine may push, only the loop
+// pops. The algorithm is Dmitry Vyukov's bounded array queue: every slot
+// carries a sequence number that tells producers whether the slot is free
+// for their lap and tells the consumer whether the value in it is published.
+// Pushing costs one compare-and-swap on the tail and one store on the slot;
+// popping costs no read-modify-write at all. Nothing allocates after New.
+//
+// A full queue makes TryPush return false instead of blocking, so the caller
+// chooses: an event loop keeps the value in a local overflow, an outside
+// goroutine backs off and retries.
+package mpsc
+
+import (
+	"sync/atomic"
+)
+
+// cacheLine pads the hot counters apart so producers (tail) and the consumer
+// (head) do not false-share. 64 bytes is the line size of amd64 and arm64
+// (128 on some arm64 parts, where the padding only halves the benefit).
+const cacheLine = 64
+
+type slot[T any] struct {
+	seq atomic.Uint64
+	val T
+}
+
+// Queue is a bounded MPSC queue. Create it with New; the zero value is not
+// usable (it has no buffer). Push methods are safe from any goroutine; Pop,
+// Commit and the consumer-side accessors must be called by one goroutine.
+type Queue[T any] struct {
+	_    [cacheLine]byte
+	tail atomic.Uint64 // next position to reserve; producers only
+	_    [cacheLine - 8]byte
+	head uint64 // next position to pop; consumer only
+	// popped is head published for other goroutines (stats, quiescence
+	// checks); the consumer stores it once per batch in Commit.
+	popped atomic.Uint64
+	_      [cacheLine - 16]byte
+	mask   uint64
+	slots  []slot[T]
+}
+
+// New returns a queue holding at least capacity values (rounded up to a
+// power of two, minimum 2).
+func New[T any](capacity int) *Queue[T] {
+	c := 2
+	for c < capacity {
+		c <<= 1
+	}
+	q := &Queue[T]{mask: uint64(c - 1), slots: make([]slot[T], c)}
+	for i := range q.slots {
+		q.slots[i].seq.Store(uint64(i))
+	}
+	return q
+}
+
+// Cap returns the capacity.
+func (q *Queue[T]) Cap() int { return len(q.slots) }
+
+// TryPush appends *v and reports whether there was room. It never blocks.
+// Safe from any goroutine.
+func (q *Queue[T]) TryPush(v *T) bool {
+	pos := q.tail.Load()
+	for {
+		s := &q.slots[pos&q.mask]
+		seq := s.seq.Load()
+		switch dif := int64(seq - pos); {
+		case dif == 0:
+			if q.tail.CompareAndSwap(pos, pos+1) {
+				s.val = *v
+				s.seq.Store(pos + 1) // publish to the consumer
+				return true
+			}
+			pos = q.tail.Load()
+		case dif < 0:
+			return false // the slot still holds last lap's value: full
+		default:
+			pos = q.tail.Load() // another producer took pos
+		}
+	}
+}
+
+// Pop removes the oldest published value into *out. It reports false when
+// the queue is empty or the oldest reserved slot is not yet published (its
+// producer is between reserving and writing). Consumer only.
+func (q *Queue[T]) Pop(out *T) bool {
+	s := &q.slots[q.head&q.mask]
+	if s.seq.Load() != q.head+1 {
+		return false
+	}
+	var zero T
+	*out = s.val
+	s.val = zero // drop references held by the slot
+	s.seq.Store(q.head + q.mask + 1)
+	q.head++
+	return true
+}
+
+// Commit publishes the consumer's position for Pending and Popped readers.
+// Consumer only; call it once per batch of pops.
+func (q *Queue[T]) Commit() { q.popped.Store(q.head) }
+
+// Pushed returns how many values were ever reserved by producers.
+// Safe from any goroutine.
+func (q *Queue[T]) Pushed() uint64 { return q.tail.Load() }
+
+// Popped returns how many values the consumer has committed as popped.
+// Safe from any goroutine.
+func (q *Queue[T]) Popped() uint64 { return q.popped.Load() }
+
+// Pending reports whether a value has been reserved and not yet popped
+// (published or still being written). Consumer only: it compares the tail
+// with the consumer's own head, so it is exact for the consumer.
+func (q *Queue[T]) Pending() bool { return q.tail.Load() != q.head }
+
+// Len returns an estimate of the number of queued values. Safe from any
+// goroutine; exact when called by the consumer after Commit.
+func (q *Queue[T]) Len() int {
+	t, h := q.tail.Load(), q.popped.Load()
+	if t < h {
+		return 0
+	}
+	return int(t - h)
+}
