@@ -29,6 +29,13 @@ type Stats struct {
 // Concurrency-safe: Get, Put and Stats may be called from any goroutine. Like
 // sync.Pool, a Pool keeps objects only until the garbage collector decides
 // otherwise; use Local for a free list that one owner keeps for itself.
+//
+// Cost: the counters are shared atomics, one per Get and one per Put. Alone
+// on a core that roughly doubles the price of a bare sync.Pool (about 28 ns
+// against 14 ns per Get/Put pair); when several cores hammer the same Pool
+// the counters' cache line bounces between them and dominates (about 100 ns
+// against 6 ns on two cores; figures from a 2-core Xeon VM). Recycling on a
+// loop's hot path belongs in a Local (about 5 ns, no atomics).
 type Pool[T any] struct {
 	// New constructs an object when the pool is empty. Nil means new(T).
 	New func() *T
