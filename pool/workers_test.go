@@ -90,7 +90,7 @@ func TestWorkersResult(t *testing.T) {
 		{"error", nil, errWork, errWork},
 		{"bytes and error", []byte("partial"), errWork, errWork},
 	}
-	w := newWorkers(t, 4)
+	w := newWorkers(t, len(cases)) // one worker per submission: see TestWorkersPanic
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := <-submit(t, w, func() ([]byte, error) { return tc.res, tc.err })
@@ -98,6 +98,11 @@ func TestWorkersResult(t *testing.T) {
 				t.Fatalf("done(%q, %v), want (%q, %v)", got.res, got.err, tc.res, tc.wantErr)
 			}
 		})
+	}
+	// Completed counts a task once its done has returned, which may be just
+	// after the result was received: Close waits for that.
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if s := w.Stats(); s.Submitted != uint64(len(cases)) || s.Completed != uint64(len(cases)) || s.Panics != 0 {
 		t.Fatalf("Stats = %+v", s)
@@ -136,7 +141,10 @@ func TestWorkersPanic(t *testing.T) {
 		{"error", func() ([]byte, error) { panic(errCause) }, errCause, errCause},
 		{"goexit", func() ([]byte, error) { runtime.Goexit(); return nil, nil }, errGoexit, nil},
 	}
-	w := newWorkers(t, 2)
+	// One worker per submission below (the cases and one more): a worker
+	// that just delivered may not be back in ants' free list yet, and the
+	// test must not depend on how fast it gets there.
+	w := newWorkers(t, len(cases)+1)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := <-submit(t, w, tc.work)
