@@ -2,11 +2,13 @@
 // single-consumer queue.
 //
 // It is the inbox of an event loop: any goroutine may push, only the loop
-// pops. The algorithm is Dmitry Vyukov's bounded array queue: every slot
-// carries a sequence number that tells producers whether the slot is free
-// for their lap and tells the consumer whether the value in it is published.
-// Pushing costs one compare-and-swap on the tail and one store on the slot;
-// popping costs no read-modify-write at all. Nothing allocates after New.
+// pops. Each slot carries the sequence number of the value in it, which
+// tells the consumer whether that value is published (after Dmitry Vyukov's
+// bounded array queue); a slot is free for a producer once the consumer's
+// committed position has passed the slot's previous lap. Pushing costs one
+// compare-and-swap on the tail and one store that publishes the slot;
+// popping costs no atomic write at all, because the consumer publishes its
+// position once per batch (Commit). Nothing allocates after New.
 //
 // A full queue makes TryPush return false instead of blocking, so the caller
 // chooses: an event loop keeps the value in a local overflow, an outside
@@ -50,11 +52,7 @@ func New[T any](capacity int) *Queue[T] {
 	for c < capacity {
 		c <<= 1
 	}
-	q := &Queue[T]{mask: uint64(c - 1), slots: make([]slot[T], c)}
-	for i := range q.slots {
-		q.slots[i].seq.Store(uint64(i))
-	}
-	return q
+	return &Queue[T]{mask: uint64(c - 1), slots: make([]slot[T], c)}
 }
 
 // Cap returns the capacity.
@@ -62,23 +60,21 @@ func (q *Queue[T]) Cap() int { return len(q.slots) }
 
 // TryPush appends *v and reports whether there was room. It never blocks.
 // Safe from any goroutine.
+//
+// Fullness is judged against the consumer's committed position, so the
+// consumer pays no atomic store per value; it must Commit after each batch
+// or producers will see the queue fill up.
 func (q *Queue[T]) TryPush(v *T) bool {
-	pos := q.tail.Load()
 	for {
-		s := &q.slots[pos&q.mask]
-		seq := s.seq.Load()
-		switch dif := int64(seq - pos); {
-		case dif == 0:
-			if q.tail.CompareAndSwap(pos, pos+1) {
-				s.val = *v
-				s.seq.Store(pos + 1) // publish to the consumer
-				return true
-			}
-			pos = q.tail.Load()
-		case dif < 0:
-			return false // the slot still holds last lap's value: full
-		default:
-			pos = q.tail.Load() // another producer took pos
+		pos := q.tail.Load()
+		if pos-q.popped.Load() >= uint64(len(q.slots)) {
+			return false
+		}
+		if q.tail.CompareAndSwap(pos, pos+1) {
+			s := &q.slots[pos&q.mask]
+			s.val = *v
+			s.seq.Store(pos + 1) // publish to the consumer
+			return true
 		}
 	}
 }
@@ -94,7 +90,6 @@ func (q *Queue[T]) Pop(out *T) bool {
 	var zero T
 	*out = s.val
 	s.val = zero // drop references held by the slot
-	s.seq.Store(q.head + q.mask + 1)
 	q.head++
 	return true
 }
