@@ -120,7 +120,7 @@ func TestDequeWrapAround(t *testing.T) {
 	}
 	c := d.Cap()
 	next := 6
-	for step := 0; step < 10*c; step++ {
+	for step := 0; step < 10*c+3; step++ {
 		v, _ := d.PopFront()
 		if v != model[0] {
 			t.Fatalf("step %d: PopFront = %d, want %d", step, v, model[0])
