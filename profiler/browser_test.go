@@ -1,0 +1,285 @@
+package profiler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is where Debian's chromium package puts the browser; `make
+// test` installs it when it is missing.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts a headless Chromium with a fresh profile and returns a
+// context for chromedp and a function that reports what the page did wrong:
+// console errors and warnings, uncaught exceptions, log errors (such as CSP
+// violations) and requests to anything but allowed.
+func browser(t *testing.T, ctx context.Context, allowed func(url string) bool) (context.Context, func() []string) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the browser test needs Chromium at %s (%v): run `make test`, which installs it when it is missing", chromiumPath, err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")),
+		chromedp.WindowSize(1280, 720),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc() // waits for the browser to exit, before TempDir is removed
+	})
+
+	var mu sync.Mutex // protects problems: events arrive on chromedp's goroutines
+	var problems []string
+	report := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	chromedp.ListenTarget(bctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *cdpruntime.EventConsoleAPICalled:
+			if ev.Type == cdpruntime.APITypeError || ev.Type == cdpruntime.APITypeWarning || ev.Type == cdpruntime.APITypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				report("console.%s: %s", ev.Type, strings.Join(args, " "))
+			}
+		case *cdpruntime.EventExceptionThrown:
+			report("uncaught exception: %s", ev.ExceptionDetails.Error())
+		case *cdplog.EventEntryAdded:
+			if ev.Entry.Level == cdplog.LevelError || ev.Entry.Level == cdplog.LevelWarning {
+				report("log %s (%s): %s %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text, ev.Entry.URL)
+			}
+		case *network.EventRequestWillBeSent:
+			if !allowed(ev.Request.URL) {
+				report("request to %s", ev.Request.URL)
+			}
+		}
+	})
+	return bctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(problems)
+	}
+}
+
+// TestFlameGraphInBrowser loads a flame graph of the synthetic profile in
+// headless Chromium, from a file:// URL, and works its controls.
+func TestFlameGraphInBrowser(t *testing.T) {
+	dir := t.TempDir()
+	page := filepath.Join(dir, "flame.html")
+	var buf bytes.Buffer
+	if err := WriteFlameGraph(&buf, synthProfile(), FlameOptions{Title: "synthetic"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pageURL := "file://" + page
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bctx, problems := browser(t, ctx, func(url string) bool { return url == pageURL })
+
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(bctx, actions...); err != nil {
+			t.Fatalf("%s: %v (page problems: %q)", what, err, problems())
+		}
+	}
+	eval := func(expr string, res any) {
+		t.Helper()
+		run(expr, chromedp.Evaluate(expr, res))
+	}
+	boxes := func() int {
+		t.Helper()
+		var n int
+		eval(`document.querySelectorAll('#flame .f').length`, &n)
+		return n
+	}
+	// box returns the node index and style width of the first box named name.
+	box := func(name string) (n, width string) {
+		t.Helper()
+		lit, _ := json.Marshal(name)
+		var res []string
+		eval(`(() => { const e = [...document.querySelectorAll('#flame .f')].find(e => e.textContent === `+string(lit)+`);
+			return e ? [e.dataset.n, e.style.width] : ['', '']; })()`, &res)
+		return res[0], res[1]
+	}
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		run("text of "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+		return s
+	}
+	selectOption := func(sel, label string) {
+		t.Helper()
+		sl, _ := json.Marshal(sel)
+		ll, _ := json.Marshal(label)
+		var ok bool
+		eval(`(() => { const s = document.querySelector(`+string(sl)+`);
+			const o = [...s.options].find(o => o.textContent === `+string(ll)+`);
+			if (!o) return false;
+			s.value = o.value; s.dispatchEvent(new Event('change')); return true; })()`, &ok)
+		if !ok {
+			t.Fatalf("%s has no option %q", sel, label)
+		}
+	}
+
+	// Start the browser with bctx, so that it outlives loadCtx; fail fast
+	// if the page's script does not run.
+	run("start the browser")
+	loadCtx, cancelLoad := context.WithTimeout(bctx, 10*time.Second)
+	if err := chromedp.Run(loadCtx, chromedp.Navigate(pageURL), chromedp.WaitVisible("#flame .f", chromedp.ByQuery)); err != nil {
+		t.Fatalf("load %s: %v (page problems: %q)", pageURL, err, problems())
+	}
+	cancelLoad()
+	var title string
+	run("title", chromedp.Title(&title))
+	if title != "synthetic" {
+		t.Errorf("title %q, want synthetic", title)
+	}
+
+	// One box per node of the call tree.
+	if got, want := boxes(), synthNodes(""); got != want {
+		t.Errorf("%d boxes, want %d (one per sampled frame node)", got, want)
+	}
+	// The hostile name is text, not markup.
+	var imgs int
+	eval(`document.querySelectorAll('img').length`, &imgs)
+	if n, _ := box(evilName); n == "" || imgs != 0 {
+		t.Errorf("the hostile name is not shown as text (box %q, %d img elements)", n, imgs)
+	}
+
+	// Orientation: flame puts the root at the bottom; the toggle flips it.
+	var rootTop string
+	eval(`document.querySelector('#flame .f[data-n="0"]').style.top`, &rootTop)
+	if rootTop == "0px" {
+		t.Errorf("flame orientation has the root at the top")
+	}
+	run("flip", chromedp.Click("#orient", chromedp.ByQuery))
+	eval(`document.querySelector('#flame .f[data-n="0"]').style.top`, &rootTop)
+	if rootTop != "0px" {
+		t.Errorf("icicle orientation has the root at %s, want 0px", rootTop)
+	}
+
+	// Clicking a box zooms on it: it fills the width, its children widen,
+	// boxes outside its subtree and ancestry disappear.
+	work, workWidth := box("main.work")
+	_, parseWidth := box("main.parse")
+	if work == "" || workWidth == "100%" {
+		t.Fatalf("main.work box %q is missing or already full width (%s)", work, workWidth)
+	}
+	run("zoom", chromedp.Click(`#flame .f[data-n="`+work+`"]`, chromedp.ByQuery))
+	if _, w := box("main.work"); w != "100%" {
+		t.Errorf("zoomed main.work is %s wide, want 100%%", w)
+	}
+	if _, w := box("main.parse"); w == parseWidth {
+		t.Errorf("main.parse kept its width %s after zooming on its parent", w)
+	}
+	if got, want := boxes(), synthZoom("runtime.main", "main.main", "main.work"); got != want {
+		t.Errorf("%d boxes after zooming on main.work, want %d", got, want)
+	}
+	if n, _ := box("main.wait"); n != "" {
+		t.Errorf("main.wait, outside the zoomed frame, is still shown")
+	}
+	run("reset", chromedp.Click("#reset", chromedp.ByQuery))
+	if got, want := boxes(), synthNodes(""); got != want {
+		t.Errorf("%d boxes after reset, want %d", got, want)
+	}
+
+	// Search highlights matching boxes and shows the matched share.
+	run("search", chromedp.SendKeys("#search", "parse", chromedp.ByQuery))
+	var matched int
+	eval(`document.querySelectorAll('#flame .f.match').length`, &matched)
+	if matched != 2 {
+		t.Errorf("%d boxes highlighted for 'parse', want 2", matched)
+	}
+	if got, want := text("#matchinfo"), "Matched: "+synthMatch("parse"); !strings.HasPrefix(got, want) {
+		t.Errorf("match info %q, want it to start with %q", got, want)
+	}
+
+	// The agent type selector shows one agent type at a time.
+	var options []string
+	eval(`[...document.querySelectorAll('#agent option')].map(o => o.textContent)`, &options)
+	if want := []string{"all", "cold", "hot", "(no agent_type)"}; !slices.Equal(options, want) {
+		t.Errorf("agent type options %q, want %q", options, want)
+	}
+	for _, agent := range []string{"cold", "hot"} {
+		selectOption("#agent", agent)
+		if got, want := boxes(), synthNodes(agent); got != want {
+			t.Errorf("%d boxes for agent type %s, want %d", got, agent, want)
+		}
+		if info := text("#info"); !strings.Contains(info, "agent type "+agent) {
+			t.Errorf("info %q does not name agent type %s", info, agent)
+		}
+	}
+	selectOption("#agent", "all")
+
+	// The sample type selector switches the values shown.
+	if info := text("#info"); !strings.HasPrefix(info, "cpu: 1.19 s") {
+		t.Errorf("info %q, want cpu: 1.19 s (the default, last sample type)", info)
+	}
+	selectOption("#stype", "samples (count)")
+	if info := text("#info"); !strings.HasPrefix(info, "samples: 119") {
+		t.Errorf("info %q, want samples: 119", info)
+	}
+
+	var shot []byte
+	run("screenshot", chromedp.CaptureScreenshot(&shot))
+	shotPath := filepath.Join(dir, "flame.png")
+	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(shot))
+	if err != nil || cfg.Width == 0 || cfg.Height == 0 {
+		t.Errorf("screenshot %s is not a non-empty PNG: %v, %dx%d", shotPath, err, cfg.Width, cfg.Height)
+	}
+
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the page had problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// synthZoom counts the boxes shown when zoomed on the node at path (from
+// the root down): its ancestors, root included, and its subtree.
+func synthZoom(path ...string) int {
+	zoom := "\x00" + strings.Join(path, "\x00")
+	prefixes := map[string]bool{}
+	for _, s := range synthSamples {
+		key := ""
+		for i := len(s.stack) - 1; i >= 0; i-- {
+			key += "\x00" + s.stack[i]
+			if key == zoom || strings.HasPrefix(key, zoom+"\x00") {
+				prefixes[key] = true
+			}
+		}
+	}
+	return len(prefixes) + len(path)
+}

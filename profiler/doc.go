@@ -1,0 +1,99 @@
+// Package profiler keeps an always-on, low-overhead profile of a process that
+// runs agentloop, and turns profiles into flame graphs.
+//
+// It builds on runtime/pprof (CPU and heap profiles), github.com/felixge/fgprof
+// (wall-clock profiles, which also see time spent off the CPU: waiting on
+// channels, locks, syscalls and I/O) and github.com/google/pprof/profile
+// (parsing and merging). Where runtime/pprof gives one profile on demand, a
+// Profiler samples continuously in short windows and keeps a bounded history
+// on disk.
+//
+// # Duty-cycled profiling
+//
+// Start begins profiling; Stop ends it:
+//
+//	p, err := profiler.Start(profiler.Options{Sampling: 0.01, Dir: "/var/lib/gw/profiles"})
+//	if err != nil { ... }
+//	defer p.Stop()
+//
+// Sampling is the fraction of wall time that is profiled. With the default
+// Window of 100 ms, Sampling 0.01 opens one 100 ms window in every 10 s period,
+// at a random offset inside the period so that windows do not lock on to
+// periodic work. The first window opens at Start. The windows of one Span
+// (default 10 minutes) are merged into one file per kind in Dir:
+//
+//	cpu-20250102T150405.000Z.pb.gz    CPU samples (runtime/pprof)
+//	wall-20250102T150405.000Z.pb.gz   wall-clock samples, on and off CPU (fgprof)
+//	heap-20250102T150405.000Z.pb.gz   the latest heap snapshot of the span
+//
+// The file of the current span is rewritten (atomically) after every window,
+// so it is always readable; at most Keep files per kind are kept, the oldest
+// are deleted. Every file opens with `go tool pprof FILE` and renders with
+// WriteFlameGraph or `agentloop flame FILE -o FILE.html`.
+//
+// A process has one CPU profiler: runtime/pprof refuses a second
+// StartCPUProfile. Start therefore fails with ErrCPUProfileActive when another
+// CPU profile is running (for example under `go test -cpuprofile`); later
+// windows that meet one skip their CPU part and report it to Options.OnError.
+//
+// # Labels per agent type
+//
+// While a Profiler runs, the engine's loops tag the work of each agent with
+// the pprof label LabelAgentType ("agent_type") set to the agent's type, so CPU
+// samples split by agent type. The profiler turns the switch on in Start and
+// off in Stop; when it is off, the cost per agent switch is one atomic load
+// (see BenchmarkLabelsOff). Wall-clock samples carry no labels: fgprof reads
+// runtime.GoroutineProfile, which drops them.
+//
+// # Flame graphs
+//
+// WriteFlameGraph renders a profile as one self-contained HTML file that needs
+// no network: click a frame to zoom, search by regular expression, pick the
+// sample type (cpu, wall time, bytes...), split by agent type, and flip
+// between flame (root at the bottom) and icicle (root at the top).
+//
+// # HTTP
+//
+// Handler serves /debug/pprof/ (the endpoints of net/http/pprof), /debug/fgprof
+// and a live /debug/flamegraph?seconds=5. Nothing is served unless you mount
+// it, and it should be mounted on a listener bound to localhost only:
+//
+//	go http.ListenAndServe("localhost:6060", profiler.Handler())
+//
+// Unlike importing net/http/pprof, importing this package registers nothing on
+// http.DefaultServeMux.
+package profiler
+
+import "errors"
+
+// LabelAgentType is the pprof label key under which samples carry the type of
+// the agent that was running. The engine's loops use the same key string (they
+// cannot import this package) when they call pprof.SetGoroutineLabels.
+const LabelAgentType = "agent_type"
+
+// Errors returned by this package. Compare them with errors.Is: the returned
+// errors wrap them with the offending value (an option, a file name) and,
+// where there is one, the underlying error.
+var (
+	// ErrInvalidOptions occurs when Options fail validation; the error names
+	// the field and its value.
+	ErrInvalidOptions = errors.New("profiler: invalid options")
+
+	// ErrCPUProfileActive occurs when a CPU profile is already running in the
+	// process: runtime/pprof allows one at a time. Another Profiler, a
+	// /debug/pprof/profile request, a live flame graph or `go test
+	// -cpuprofile` may hold it.
+	ErrCPUProfileActive = errors.New("profiler: a CPU profile is already active in this process")
+
+	// ErrEmptyProfile occurs when a profile file is empty, or when a profile
+	// given to WriteFlameGraph is nil or has no samples.
+	ErrEmptyProfile = errors.New("profiler: empty profile")
+
+	// ErrBadProfile occurs when a profile cannot be parsed or is inconsistent;
+	// the error also wraps the parser's error.
+	ErrBadProfile = errors.New("profiler: bad profile")
+
+	// ErrUnknownSampleType occurs when FlameOptions.SampleType names none of
+	// the profile's sample types; the error lists the available ones.
+	ErrUnknownSampleType = errors.New("profiler: unknown sample type")
+)

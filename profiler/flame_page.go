@@ -1,0 +1,254 @@
+package profiler
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+)
+
+// The flame graph page is pageHead, the JSON data, then pageTail. Nothing in
+// them depends on the profile: names and the title reach the page only as
+// JSON, and the script puts them in the DOM with textContent. The
+// Content-Security-Policy lets only this script and this style run (by
+// hash) and forbids every fetch, so the page works offline and an injected
+// element could do nothing.
+var pageHead, pageTail = makePage()
+
+func makePage() (head, tail string) {
+	hash := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+	}
+	head = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src ` + hash(pageScript) + `; style-src ` + hash(pageStyle) + `; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Flame graph</title>
+<link rel="icon" href="data:,">
+<style>` + pageStyle + `</style>
+</head>
+<body>
+<header>
+<h1 id="title">Flame graph</h1>
+<div class="controls">
+<label>Sample type <select id="stype"></select></label>
+<label>Agent type <select id="agent"></select></label>
+<input id="search" type="search" placeholder="Search (regexp)" autocomplete="off" spellcheck="false">
+<span id="matchinfo"></span>
+<button id="reset" type="button">Reset zoom</button>
+<button id="orient" type="button"></button>
+</div>
+<div id="info"></div>
+</header>
+<div id="flame"></div>
+<div id="details"></div>
+<script type="application/json" id="flamedata">`
+	tail = `</script>
+<script>` + pageScript + `</script>
+</body>
+</html>
+`
+	return head, tail
+}
+
+const pageStyle = `
+*{box-sizing:border-box}
+body{margin:0;font:13px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;background:#fff}
+header{position:sticky;top:0;z-index:2;padding:8px 12px;background:#f6f6f6;border-bottom:1px solid #ddd}
+h1{margin:0 0 6px;font-size:16px;font-weight:600}
+.controls{display:flex;flex-wrap:wrap;align-items:center;gap:6px 14px}
+#search{width:18em}
+#matchinfo{min-width:9em;color:#7b1fa2;font-weight:600}
+#info{margin-top:4px;color:#555}
+#flame{position:relative;margin:8px 12px;overflow:hidden}
+.f{position:absolute;height:17px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;text-indent:3px;
+  font:11px/17px ui-monospace,Menlo,Consolas,monospace;color:#111;cursor:pointer;box-shadow:inset -1px 0 #fff}
+.f:hover{outline:1px solid #222;z-index:1}
+.f.anc{opacity:.5}
+.f.match{background:#e040fb!important}
+#details{min-height:1.5em;margin:0 12px 12px;font:12px ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-all}
+`
+
+const pageScript = `
+(function () {
+'use strict';
+const D = JSON.parse(document.getElementById('flamedata').textContent);
+const N = D.parent.length, T = D.sampleTypes.length, G = D.groups.length;
+const H = 18;      // px per level
+const MIN = 1e-4;  // boxes narrower than this share of the view are not drawn
+const $ = function (id) { return document.getElementById(id); };
+const flame = $('flame'), details = $('details'), matchinfo = $('matchinfo'), info = $('info');
+
+const kids = [], depth = new Int32Array(N);
+for (let n = 0; n < N; n++) kids.push([]);
+for (let n = 1; n < N; n++) { kids[D.parent[n]].push(n); depth[n] = depth[D.parent[n]] + 1; }
+const self = [];
+for (let t = 0; t < T; t++) self.push(new Float64Array(G * N));
+const stride = 2 + T;
+for (let k = 0; k + stride <= D.self.length; k += stride) {
+  for (let t = 0; t < T; t++) self[t][D.self[k + 1] * N + D.self[k]] += D.self[k + 2 + t];
+}
+
+const st = {type: D.defaultType, group: -1, zoom: 0, icicle: D.icicle, match: null};
+
+// totals returns, for the current type and group, each node's total and its
+// left edge in samples; parents precede children, so one pass each way.
+const cache = new Map();
+function totals() {
+  const key = st.type + ':' + st.group;
+  let c = cache.get(key);
+  if (c) return c;
+  const tot = new Float64Array(N), x = new Float64Array(N), s = self[st.type];
+  for (let n = 0; n < N; n++) {
+    if (st.group >= 0) tot[n] = s[st.group * N + n];
+    else for (let g = 0; g < G; g++) tot[n] += s[g * N + n];
+  }
+  for (let n = N - 1; n > 0; n--) tot[D.parent[n]] += tot[n];
+  for (let n = 0; n < N; n++) {
+    let left = x[n];
+    for (const kid of kids[n]) { x[kid] = left; left += tot[kid]; }
+  }
+  c = {tot: tot, x: x};
+  cache.set(key, c);
+  return c;
+}
+
+function fmt(v) {
+  const u = D.sampleTypes[st.type].unit;
+  const num = function (x, d) { return x.toLocaleString('en-US', {maximumFractionDigits: d}); };
+  if (u === 'nanoseconds') {
+    if (v >= 1e9) return num(v / 1e9, 2) + ' s';
+    if (v >= 1e6) return num(v / 1e6, 2) + ' ms';
+    if (v >= 1e3) return num(v / 1e3, 2) + ' \u00b5s';
+    return num(v, 0) + ' ns';
+  }
+  if (u === 'bytes') {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return num(v, i ? 2 : 0) + ' ' + units[i];
+  }
+  return num(v, 0) + (u && u !== 'count' ? ' ' + u : '');
+}
+function pct(part, whole) { return whole > 0 ? (100 * part / whole).toFixed(2) + '%' : '0.00%'; }
+
+function color(name) {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  if (name.startsWith('runtime.') || name.startsWith('runtime/')) {
+    return 'hsl(' + (190 + h % 30) + ',45%,' + (72 + h % 10) + '%)';
+  }
+  return 'hsl(' + (h % 55) + ',' + (75 + h % 20) + '%,' + (58 + (h >> 8) % 10) + '%)';
+}
+
+function label(n, tot) {
+  const z = st.zoom;
+  let s = D.names[D.name[n]] + '\n' + fmt(tot[n]) + ' (' + pct(tot[n], tot[0]) + ' of all';
+  if (z !== 0) s += ', ' + pct(tot[n], tot[z]) + ' of the zoomed frame';
+  return s + ')';
+}
+
+function render() {
+  const c = totals(), tot = c.tot, x = c.x;
+  if (!(tot[st.zoom] > 0)) st.zoom = 0;
+  const z = st.zoom, zx = x[z], zw = tot[z];
+  const boxes = [];
+  for (let a = D.parent[z]; a >= 0; a = D.parent[a]) boxes.push([a, 0, 1, true]);
+  if (zw > 0) {
+    const todo = [z];
+    while (todo.length) {
+      const n = todo.pop();
+      const w = tot[n] / zw;
+      if (!(w >= MIN)) continue;
+      boxes.push([n, (x[n] - zx) / zw, w, false]);
+      for (const kid of kids[n]) todo.push(kid);
+    }
+  }
+  let maxd = 0;
+  for (const b of boxes) maxd = Math.max(maxd, depth[b[0]]);
+  const frag = document.createDocumentFragment();
+  for (const b of boxes) {
+    const n = b[0], name = D.names[D.name[n]];
+    const el = document.createElement('div');
+    el.className = 'f' + (b[3] ? ' anc' : '') + (st.match && st.match[D.name[n]] && n !== 0 ? ' match' : '');
+    el.dataset.n = String(n);
+    el.style.left = (100 * b[1]) + '%';
+    el.style.width = (100 * b[2]) + '%';
+    el.style.top = ((st.icicle ? depth[n] : maxd - depth[n]) * H) + 'px';
+    el.style.background = color(name);
+    el.textContent = name;
+    el.title = label(n, tot);
+    frag.appendChild(el);
+  }
+  flame.replaceChildren(frag);
+  flame.style.height = ((maxd + 1) * H) + 'px';
+
+  const t = D.sampleTypes[st.type];
+  let text = t.type + ': ' + fmt(tot[0]) + ' in all';
+  if (st.group >= 0) text += ' of agent type ' + groupName(st.group);
+  if (z !== 0) text += ' \u00b7 zoomed on ' + D.names[D.name[z]] + ' (' + pct(tot[z], tot[0]) + ')';
+  info.textContent = text;
+  $('orient').textContent = st.icicle ? 'Flip to flame' : 'Flip to icicle';
+  showMatch(tot);
+}
+
+// showMatch shows the share of samples under frames that match the search,
+// counting a stack once even if several of its frames match.
+function showMatch(tot) {
+  if (!st.match) { matchinfo.textContent = ''; return; }
+  const under = new Uint8Array(N);
+  let sum = 0, frames = 0;
+  for (let n = 1; n < N; n++) {
+    if (under[D.parent[n]]) { under[n] = 1; if (st.match[D.name[n]] && tot[n] > 0) frames++; continue; }
+    if (st.match[D.name[n]] && tot[n] > 0) { under[n] = 1; sum += tot[n]; frames++; }
+  }
+  matchinfo.textContent = 'Matched: ' + pct(sum, tot[0]) + ' (' + frames + (frames === 1 ? ' frame)' : ' frames)');
+}
+
+function setSearch(q) {
+  if (q === '') { st.match = null; render(); return; }
+  let re;
+  try { re = new RegExp(q, 'i'); } catch (e) { re = new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i'); }
+  st.match = D.names.map(function (s) { return re.test(s); });
+  render();
+}
+
+function groupName(g) { return D.groups[g] === '' ? '(no ' + D.labelKey + ')' : D.groups[g]; }
+
+function option(sel, value, text) {
+  const o = document.createElement('option');
+  o.value = String(value);
+  o.textContent = text;
+  sel.appendChild(o);
+}
+
+const stype = $('stype'), agent = $('agent'), search = $('search');
+D.sampleTypes.forEach(function (t, i) { option(stype, i, t.type + (t.unit ? ' (' + t.unit + ')' : '')); });
+stype.value = String(st.type);
+option(agent, -1, 'all');
+if (!(G === 1 && D.groups[0] === '')) for (let g = 0; g < G; g++) option(agent, g, groupName(g));
+agent.value = '-1';
+document.title = D.title;
+$('title').textContent = D.title;
+
+stype.addEventListener('change', function () { st.type = +stype.value; render(); });
+agent.addEventListener('change', function () { st.group = +agent.value; render(); });
+search.addEventListener('input', function () { setSearch(search.value); });
+$('reset').addEventListener('click', function () { st.zoom = 0; render(); });
+$('orient').addEventListener('click', function () { st.icicle = !st.icicle; render(); });
+flame.addEventListener('click', function (e) {
+  const el = e.target.closest('.f');
+  if (el) { st.zoom = +el.dataset.n; render(); }
+});
+flame.addEventListener('mouseover', function (e) {
+  const el = e.target.closest('.f');
+  if (el) details.textContent = el.title;
+});
+flame.addEventListener('mouseleave', function () { details.textContent = ''; });
+document.addEventListener('keydown', function (e) {
+  if (e.key === 'Escape') { st.zoom = 0; render(); }
+});
+render();
+})();
+`
