@@ -11,11 +11,12 @@ import (
 // A Subscription is one pattern and handler registered on a [Bus]. Its
 // methods are safe for concurrent use.
 type Subscription struct {
-	bus     *Bus
-	pattern string
+	// What delivery reads comes first, in one cache line.
+	state   atomic.Uint32
 	h       Handler     // strong subscription; nil for a weak one
 	weak    weakHandler // weak subscription; nil for a strong one
-	state   atomic.Uint32
+	bus     *Bus
+	pattern string
 }
 
 // Subscription states. A subscription is in the bus's Sublist exactly while

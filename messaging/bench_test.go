@@ -1,0 +1,203 @@
+package messaging
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Benchmarks of workload W6 (see BENCH.md): publish a 64-byte payload to S
+// subscribers, S = 1, 100, 10 000, beside a naive map bus. Run with
+//
+//	go test -run '^$' -bench '^BenchmarkW6_' -count 6 ./messaging/ | benchstat -
+//
+// ns/delivery is ns/op divided by S: the cost of reaching one in-process
+// handler that does almost nothing.
+
+var (
+	benchSubs = []int{1, 100, 10000}
+	benchSink int // written by the benchmark handlers, so they are not empty
+)
+
+const benchTopic = "telemetry.dev-42.temp"
+
+// benchWildcards all match benchTopic.
+var benchWildcards = []string{"telemetry.*.temp", "telemetry.>", "telemetry.dev-42.*", "*.dev-42.temp", ">"}
+
+func benchHandler(_ string, p []byte) { benchSink += len(p) }
+
+func BenchmarkW6_Publish(b *testing.B) {
+	for _, n := range benchSubs {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			for _, kind := range []string{"exact", "wildcard"} {
+				b.Run(kind, func(b *testing.B) {
+					var bus Bus
+					for i := range n {
+						pattern := benchTopic
+						if kind == "wildcard" {
+							pattern = benchWildcards[i%len(benchWildcards)]
+						}
+						if _, err := bus.Subscribe(pattern, benchHandler); err != nil {
+							b.Fatal(err)
+						}
+					}
+					benchPublish(b, n, bus.Publish)
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkW6_PublishParallel publishes from every P at once: matching reads
+// only immutable data, so publishers do not contend.
+func BenchmarkW6_PublishParallel(b *testing.B) {
+	var bus Bus
+	var delivered atomic.Int64
+	for i := range 100 {
+		h := func(string, []byte) {}
+		if i == 0 {
+			h = func(string, []byte) { delivered.Add(1) }
+		}
+		_, _ = bus.Subscribe(benchWildcards[i%len(benchWildcards)], h)
+	}
+	payload := make([]byte, 64)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_, _ = bus.Publish(benchTopic, payload)
+		}
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/delivery")
+}
+
+// mapBus is the W6 baseline: the bus one writes first, a map from exact
+// topic to handlers behind a RWMutex. It has no patterns.
+type mapBus struct {
+	mu sync.RWMutex
+	m  map[string][]func(string, []byte)
+}
+
+func (mb *mapBus) subscribe(topic string, h func(string, []byte)) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.m == nil {
+		mb.m = make(map[string][]func(string, []byte))
+	}
+	mb.m[topic] = append(mb.m[topic], h)
+}
+
+func (mb *mapBus) publish(topic string, payload []byte) (int, error) {
+	mb.mu.RLock()
+	hs := mb.m[topic]
+	mb.mu.RUnlock()
+	for _, h := range hs {
+		h(topic, payload)
+	}
+	return len(hs), nil
+}
+
+func BenchmarkW6_BaselineMapBus(b *testing.B) {
+	for _, n := range benchSubs {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			var mb mapBus
+			for range n {
+				mb.subscribe(benchTopic, benchHandler)
+			}
+			benchPublish(b, n, mb.publish)
+		})
+	}
+}
+
+// benchPublish times publish of a 64-byte payload to benchTopic, which must
+// reach n handlers.
+func benchPublish(b *testing.B, n int, publish func(string, []byte) (int, error)) {
+	b.Helper()
+	payload := make([]byte, 64)
+	if got, err := publish(benchTopic, payload); got != n || err != nil {
+		b.Fatalf("publish reached %d handlers, %v; want %d", got, err, n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = publish(benchTopic, payload)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+}
+
+// BenchmarkSublistMatch: the cost of one Match on a list of 10 000 device
+// subscriptions, from the cache and without it (a new topic every time, as
+// with more hot topics than the cache holds).
+func BenchmarkSublistMatch(b *testing.B) {
+	var s Sublist[int]
+	for i := range 10000 {
+		_ = s.Insert(fmt.Sprintf("telemetry.dev-%d.*", i), i)
+	}
+	_ = s.Insert("telemetry.>", -1)
+	b.Run("cached", func(b *testing.B) {
+		s.Match(benchTopic)
+		b.ReportAllocs()
+		for b.Loop() {
+			s.Match(benchTopic)
+		}
+	})
+	b.Run("uncached", func(b *testing.B) {
+		topics := make([]string, 4*cacheSize)
+		for i := range topics {
+			topics[i] = fmt.Sprintf("telemetry.dev-%d.temp", i)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			s.Match(topics[i%len(topics)])
+			i++
+		}
+	})
+}
+
+// BenchmarkSublistChurn: one subscribe and one unsubscribe per op, on a list
+// of 1000 device subscriptions, while another goroutine matches a set of hot
+// topics without pause. Every change invalidates the cache, so the matcher
+// keeps refilling it; ns/match is what a publisher pays under that churn.
+func BenchmarkSublistChurn(b *testing.B) {
+	var s Sublist[int]
+	for i := range 1000 {
+		_ = s.Insert(fmt.Sprintf("telemetry.dev-%d.*", i), i)
+	}
+	_ = s.Insert("telemetry.>", -1)
+	topics := make([]string, 64)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("telemetry.dev-%d.temp", i)
+	}
+	var (
+		stop    atomic.Bool
+		matches atomic.Int64
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n := int64(0)
+		for i := 0; !stop.Load(); i++ {
+			s.Match(topics[i%len(topics)])
+			n++
+		}
+		matches.Store(n)
+	}()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := topics[i%len(topics)]
+		if err := s.Insert(p, i); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Remove(p, i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	stop.Store(true)
+	wg.Wait()
+	if m := matches.Load(); m > 0 {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(m), "ns/match")
+	}
+}

@@ -1,0 +1,83 @@
+// Package messaging is an in-process publish/subscribe bus on dot-separated
+// topics, with NATS wildcards, zero-copy payloads and weak subscribers. It
+// stands alone (the engine builds its Publish and SubscribeType on it but it
+// imports nothing of the engine) and starts no goroutine.
+//
+//	var bus messaging.Bus
+//	sub, err := bus.Subscribe("telemetry.*.temp", func(topic string, payload []byte) {
+//		fmt.Printf("%s: %s\n", topic, payload)
+//	})
+//	if err != nil {
+//		return err // messaging.ErrInvalidPattern
+//	}
+//	defer sub.Unsubscribe()
+//	n, err := bus.Publish("telemetry.dev-42.temp", []byte("21.5")) // n == 1
+//
+// # Topics and patterns
+//
+// A topic is a string of non-empty tokens separated by dots, such as
+// "telemetry.dev-42.temp": at most [MaxTopicLen] bytes and [MaxTokens]
+// tokens, with no whitespace and no '*' or '>'. A subscription pattern is a
+// topic in which a whole token may also be a wildcard, with the meanings of
+// NATS subjects:
+//
+//	a.b.c   exactly the topic a.b.c
+//	a.*.c   one token in the middle: a.b.c, a.x.c, not a.c or a.b.b.c
+//	a.>     one or more tokens after a: a.b, a.b.c, not a
+//	>       every topic
+//
+// A wildcard inside a token ("a*", "b>c") or a '>' that is not the last token
+// is an error, not a literal. [ValidateTopic] and [ValidatePattern] check
+// both; the errors wrap [ErrInvalidTopic] and [ErrInvalidPattern] and quote
+// the offending value.
+//
+// # Subscriptions
+//
+// [Bus.Subscribe] registers a [Handler] until [Subscription.Unsubscribe],
+// which is idempotent. [Bus.Publish] calls every matching handler on the
+// publisher's goroutine, one after the other, and returns how many returned
+// normally. A handler that panics is recovered, reported to the function set
+// with [WithOnPanic], counted in [Bus.Panics], and does not stop delivery to
+// the others.
+//
+// # Weak subscribers
+//
+// [SubscribeWeak] ties a subscription to an owner, typically the agent that
+// handles the messages, without keeping the owner alive: the bus holds a
+// [weak.Pointer] to it, and the handler receives the owner as an argument so
+// that it need not capture it (a handler that captures its owner keeps it
+// alive for ever). Once the owner is garbage-collected the subscription stops
+// receiving at once and disappears on its own: a cleanup attached with
+// [runtime.AddCleanup] marks it dead, and dead subscriptions are removed in
+// batches, as the runtime removes zombie timers. A forgotten subscriber never
+// leaks.
+//
+// # The payload contract
+//
+// A payload is handed over, not copied: one Publish to a thousand subscribers
+// shares one backing array. So the slice is read-only for everyone:
+//
+//   - the publisher must not modify it after calling Publish;
+//   - a handler must not modify it;
+//   - a handler that keeps it past its return (or passes it to another
+//     goroutine) must still not modify it, and must copy it if it needs a
+//     writable or private version.
+//
+// # Matching and its cost
+//
+// Matching is done by [Sublist], a generic trie in the manner of
+// nats-server's sublist (literal, '*' and '>' nodes), usable on its own.
+// Unlike nats, Match takes no lock at all: the trie is immutable and
+// replaced through an atomic pointer by writers, which serialize on a mutex
+// and copy only the path they change. Match results are cached per topic in
+// a fixed table of 1024 entries tagged with the trie's generation, so that
+// any change to the subscriptions invalidates them at once. A Publish to a
+// cached topic allocates nothing and costs a hash, one cache probe and one
+// indirect call per subscriber.
+//
+// # Concurrency
+//
+// Every exported function and method is safe for concurrent use, and the zero
+// values of [Bus] and [Sublist] are ready to use. No lock is held while a
+// handler runs, so handlers may publish, subscribe and unsubscribe.
+package messaging

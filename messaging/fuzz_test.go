@@ -1,0 +1,95 @@
+package messaging
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+)
+
+// refValid is the reference validator: split on '.', check each token. It
+// allows the "*" and ">" tokens (">" last only) if wild.
+func refValid(s string, wild bool) bool {
+	if s == "" || len(s) > MaxTopicLen || strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+		return false
+	}
+	toks := strings.Split(s, ".")
+	if len(toks) > MaxTokens {
+		return false
+	}
+	for i, tok := range toks {
+		switch {
+		case tok == "":
+			return false
+		case wild && tok == "*":
+		case wild && tok == ">":
+			if i != len(toks)-1 {
+				return false
+			}
+		case strings.ContainsAny(tok, "*>"):
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzMatch checks Sublist, and the validators, against the reference
+// matcher and validator on random patterns and a random topic: it inserts
+// the three patterns (the same value under the first and third, to exercise
+// the multiset), matches, removes the second, and matches again. The seed
+// corpus is in testdata/fuzz/FuzzMatch.
+func FuzzMatch(f *testing.F) {
+	f.Add("a.b.c", "a.*.c", "a.>", "a.b.c")
+	f.Add("*", ">", "*.*", "x")
+	f.Add("a.*", "*.b", "a.b", "a.b")
+	f.Fuzz(func(t *testing.T, p1, p2, p3, topic string) {
+		var s Sublist[int]
+		var ref refList
+		for i, p := range []string{p1, p2, p3} {
+			v := i % 2 // p1 and p3 share a value
+			err := s.Insert(p, v)
+			if want := refValid(p, true); (err == nil) != want {
+				t.Fatalf("Insert(%q) = %v, reference validity %v", p, err, want)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrInvalidPattern) {
+					t.Fatalf("Insert(%q) = %v, want ErrInvalidPattern", p, err)
+				}
+				continue
+			}
+			ref.insert(p, v)
+		}
+		if err := s.verify(); err != nil {
+			t.Fatal(err)
+		}
+		valid := refValid(topic, false)
+		if err := ValidateTopic(topic); (err == nil) != valid {
+			t.Fatalf("ValidateTopic(%q) = %v, reference validity %v", topic, err, valid)
+		}
+		check := func(when string) {
+			t.Helper()
+			var want []int
+			if valid {
+				want = ref.match(topic)
+			}
+			// Twice: the first fills the cache, the second reads it.
+			for _, pass := range []string{"fill", "cached"} {
+				if got := sorted(s.Match(topic)); !slices.Equal(got, want) {
+					t.Fatalf("%s, %s: Match(%q) = %v, want %v (patterns %q)", when, pass, topic, got, want, ref.pairs)
+				}
+			}
+		}
+		check("after insert")
+		if refValid(p2, true) {
+			if err := s.Remove(p2, 1); err != nil {
+				t.Fatalf("Remove(%q) = %v", p2, err)
+			}
+			ref.remove(p2, 1)
+			if err := s.verify(); err != nil {
+				t.Fatal(err)
+			}
+			check("after remove")
+		}
+	})
+}
