@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"flag"
 	"fmt"
 	"regexp"
 	"strings"
@@ -14,6 +15,15 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
+}
+
+// needCPUProfiler skips a test that needs the process's only CPU profiler
+// when `go test -cpuprofile` holds it.
+func needCPUProfiler(t *testing.T) {
+	t.Helper()
+	if f := flag.Lookup("test.cpuprofile"); f != nil && f.Value.String() != "" {
+		t.Skip("go test -cpuprofile holds the process's only CPU profiler")
+	}
 }
 
 // synthSample is one sample of the synthetic profile: a stack from the leaf

@@ -94,6 +94,7 @@ func hasFrame(p *profile.Profile, fn, agent string) bool {
 // under its label, the wall profile has it too, and every file is valid for
 // `go tool pprof`.
 func TestProfilerFindsHotFunction(t *testing.T) {
+	needCPUProfiler(t)
 	dir := t.TempDir()
 	reports := make(chan windowReport, 100)
 	var windowErrs []error
@@ -346,6 +347,7 @@ func TestSpanMergesWindows(t *testing.T) {
 // TestCPUProfileConflict checks that Start refuses to run beside another CPU
 // profile and that a later window skips its CPU part and says so.
 func TestCPUProfileConflict(t *testing.T) {
+	needCPUProfiler(t)
 	if err := pprof.StartCPUProfile(io.Discard); err != nil {
 		t.Fatal(err)
 	}
