@@ -73,7 +73,8 @@ func (k Kind) String() string {
 // other zero field takes its default.
 type Options struct {
 	// Sampling is the fraction of wall time profiled, in (0, 1]: one Window
-	// is opened in every period of Window/Sampling. 1 profiles all the time.
+	// is opened in every period of Window/Sampling. 1 opens windows back to
+	// back (closing a CPU window still takes up to 100 ms, unprofiled).
 	Sampling float64
 
 	// Window is the length of one profiling window: DefaultWindow if 0, at
@@ -85,7 +86,8 @@ type Options struct {
 	Dir string
 
 	// Keep is the number of files kept per kind (DefaultKeep if 0); the
-	// oldest are deleted.
+	// oldest are deleted, including those of earlier runs in Dir. Files
+	// whose names the profiler did not make are never touched.
 	Keep int
 
 	// Span is how much wall time one file covers (DefaultSpan if 0): the
