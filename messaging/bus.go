@@ -112,22 +112,34 @@ func (b *Bus) add(s *Subscription) error {
 // It returns an error wrapping [ErrInvalidTopic] if topic is invalid (see
 // [ValidateTopic]); nothing is delivered then.
 //
-// Publish takes no lock and is safe for concurrent use. Once topic is in the
-// match cache it allocates nothing. It delivers to the subscriptions present
+// Publish takes no lock and is safe for concurrent use. It allocates nothing
+// once topic is in the match cache, and usually not before either (only
+// when caching it, or when the topic matches more than four patterns). It delivers to the subscriptions present
 // when it starts, except those unsubscribed before their turn; a handler may
 // therefore still run once on another goroutine's Publish after its
 // Unsubscribe returns, if that Publish had already reached it.
 func (b *Bus) Publish(topic string, payload []byte) (delivered int, err error) {
-	subs, err := b.subs.match(topic)
+	var buf [4][]*Subscription
+	subs, parts, err := b.subs.lookup(topic, buf[:0])
 	if err != nil {
 		return 0, err
 	}
+	delivered = b.deliverAll(subs, topic, payload)
+	for _, p := range parts { // a topic not cached (yet)
+		delivered += b.deliverAll(p, topic, payload)
+	}
+	return delivered, nil
+}
+
+// deliverAll calls the handlers of subs and returns how many returned
+// normally.
+func (b *Bus) deliverAll(subs []*Subscription, topic string, payload []byte) (delivered int) {
 	for i := 0; i < len(subs); {
 		var n int
 		i, n = b.deliver(subs, i, topic, payload)
 		delivered += n
 	}
-	return delivered, nil
+	return delivered
 }
 
 // deliver calls the handlers of subs[i:] in order. It returns the index to

@@ -225,6 +225,19 @@ func TestBusPublishAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { _, _ = b.Publish("x.y", payload) }); n != 0 {
 		t.Errorf("Publish of a cached topic without subscribers allocates %v times", n)
 	}
+	// A stream of topics seen once (10 000 devices reporting in turn) is
+	// not cached, and publishing it allocates nothing either.
+	topics := make([]string, 1000)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("a.dev-%d.c", i)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(len(topics)-1, func() { _, _ = b.Publish(topics[i], payload); i++ }); n != 0 {
+		t.Errorf("Publish of topics seen once allocates %v times", n)
+	}
+	if n := b.subs.cached(); n != 2 {
+		t.Errorf("%d topics cached, want a.b.c and x.y", n)
+	}
 	runtime.KeepAlive(o)
 }
 

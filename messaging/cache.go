@@ -24,15 +24,24 @@ const (
 // the snapshot it was computed from, and a lookup accepts only entries of the
 // generation it is reading: a change to the subscriptions bumps the
 // generation, which invalidates every entry at once without touching the
-// table. Stale entries are the first to be replaced. A topic is looked for
-// first in the way picked by its hash, so a hit usually costs one load.
+// table. A topic is looked for first in the way picked by its hash, so a hit
+// usually costs one load.
 //
-// Eight ways per set keep hot topics from evicting each other: a set
-// thrashes only when more than eight hot topics hash into it. When a set has
-// no free or stale way, a random way is evicted, which cannot lock two topics
-// into evicting each other forever.
+// Admission. A topic is cached on its second miss, not its first: the first
+// only leaves its hash in the set's ghost row (8 hashes per set, the last
+// 1024 topics that missed once). So a stream of topics seen once, such as
+// ten thousand devices reporting in turn, never evicts the hot topics and
+// never allocates an entry; the misses it causes cost a walk of the trie but
+// no allocation. This is the doorkeeper of TinyLFU. A topic whose entry is
+// merely stale (the subscriptions changed) is readmitted on its first miss.
+//
+// Replacement. A new entry takes, in order, an empty way, a stale way or a
+// random way of its set. Eight ways keep hot topics from evicting each other
+// unless more than eight of them hash into one set, and random eviction
+// cannot lock two topics into evicting each other for ever.
 type cache[T any] struct {
-	sets [cacheSets][cacheWays]atomic.Pointer[cacheEntry[T]]
+	sets   [cacheSets][cacheWays]atomic.Pointer[cacheEntry[T]]
+	ghosts [cacheSets][cacheWays]atomic.Uint64 // hash|1 of topics that missed once; 0 is empty
 }
 
 // A cacheEntry is immutable once stored.
@@ -43,36 +52,65 @@ type cacheEntry[T any] struct {
 	res   []T // shared by every caller: read-only, capacity cut to length
 }
 
-// get returns the cached result for topic (hash h) in generation gen.
-func (c *cache[T]) get(h, gen uint64, topic string) ([]T, bool) {
+// get returns the cached result for topic (hash h) in generation gen. On a
+// miss, known reports whether the set holds an entry for topic from an
+// older generation.
+func (c *cache[T]) get(h, gen uint64, topic string) (res []T, ok, known bool) {
 	set := &c.sets[h%cacheSets]
 	w := h >> 61 // top 3 bits: the preferred way; the low bits chose the set
 	for i := range uint64(cacheWays) {
 		e := set[(w+i)%cacheWays].Load()
-		if e != nil && e.hash == h && e.gen == gen && e.topic == topic {
-			return e.res, true
+		if e != nil && e.hash == h && e.topic == topic {
+			if e.gen == gen {
+				return e.res, true, true
+			}
+			known = true
 		}
 	}
-	return nil, false
+	return nil, false, known
 }
 
-// put stores e, replacing in order of preference: an empty way, a way of an
-// older generation or holding the same topic, then a random way. It drops e
-// if the set already holds a newer generation: e was computed from a
-// snapshot that has since been replaced.
-func (c *cache[T]) put(e *cacheEntry[T]) {
-	set := &c.sets[e.hash%cacheSets]
-	w := e.hash >> 61
-	for i := range uint64(cacheWays) {
-		slot := &set[(w+i)%cacheWays]
-		old := slot.Load()
-		switch {
-		case old == nil || old.gen < e.gen || old.topic == e.topic && old.gen == e.gen:
-			slot.Store(e)
-			return
-		case old.gen > e.gen:
-			return
+// admit reports whether a topic (hash h) that missed should be cached now,
+// because it missed before and its hash is still a ghost. If not, it makes
+// the hash a ghost, in place of a random one.
+func (c *cache[T]) admit(h uint64) bool {
+	ghosts := &c.ghosts[h%cacheSets]
+	tag := h | 1
+	for i := range ghosts {
+		if ghosts[i].Load() == tag {
+			ghosts[i].Store(0)
+			return true
 		}
 	}
-	set[rand.Uint64()%cacheWays].Store(e)
+	ghosts[rand.Uint64()%cacheWays].Store(tag)
+	return false
+}
+
+// put stores e in place of, by preference, an entry for the same topic, an
+// empty or stale way, or a random way. It drops e if the set already holds a
+// newer generation: e was computed from a snapshot that has been replaced.
+func (c *cache[T]) put(e *cacheEntry[T]) {
+	set := &c.sets[e.hash%cacheSets]
+	w, victim := e.hash>>61, -1
+	for i := range uint64(cacheWays) {
+		j := int((w + i) % cacheWays)
+		old := set[j].Load()
+		switch {
+		case old == nil:
+		case old.gen > e.gen:
+			return
+		case old.hash == e.hash && old.topic == e.topic:
+			set[j].Store(e)
+			return
+		case old.gen == e.gen:
+			continue
+		}
+		if victim < 0 {
+			victim = j
+		}
+	}
+	if victim < 0 {
+		victim = int(rand.Uint64() % cacheWays)
+	}
+	set[victim].Store(e)
 }

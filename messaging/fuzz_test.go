@@ -73,8 +73,9 @@ func FuzzMatch(f *testing.F) {
 			if valid {
 				want = ref.match(topic)
 			}
-			// Twice: the first fills the cache, the second reads it.
-			for _, pass := range []string{"fill", "cached"} {
+			// Three times: the first misses, the second fills the cache and
+			// the third reads it.
+			for _, pass := range []string{"miss", "fill", "cached"} {
 				if got := sorted(s.Match(topic)); !slices.Equal(got, want) {
 					t.Fatalf("%s, %s: Match(%q) = %v, want %v (patterns %q)", when, pass, topic, got, want, ref.pairs)
 				}

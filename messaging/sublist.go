@@ -18,7 +18,8 @@ import (
 // copy the path they change, and publish a new snapshot whose generation is
 // one higher. Match results are cached per topic in a fixed table of 1024
 // entries tagged with the generation they were computed in, so every change
-// invalidates them at once; a cached Match allocates nothing.
+// invalidates them at once; a cached Match allocates nothing. A topic enters
+// the cache on its second miss, so topics seen once cannot evict hot ones.
 //
 // A Sublist is a multiset: inserting the same (pattern, value) pair twice
 // stores it twice, and Match then returns the value twice.
@@ -157,44 +158,52 @@ func (sn *snapshot[T]) trie() *node[T] {
 // unspecified.
 //
 // The returned slice is shared with every other caller that matches the same
-// topic and with the list's cache: it is read-only. Do not modify its
+// topic and with the list itself: it is read-only. Do not modify its
 // elements. Appending to it is safe (its capacity equals its length, so
 // append copies). It is a snapshot: later changes to the list do not change
 // it.
 //
 // Match takes no lock and is safe for concurrent use with every other
-// method. On a topic in the cache it allocates nothing.
+// method. A topic is cached from its second Match on (see the package
+// documentation); on a cached topic Match allocates nothing.
 func (s *Sublist[T]) Match(topic string) []T {
-	res, _ := s.match(topic)
+	var buf [4][]T
+	res, parts, _ := s.lookup(topic, buf[:0])
+	if parts != nil {
+		return join(parts)
+	}
 	return res
 }
 
-// match is Match that reports an invalid topic. An invalid topic is never
-// cached, so a cache hit proves the topic valid without checking it again.
-func (s *Sublist[T]) match(topic string) ([]T, error) {
+// lookup finds the values matching topic. It returns them as res when it
+// found them in the cache or cached them now, and otherwise as parts,
+// appended to buf, whose concatenation is the result: a topic that is not
+// cached costs no allocation unless it matches more patterns than buf holds.
+// An invalid topic is never cached, so a cache hit proves the topic valid
+// without checking it again.
+func (s *Sublist[T]) lookup(topic string, buf [][]T) (res []T, parts [][]T, err error) {
 	sn := s.snap.Load()
 	if sn == nil {
-		return nil, ValidateTopic(topic)
+		return nil, nil, ValidateTopic(topic)
 	}
 	h := hashString(topic)
-	if res, ok := sn.cache.get(h, sn.gen, topic); ok {
-		return res, nil
+	res, ok, known := sn.cache.get(h, sn.gen, topic)
+	if ok {
+		return res, nil, nil
 	}
-	return sn.fill(h, topic)
-}
-
-// fill matches topic (hash h) against the trie and caches the result.
-func (sn *snapshot[T]) fill(h uint64, topic string) ([]T, error) {
 	var tokBuf [MaxTokens]string
 	toks, err := splitTopic(topic, tokBuf[:0])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var partBuf [8][]T
-	res := join(sn.root.match(toks, partBuf[:0]))
+	parts = sn.root.match(toks, buf)
+	if !known && !sn.cache.admit(h) {
+		return nil, parts, nil
+	}
+	res = join(parts)
 	// Copy the topic for the same reason Insert copies patterns.
 	sn.cache.put(&cacheEntry[T]{hash: h, gen: sn.gen, topic: strings.Clone(topic), res: res})
-	return res, nil
+	return res, nil, nil
 }
 
 // Count returns the number of (pattern, value) pairs in the list. It takes no

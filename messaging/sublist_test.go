@@ -213,18 +213,24 @@ func TestSublistCache(t *testing.T) {
 	var s Sublist[int]
 	_ = s.Insert("a.*", 1)
 	g := s.gen()
-	if s.Match("a.b"); s.cached() != 1 {
-		t.Fatalf("cached = %d after one Match", s.cached())
+	// The first miss only remembers the topic; the second caches it.
+	for i, want := range []int{0, 1, 1} {
+		if got := s.Match("a.b"); !slices.Equal(got, []int{1}) || s.cached() != want {
+			t.Fatalf("Match #%d = %v with %d cached, want [1] with %d", i+1, got, s.cached(), want)
+		}
 	}
-	if s.Match("a..b"); s.cached() != 1 {
-		t.Fatalf("an invalid topic was cached")
+	for range 3 {
+		if s.Match("a..b"); s.cached() != 1 {
+			t.Fatalf("an invalid topic was cached")
+		}
 	}
 	_ = s.Insert("a.b", 2)
 	if s.gen() != g+1 || s.cached() != 0 {
 		t.Fatalf("after Insert: gen %d -> %d, %d entries still valid", g, s.gen(), s.cached())
 	}
-	if got := sorted(s.Match("a.b")); !slices.Equal(got, []int{1, 2}) {
-		t.Fatalf("Match after Insert = %v", got)
+	// A topic whose entry went stale is cached again on its first miss.
+	if got := sorted(s.Match("a.b")); !slices.Equal(got, []int{1, 2}) || s.cached() != 1 {
+		t.Fatalf("Match after Insert = %v with %d cached", got, s.cached())
 	}
 	_ = s.Remove("a.*", 1)
 	if got := s.Match("a.b"); !slices.Equal(got, []int{2}) {
@@ -260,17 +266,37 @@ func TestSublistCacheBounded(t *testing.T) {
 			t.Fatalf("cache holds %d entries, more than %d", n, cacheSize)
 		}
 	}
-	misses := 0
+	// Cold topics are seen once, so they are never admitted and never evict
+	// a hot one; and the churn's invalidations readmit hot topics at once.
 	sn := s.snap.Load()
 	for _, topic := range hot {
-		if _, ok := sn.cache.get(hashString(topic), sn.gen, topic); !ok {
-			misses++
+		if _, ok, _ := sn.cache.get(hashString(topic), sn.gen, topic); !ok {
+			t.Errorf("hot topic %q not cached", topic)
 		}
 	}
-	// Each cold topic evicts a random way of its set; a hot topic comes back
-	// within 64 matches, so it is rarely the one evicted.
-	if misses > len(hot)/4 {
-		t.Errorf("%d of %d hot topics evicted by cold ones", misses, len(hot))
+	if n := s.cached(); n != len(hot) {
+		t.Errorf("%d topics cached, want the %d hot ones", n, len(hot))
+	}
+}
+
+// TestSublistCacheEviction: with more hot topics than the cache holds, it
+// stays bounded and still serves most of them.
+func TestSublistCacheEviction(t *testing.T) {
+	var s Sublist[int]
+	_ = s.Insert("t.>", 1)
+	topics := make([]string, 2*cacheSize)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("t.%d", i)
+	}
+	for range 3 {
+		for _, topic := range topics {
+			if got := s.Match(topic); len(got) != 1 {
+				t.Fatalf("Match(%q) = %v", topic, got)
+			}
+		}
+	}
+	if n := s.cached(); n > cacheSize || n < cacheSize/2 {
+		t.Errorf("%d topics cached, want between %d and %d", n, cacheSize/2, cacheSize)
 	}
 }
 
@@ -287,6 +313,16 @@ func TestSublistMatchAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() { s.Match("x.y") }); n != 0 {
 		t.Errorf("cached Match of a topic without subscribers allocates %v times", n)
+	}
+	// Topics seen once are not cached, and matching them allocates nothing
+	// when they match a single pattern.
+	topics := make([]string, 1000)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("a.x%d.d", i)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(len(topics)-1, func() { s.Match(topics[i]); i++ }); n != 0 {
+		t.Errorf("Match of topics seen once allocates %v times", n)
 	}
 }
 

@@ -151,16 +151,21 @@ func SubscribeWeak[O any](b *Bus, pattern string, owner *O, h func(owner *O, top
 		return nil, err
 	}
 	// Attached after the insert so that a refused pattern leaves nothing
-	// behind; owner is live until here, so the cleanup cannot be missed.
-	w.cleanup = runtime.AddCleanup(owner, (*Subscription).ownerCollected, s)
+	// behind; owner is live until here, so the cleanup cannot be missed. The
+	// cleanup holds the subscription weakly: a bus dropped by its user must
+	// not be kept alive by owners that outlive it.
+	w.cleanup = runtime.AddCleanup(owner, ownerCollected, weak.Make(s))
 	return s, nil
 }
 
 // ownerCollected is the cleanup of a weak subscription's owner. It runs on a
-// runtime goroutine some time after the owner became unreachable.
-func (s *Subscription) ownerCollected() {
-	s.bus.bury(s)
-	s.bus.reapIfDue()
+// runtime goroutine some time after the owner became unreachable. If the
+// subscription is gone too, its bus was dropped and there is nothing to do.
+func ownerCollected(ws weak.Pointer[Subscription]) {
+	if s := ws.Value(); s != nil {
+		s.bus.bury(s)
+		s.bus.reapIfDue()
+	}
 }
 
 // Pruning: dead weak subscriptions are removed like the runtime removes

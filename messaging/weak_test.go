@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"weak"
 )
 
 // A testOwner is the owner of weak subscriptions in tests. It holds a
@@ -128,4 +129,22 @@ func TestSubscribeWeakAlone(t *testing.T) {
 	if b.Count() != 0 {
 		t.Errorf("Count = %d", b.Count())
 	}
+}
+
+// TestSubscribeWeakDroppedBus: weak subscriptions do not keep their bus
+// alive when their owners outlive it.
+func TestSubscribeWeakDroppedBus(t *testing.T) {
+	owner := &testOwner{name: "outlives the bus"}
+	wb := dropBus(t, owner)
+	waitFor(t, "the dropped bus to be collected", func() bool { return wb.Value() == nil })
+	runtime.KeepAlive(owner)
+}
+
+//go:noinline
+func dropBus(t *testing.T, owner *testOwner) weak.Pointer[Bus] {
+	b := new(Bus)
+	if _, err := SubscribeWeak(b, "a", owner, (*testOwner).ignore); err != nil {
+		t.Fatal(err)
+	}
+	return weak.Make(b)
 }
