@@ -44,9 +44,13 @@ type Bus struct {
 	// zombies and is never held while calling anything else.
 	zmu     sync.Mutex
 	zombies []*Subscription
-	// dead counts the subscriptions in state subDead. It is changed with
-	// the state, not with zombies, so Count can subtract it without zmu.
+	// dead counts the subscriptions in state subDead, to decide when to
+	// reap. It is changed with the state, not with zombies.
 	dead atomic.Int64
+	// live counts the subscriptions in state subActive, for Count. It
+	// changes with the state too, so it never counts a subscription that
+	// has stopped receiving, nor goes back up when one is reaped.
+	live atomic.Int64
 }
 
 // An Option configures a [Bus] in [NewBus].
@@ -97,6 +101,7 @@ func (b *Bus) add(s *Subscription) error {
 	if err := b.subs.insert(s.pattern, s); err != nil {
 		return err
 	}
+	b.live.Add(1)
 	b.reapIfAny()
 	return nil
 }
@@ -113,11 +118,12 @@ func (b *Bus) add(s *Subscription) error {
 // [ValidateTopic]); nothing is delivered then.
 //
 // Publish takes no lock and is safe for concurrent use. It allocates nothing
-// once topic is in the match cache, and usually not before either (only
-// when caching it, or when the topic matches more than four patterns). It delivers to the subscriptions present
-// when it starts, except those unsubscribed before their turn; a handler may
-// therefore still run once on another goroutine's Publish after its
-// Unsubscribe returns, if that Publish had already reached it.
+// once topic is in the match cache, and usually not before either: only when
+// it caches the topic, or when the topic matches more than four patterns. It
+// delivers to the subscriptions present when it starts, except those
+// unsubscribed before their turn; a handler may therefore still run once on
+// another goroutine's Publish after its Unsubscribe returns, if that Publish
+// had already reached it.
 func (b *Bus) Publish(topic string, payload []byte) (delivered int, err error) {
 	var buf [4][]*Subscription
 	subs, parts, err := b.subs.lookup(topic, buf[:0])
@@ -180,11 +186,8 @@ func (b *Bus) recovered(topic string, v any) {
 // Panics returns how many handler calls have panicked.
 func (b *Bus) Panics() uint64 { return b.panics.Load() }
 
-// Count returns the number of live subscriptions. A weak subscription whose
-// owner has been collected is no longer counted, even before it is pruned.
-// Under concurrent changes it is a snapshot and may briefly count a
-// subscription that is going away.
-func (b *Bus) Count() int {
-	n := b.subs.Count() - int(b.dead.Load())
-	return max(n, 0)
-}
+// Count returns the number of live subscriptions: subscribed and neither
+// unsubscribed nor, for a weak one, dead with its owner. A dead weak
+// subscription stops being counted as soon as it is found dead, before it is
+// pruned.
+func (b *Bus) Count() int { return int(b.live.Load()) }

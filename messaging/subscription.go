@@ -48,6 +48,8 @@ func (s *Subscription) Unsubscribe() error {
 		}
 		if st == subDead {
 			s.bus.dead.Add(-1)
+		} else {
+			s.bus.live.Add(-1)
 		}
 		if s.weak != nil {
 			s.weak.stop()
@@ -187,6 +189,7 @@ func (b *Bus) bury(s *Subscription) {
 	if !s.state.CompareAndSwap(subActive, subDead) {
 		return
 	}
+	b.live.Add(-1)
 	b.dead.Add(1)
 	b.zmu.Lock()
 	b.zombies = append(b.zombies, s)
@@ -221,8 +224,6 @@ func (b *Bus) reap() {
 			rs = append(rs, removal[*Subscription]{pattern: s.pattern, v: s})
 		}
 	}
-	// Uncount before removing: Count may then briefly count them as live,
-	// never a live one as gone.
 	b.dead.Add(-int64(len(rs)))
 	b.subs.removeAll(rs)
 }
