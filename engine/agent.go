@@ -3,7 +3,6 @@ package engine
 import (
 	"sync/atomic"
 
-	"github.com/agentloop/agentloop/internal/ring"
 	"github.com/agentloop/agentloop/lifecycle"
 )
 
@@ -103,13 +102,17 @@ type agent struct {
 	loop *loop
 	impl Agent // loop
 
-	mb ring.Deque[Message] // loop: the mailbox, allocated on first message
+	mb mailbox // loop: the mailbox, allocated on first message
 
 	// remote counts messages accepted from other goroutines for a Reject or
 	// Block mailbox and not yet moved from the inbox to mb; depth publishes
 	// mb.Len() for those senders. Only bounded-by-sender policies use them.
 	remote atomic.Int64
 	depth  atomic.Int64
+	// remoteDone counts moves from the inbox not yet subtracted from
+	// remote: the loop settles them once per run of the agent rather than
+	// once per message. loop
+	remoteDone int64
 
 	// stopReq is set once by the first Terminate call; later calls see it.
 	stopReq atomic.Bool

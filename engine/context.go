@@ -62,7 +62,7 @@ func (c *Context) send(to Ref, m Message) error {
 		if a.gen.Load() != to.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
 			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
 		}
-		if (pol == Reject || pol == Block) && a.mb.Len()+int(a.remote.Load()) >= a.typ.cfg.capacity {
+		if (pol == Reject || pol == Block) && int64(a.mb.len())+a.remote.Load()-a.remoteDone >= int64(a.typ.cfg.capacity) {
 			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
 		}
 		c.l.enqueue(a, to.gen, &m)

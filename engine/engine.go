@@ -189,13 +189,8 @@ func (e *Engine) Start() error {
 	e.state.Store(stateRunning)
 	for _, l := range e.loops {
 		l.startWheel()
-		l.spillMu.Lock()
-		spill := l.spill
-		l.spill = nil
-		l.spillOpen.Store(false)
-		l.spillMu.Unlock()
 		e.loopsWG.Add(1)
-		go l.run(spill)
+		go l.run()
 	}
 	return nil
 }

@@ -61,11 +61,15 @@ type loop struct {
 	wakeCh   chan struct{}
 	idle     atomic.Bool // parked with nothing pending (quiescence checks)
 
-	// spill holds work posted before Start, when no goroutine pops the
-	// inbox. Start hands it to the loop and closes it.
-	spillOpen atomic.Bool
-	spillMu   sync.Mutex
-	spill     []envelope
+	// spill holds work the inbox could not take: everything posted before
+	// Start (no goroutine pops the inbox yet), and posts from outside that
+	// found it full for long enough that waiting longer could deadlock (a
+	// handler posting to its own loop). While spilling is set every outside
+	// post goes to the spill, and the loop takes it only once the inbox is
+	// fully drained, so each producer's order is kept.
+	spilling atomic.Bool
+	spillMu  sync.Mutex // protects spill
+	spill    []envelope
 
 	// sealed is set after the loop goroutine has exited; late producers
 	// then dead-letter what they pushed themselves (sweepMu serialises
@@ -118,7 +122,7 @@ func newLoop(e *Engine, idx int) *loop {
 		agents:  make(map[*agent]struct{}),
 		buckets: make(map[int64]*wheelBucket),
 	}
-	l.spillOpen.Store(true)
+	l.spilling.Store(true)
 	l.ctx.l = l
 	return l
 }
@@ -127,15 +131,22 @@ func newLoop(e *Engine, idx int) *loop {
 
 // post hands env to the loop from a goroutine outside the engine. It waits
 // (spinning, then yielding, then sleeping briefly) while the inbox is full:
-// the inbox is the backpressure point of outside senders.
+// the inbox is the backpressure point of outside senders. After
+// spillAfter rounds it stops waiting and spills instead, so a handler that
+// posts to its own loop through the outside API cannot deadlock it.
 func (l *loop) post(env *envelope) {
-	if l.spillOpen.Load() && l.trySpill(env) {
+	if l.spilling.Load() && l.trySpill(env) {
+		l.wake()
 		return
 	}
 	for i := 0; !l.inbox.TryPush(env); i++ {
 		if l.sealed.Load() {
 			l.sweep()
 			continue
+		}
+		if i >= spillAfter && l.trySpill(env) {
+			l.wake()
+			return
 		}
 		backoff(i)
 	}
@@ -145,6 +156,10 @@ func (l *loop) post(env *envelope) {
 		l.sweep()
 	}
 }
+
+// spillAfter is how many backoff rounds an outside post waits for a full
+// inbox before it spills (about 2 ms).
+const spillAfter = 160
 
 // postFrom hands env to l from loop src. A loop never waits: when l's inbox
 // is full the envelope stays in src's outbox for l, and everything src posts
@@ -162,11 +177,30 @@ func (l *loop) postFrom(src *loop, env *envelope) {
 func (l *loop) trySpill(env *envelope) bool {
 	l.spillMu.Lock()
 	defer l.spillMu.Unlock()
-	if !l.spillOpen.Load() {
+	if l.sealed.Load() {
 		return false
 	}
 	l.spill = append(l.spill, *env)
+	l.spilling.Store(true)
 	return true
+}
+
+// takeSpill moves the spill into the loop once the inbox is fully drained.
+func (l *loop) takeSpill() (quit bool) {
+	if !l.inbox.Drained() {
+		return false
+	}
+	l.spillMu.Lock()
+	spill := l.spill
+	l.spill = nil
+	l.spilling.Store(false)
+	l.spillMu.Unlock()
+	for i := range spill {
+		if l.dispatch(&spill[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loop) wake() {
@@ -212,18 +246,14 @@ func (l *loop) sweep() {
 
 // ---- the loop goroutine ----
 
-func (l *loop) run(spill []envelope) {
+func (l *loop) run() {
 	defer l.e.loopsWG.Done()
 	defer l.stopWheel()
 	l.parkT = time.NewTimer(time.Hour)
 	l.parkT.Stop()
-	for i := range spill {
-		if l.dispatch(&spill[i]) {
-			return
-		}
-	}
 	for {
 		if l.turn() {
+			l.quit()
 			return
 		}
 		if !l.hasWork() && !l.spin() {
@@ -257,6 +287,9 @@ func (l *loop) turn() (quit bool) {
 	if quit = l.drainInbox(l.e.cfg.budget); quit {
 		return true
 	}
+	if l.spilling.Load() && l.takeSpill() {
+		return true
+	}
 	if l.timers.Len() > 0 {
 		l.fireTimers(l.e.now())
 	}
@@ -276,7 +309,7 @@ func (l *loop) turn() (quit bool) {
 const publishEvery = 64
 
 func (l *loop) hasWork() bool {
-	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Pending()
+	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Pending() || l.spilling.Load()
 }
 
 // park sleeps until a producer wakes the loop or the next timer is due.
@@ -285,7 +318,7 @@ func (l *loop) park() {
 	l.sleeping.Store(1)
 	// Last check after announcing sleep: a push that happened before the
 	// store is seen here; one after it sees sleeping == 1 and wakes us.
-	if l.inbox.Pending() {
+	if l.inbox.Pending() || l.spilling.Load() {
 		if !l.sleeping.CompareAndSwap(1, 0) {
 			// A producer already claimed the wake-up; eat its token so the
 			// next park does not return at once.
@@ -357,15 +390,19 @@ func (l *loop) flushOutbox() {
 // drainInbox moves up to max envelopes from the inbox into mailboxes (or
 // runs them, for control work).
 func (l *loop) drainInbox(max int) (quit bool) {
-	var env envelope
-	for i := 0; i < max && l.inbox.Pop(&env); i++ {
-		if l.dispatch(&env) {
-			l.inbox.Commit()
-			return true
+	for i := 0; i < max; i++ {
+		env := l.inbox.Peek()
+		if env == nil {
+			break
+		}
+		quit = l.dispatch(env)
+		l.inbox.Advance()
+		if quit {
+			break
 		}
 	}
 	l.inbox.Commit()
-	return false
+	return quit
 }
 
 // dispatch handles one envelope on the loop; it reports whether to quit.
@@ -374,7 +411,7 @@ func (l *loop) dispatch(env *envelope) bool {
 	case opMsg:
 		a := env.a
 		if p := a.typ.cfg.overflow; p == Reject || p == Block {
-			a.remote.Add(-1)
+			a.remoteDone++
 		}
 		l.enqueue(a, env.gen, &env.msg)
 	case opInit:
@@ -397,8 +434,7 @@ func (l *loop) dispatch(env *envelope) bool {
 	case opShutdown:
 		l.shutdown(env.n != 0)
 	case opQuit:
-		l.quit()
-		return true
+		return true // run calls quit once the envelope has left the inbox
 	case opFunc:
 		env.fn()
 	}
@@ -415,10 +451,11 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message) {
 	tc := a.tc
 	l.touch(tc)
 	tc.received++
-	if a.mb.Len() >= a.typ.cfg.capacity {
+	if a.mb.len() >= a.typ.cfg.capacity {
 		tc.dropped++
 		if a.typ.cfg.overflow == DropOldest {
-			old, _ := a.mb.PopFront()
+			var old Message
+			a.mb.pop(&old)
 			tc.queued--
 			l.deadLetter(a, old, ErrMailboxFull)
 		} else {
@@ -426,7 +463,7 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message) {
 			return
 		}
 	}
-	a.mb.PushBack(*m)
+	*a.mb.push() = *m
 	tc.queued++
 	if !a.scheduled && a.lc.State() == lifecycle.Running {
 		a.scheduled = true
@@ -434,8 +471,19 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message) {
 	}
 }
 
+// settle publishes a Reject or Block mailbox's occupancy for outside
+// senders: the moves from the inbox since the last settle leave remote, and
+// depth becomes the mailbox length. Called once per run of the agent.
+func (l *loop) settle(a *agent) {
+	if a.remoteDone != 0 {
+		a.remote.Add(-a.remoteDone)
+		a.remoteDone = 0
+	}
+	a.depth.Store(int64(a.mb.len()))
+}
+
 func (l *loop) schedule(a *agent) {
-	if !a.scheduled && a.mb.Len() > 0 {
+	if !a.scheduled && a.mb.len() > 0 {
 		a.scheduled = true
 		l.runq.PushBack(a)
 	}
@@ -472,10 +520,10 @@ func (l *loop) runAgents(budget int) {
 		a.tc.queued -= int64(done)
 		l.touch(a.tc)
 		if p := a.typ.cfg.overflow; p == Reject || p == Block {
-			a.depth.Store(int64(a.mb.Len()))
+			l.settle(a)
 		}
 		switch {
-		case a.mb.Len() > 0:
+		case a.mb.len() > 0:
 			a.scheduled = true
 			l.runq.PushBack(a)
 		case a.terminating:
@@ -499,13 +547,11 @@ func (l *loop) runAgent(a *agent, max int) (n int) {
 		}
 		c.a = nil
 	}()
-	for n < max {
-		m, ok := a.mb.PopFront()
-		if !ok {
-			break
-		}
+	impl := a.impl
+	var m Message
+	for n < max && a.mb.pop(&m) {
 		n++
-		a.impl.Receive(c, m)
+		impl.Receive(c, m)
 	}
 	return n
 }
@@ -522,16 +568,14 @@ func (l *loop) runAgentObserved(a *agent, max int) (n int) {
 		c.a = nil
 	}()
 	obs := l.e.plugins.Load().onMessage
-	for n < max {
-		m, ok := a.mb.PopFront()
-		if !ok {
-			break
-		}
+	impl := a.impl
+	var m Message
+	for n < max && a.mb.pop(&m) {
 		n++
 		for _, p := range obs {
 			p.OnMessage(a.id, m)
 		}
-		a.impl.Receive(c, m)
+		impl.Receive(c, m)
 	}
 	return n
 }
@@ -593,7 +637,7 @@ func (l *loop) initAgent(a *agent) {
 	l.e.transition(a, lifecycle.Ready)
 	l.e.transition(a, lifecycle.Running)
 	if a.terminating {
-		if a.mb.Len() == 0 {
+		if a.mb.len() == 0 {
 			l.finalize(a, ErrTerminated)
 			return
 		}
@@ -699,7 +743,7 @@ func (l *loop) terminate(a *agent, gen uint32) {
 	switch a.lc.State() {
 	case lifecycle.Running:
 		a.drainOnStop = true
-		if a.mb.Len() == 0 {
+		if a.mb.len() == 0 {
 			l.finalize(a, ErrTerminated)
 		} else {
 			l.schedule(a)
@@ -730,16 +774,13 @@ func (l *loop) finalize(a *agent, reason error) {
 	if reason != nil && reason != ErrTerminated {
 		dlReason = reason
 	}
-	for {
-		m, ok := a.mb.PopFront()
-		if !ok {
-			break
-		}
+	var m Message
+	for a.mb.pop(&m) {
 		a.tc.queued--
 		l.deadLetter(a, m, dlReason)
 	}
 	l.touch(a.tc)
-	a.mb.Release()
+	a.mb.release()
 	l.e.transition(a, lifecycle.Terminated)
 	delete(l.agents, a)
 	l.e.registry.remove(a)
@@ -759,8 +800,8 @@ func (l *loop) shutdown(immediate bool) {
 			continue
 		}
 		a.terminating = true
-		if immediate || a.mb.Len() == 0 {
-			if n := a.mb.Len(); n > 0 {
+		if immediate || a.mb.len() == 0 {
+			if n := a.mb.len(); n > 0 {
 				l.e.stopDropped.Add(int64(n))
 			}
 			l.finalize(a, ErrStopped)
@@ -794,6 +835,19 @@ func (l *loop) quit() {
 		}
 	}
 	l.inbox.Commit()
+	l.spillMu.Lock()
+	spill := l.spill
+	l.spill = nil
+	l.spilling.Store(false)
+	l.spillMu.Unlock()
+	for _, env := range spill {
+		switch env.op {
+		case opMsg:
+			l.deadLetter(env.a, env.msg, ErrStopped)
+		case opInit:
+			l.finalize(env.a, ErrStopped)
+		}
+	}
 	for i := range l.outbox {
 		for {
 			env, ok := l.outbox[i].PopFront()

@@ -28,6 +28,11 @@ func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
 		close(e.stopDone)
 	})
 	select {
+	case <-e.stopDone: // finished: its result wins even over a done ctx
+		return e.stopErr
+	default:
+	}
+	select {
 	case <-e.stopDone:
 		return e.stopErr
 	case <-ctx.Done():

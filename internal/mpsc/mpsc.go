@@ -94,6 +94,29 @@ func (q *Queue[T]) Pop(out *T) bool {
 	return true
 }
 
+// Peek returns the oldest published value in place, or nil when there is
+// none. The pointer is valid until Advance. Consumer only. Peek and Advance
+// let the consumer move a value straight to its destination without an
+// intermediate copy.
+func (q *Queue[T]) Peek() *T {
+	s := &q.slots[q.head&q.mask]
+	if s.seq.Load() != q.head+1 {
+		return nil
+	}
+	return &s.val
+}
+
+// Advance clears the slot Peek returned and moves past it. Consumer only.
+func (q *Queue[T]) Advance() {
+	var zero T
+	q.slots[q.head&q.mask].val = zero
+	q.head++
+}
+
+// Drained reports whether every reserved value has been popped: no value is
+// published and none is being written. Consumer only.
+func (q *Queue[T]) Drained() bool { return q.tail.Load() == q.head }
+
 // Commit publishes the consumer's position for Pending and Popped readers.
 // Consumer only; call it once per batch of pops.
 func (q *Queue[T]) Commit() { q.popped.Store(q.head) }

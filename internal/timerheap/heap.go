@@ -67,6 +67,9 @@ func (h *Heap[T]) Filter(keep func(T) bool) {
 	}
 	clear(h.es[j:])
 	h.es = h.es[:j]
+	if len(h.es) < 2 {
+		return
+	}
 	for i := (len(h.es) - 2) / 4; i >= 0; i-- {
 		h.siftDown(i)
 	}

@@ -1,0 +1,63 @@
+package engine
+
+// mailbox is an agent's queue of messages: a power-of-two ring of Message
+// values, allocated on the first push and grown as needed (the type's bound
+// is enforced by enqueue, not here). It is owned by the agent's loop.
+//
+// It is written out for Message rather than taken from internal/ring
+// because it is the hottest structure of the engine: the specialised code
+// moves a Message with plain stores, and lets senders fill the slot in
+// place (push returns it) instead of copying a temporary.
+type mailbox struct {
+	buf  []Message
+	head int
+	n    int
+}
+
+const mailboxMinCap = 8
+
+func (mb *mailbox) len() int { return mb.n }
+
+// push appends a zero slot and returns it for the caller to fill.
+func (mb *mailbox) push() *Message {
+	if mb.n == len(mb.buf) {
+		mb.grow()
+	}
+	p := &mb.buf[(mb.head+mb.n)&(len(mb.buf)-1)]
+	mb.n++
+	return p
+}
+
+// pop removes the front message into *out; false when empty. The slot is
+// cleared so the mailbox keeps no payload alive.
+func (mb *mailbox) pop(out *Message) bool {
+	if mb.n == 0 {
+		return false
+	}
+	p := &mb.buf[mb.head]
+	*out = *p
+	*p = Message{}
+	mb.head = (mb.head + 1) & (len(mb.buf) - 1)
+	mb.n--
+	return true
+}
+
+// release drops the buffer: an idle agent holds no mailbox memory.
+func (mb *mailbox) release() {
+	mb.buf, mb.head, mb.n = nil, 0, 0
+}
+
+func (mb *mailbox) grow() {
+	c := 2 * len(mb.buf)
+	if c == 0 {
+		c = mailboxMinCap
+	}
+	buf := make([]Message, c)
+	if mb.n > 0 {
+		k := copy(buf, mb.buf[mb.head:])
+		if k < mb.n {
+			copy(buf[k:], mb.buf[:mb.n-k])
+		}
+	}
+	mb.buf, mb.head = buf, 0
+}
