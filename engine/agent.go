@@ -116,6 +116,7 @@ type agent struct {
 
 	// stopReq is set once by the first Terminate call; later calls see it.
 	stopReq atomic.Bool
+	hasSubs atomic.Bool // the agent has bus subscriptions to drop at the end
 
 	scheduled   bool  // loop: in the runnable queue
 	terminating bool  // loop: the loop has processed the terminate request

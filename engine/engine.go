@@ -32,6 +32,7 @@ type Engine struct {
 	nextTyp int
 
 	registry registry
+	pubsub   pubsub
 
 	state    atomic.Int32
 	stopping atomic.Bool // set once Stop begins; loops drop timers, refuse spawns
@@ -99,6 +100,7 @@ func New(opts ...Option) (*Engine, error) {
 	e.types.Store(&types{})
 	e.plugins.Store(&pluginSet{})
 	e.registry.init()
+	e.pubsub.init(cfg.loops)
 	e.loops = make([]*loop, cfg.loops)
 	for i := range e.loops {
 		e.loops[i] = newLoop(e, i)

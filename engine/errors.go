@@ -38,6 +38,9 @@ var (
 	// ErrInitFailed is the reason an agent terminated because its Init hook
 	// returned an error or panicked on its first run.
 	ErrInitFailed = errors.New("engine: agent init failed")
+	// ErrDuplicateSubscription occurs when SubscribeType is asked twice for
+	// the same pattern and type.
+	ErrDuplicateSubscription = errors.New("engine: duplicate subscription")
 	// ErrPanicked is the reason an agent terminated after exceeding its
 	// restart budget.
 	ErrPanicked = errors.New("engine: agent panicked")

@@ -27,7 +27,7 @@ const (
 	opPaused              // run a's OnPause hook
 	opResumed             // run a's OnResume hook and reschedule it
 	opTerminate           // terminate a (after its queued messages)
-	opWheel               // the timing wheel bucket n fired
+	opPublish             // deliver msg to every agent in subs
 	opShutdown            // engine stop: terminate every agent of the loop
 	opQuit                // leave the loop
 	opFunc                // run fn on the loop
@@ -39,9 +39,9 @@ type envelope struct {
 	a   *agent
 	gen uint32
 	op  op
-	msg Message
-	n   int64
-	fn  func()
+	msg  Message
+	subs []*agent // opPublish: the subscribers on this loop (shared, read-only)
+	fn   func()   // opFunc
 }
 
 // loop is one event loop: one goroutine that owns everything below and runs
@@ -429,10 +429,12 @@ func (l *loop) dispatch(env *envelope) bool {
 		}
 	case opTerminate:
 		l.terminate(env.a, env.gen)
-	case opWheel:
-		l.wheelFired(env.n)
+	case opPublish:
+		for _, a := range env.subs {
+			l.enqueue(a, a.gen.Load(), &env.msg)
+		}
 	case opShutdown:
-		l.shutdown(env.n != 0)
+		l.shutdown(env.gen != 0)
 	case opQuit:
 		return true // run calls quit once the envelope has left the inbox
 	case opFunc:
@@ -784,6 +786,7 @@ func (l *loop) finalize(a *agent, reason error) {
 	l.e.transition(a, lifecycle.Terminated)
 	delete(l.agents, a)
 	l.e.registry.remove(a)
+	l.e.dropSubscriptions(a)
 	if a.typ.cfg.overflow == Block {
 		l.signalSpace()
 	}

@@ -60,13 +60,13 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 		deadline = e.waitQuiescent(ctx)
 	}
 	alive := e.registry.count()
-	immediate := int64(0)
+	immediate := uint32(0)
 	if sc.immediate || deadline != nil {
 		immediate = 1
 	}
 	e.shutdownWG.Add(len(e.loops))
 	for _, l := range e.loops {
-		l.post(&envelope{op: opShutdown, n: immediate})
+		l.post(&envelope{op: opShutdown, gen: immediate})
 	}
 	if err := waitCtx(ctx, &e.shutdownWG); err != nil && deadline == nil {
 		deadline = err

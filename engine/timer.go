@@ -81,7 +81,7 @@ func (l *loop) schedTimer(t *timer, now int64) {
 		l.buckets[k] = b
 		b.entry = l.wheel.AfterFunc(time.Duration(k*tick-now), func() {
 			if !l.sealed.Load() {
-				l.post(&envelope{op: opWheel, n: k})
+				l.post(&envelope{op: opFunc, fn: func() { l.wheelFired(k) }})
 			}
 		})
 	}

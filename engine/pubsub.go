@@ -1,0 +1,334 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/agentloop/agentloop/lifecycle"
+	"github.com/agentloop/agentloop/messaging"
+)
+
+// pubsub is the engine's side of the bus: one subscription list per loop
+// for agent subscriptions, so a publish makes one inbox post per loop that
+// has subscribers (not one per subscriber), and one list of type
+// subscriptions, which name their target by a key taken from the topic.
+type pubsub struct {
+	perLoop []*messaging.Sublist[*agent]
+	types   messaging.Sublist[*typeSub]
+
+	mu     sync.Mutex          // protects byAgent and the typeSubs index
+	agents map[*agent][]string // patterns each agent subscribed, for cleanup
+	byType map[typeSubKey]*typeSub
+}
+
+type typeSubKey struct{ pattern, typ string }
+
+// typeSub routes matching topics to instances of one agent type.
+type typeSub struct {
+	pattern string
+	typ     *agentType
+	key     func(topic string) (string, bool)
+}
+
+func (ps *pubsub) init(loops int) {
+	ps.perLoop = make([]*messaging.Sublist[*agent], loops)
+	for i := range ps.perLoop {
+		ps.perLoop[i] = messaging.NewSublist[*agent]()
+	}
+	ps.agents = make(map[*agent][]string)
+	ps.byType = make(map[typeSubKey]*typeSub)
+}
+
+// SubscribeOption configures SubscribeType.
+type SubscribeOption interface{ applySub(*subConfig) error }
+
+type subOptionFunc func(*subConfig) error
+
+func (f subOptionFunc) applySub(c *subConfig) error { return f(c) }
+
+type subConfig struct {
+	key func(topic string) (string, bool)
+}
+
+// KeyToken takes the instance key from token i (0-based) of the topic
+// instead of the default position.
+func KeyToken(i int) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) error {
+		if i < 0 || i >= messaging.MaxTokens {
+			return fmt.Errorf("%w: KeyToken(%d)", ErrInvalidOption, i)
+		}
+		c.key = func(topic string) (string, bool) { return token(topic, i, false) }
+		return nil
+	})
+}
+
+// KeyFunc takes the instance key from topic with f; f reports false to
+// skip a topic. f runs on the publishing goroutine and must be quick.
+func KeyFunc(f func(topic string) (key string, ok bool)) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) error {
+		if f == nil {
+			return fmt.Errorf("%w: nil KeyFunc", ErrInvalidOption)
+		}
+		c.key = f
+		return nil
+	})
+}
+
+// defaultKey takes the key from the position of the pattern's first
+// wildcard: the one token under '*', the rest of the topic under '>', and
+// the whole topic for a pattern without wildcards.
+func defaultKey(pattern string) func(string) (string, bool) {
+	toks := strings.Split(pattern, ".")
+	for i, t := range toks {
+		switch t {
+		case "*":
+			return func(topic string) (string, bool) { return token(topic, i, false) }
+		case ">":
+			return func(topic string) (string, bool) { return token(topic, i, true) }
+		}
+	}
+	return func(topic string) (string, bool) { return topic, true }
+}
+
+// token returns token i of topic (or everything from it, with rest)
+// without allocating: the result shares the topic's bytes.
+func token(topic string, i int, rest bool) (string, bool) {
+	start := 0
+	for n := 0; n < i; n++ {
+		j := strings.IndexByte(topic[start:], '.')
+		if j < 0 {
+			return "", false
+		}
+		start += j + 1
+	}
+	if rest {
+		return topic[start:], start < len(topic)
+	}
+	if j := strings.IndexByte(topic[start:], '.'); j >= 0 {
+		return topic[start : start+j], j > 0
+	}
+	return topic[start:], start < len(topic)
+}
+
+// SubscribeAgent makes the agent id receive every message published on a
+// topic matching pattern (NATS conventions: "a.*.c", "a.>"). The agent is
+// spawned when its type is registered and it does not exist. Its
+// subscriptions end when it terminates. Concurrency-safe.
+func (e *Engine) SubscribeAgent(pattern string, id AgentID) error {
+	if err := messaging.ValidatePattern(pattern); err != nil {
+		return err
+	}
+	r, err := e.resolve(id)
+	if err != nil {
+		return err
+	}
+	return e.subscribeAgent(pattern, r.a)
+}
+
+func (e *Engine) subscribeAgent(pattern string, a *agent) error {
+	ps := &e.pubsub
+	ps.mu.Lock()
+	if err := ps.perLoop[a.loop.idx].Insert(pattern, a); err != nil {
+		ps.mu.Unlock()
+		return err
+	}
+	ps.agents[a] = append(ps.agents[a], pattern)
+	a.hasSubs.Store(true)
+	ps.mu.Unlock()
+	if a.lc.State() == lifecycle.Terminated {
+		// finalize may have run before we recorded the pattern.
+		e.dropSubscriptions(a)
+		return fmt.Errorf("%w: subscribe %s", ErrTerminated, a.id)
+	}
+	return nil
+}
+
+// UnsubscribeAgent removes one subscription made with SubscribeAgent.
+func (e *Engine) UnsubscribeAgent(pattern string, id AgentID) error {
+	r, err := e.Lookup(id)
+	if err != nil {
+		return err
+	}
+	return e.unsubscribeAgent(pattern, r.a)
+}
+
+func (e *Engine) unsubscribeAgent(pattern string, a *agent) error {
+	ps := &e.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pats := ps.agents[a]
+	for i, p := range pats {
+		if p == pattern {
+			ps.agents[a] = append(pats[:i:i], pats[i+1:]...)
+			if len(ps.agents[a]) == 0 {
+				delete(ps.agents, a)
+			}
+			return ps.perLoop[a.loop.idx].Remove(pattern, a)
+		}
+	}
+	return fmt.Errorf("%w: %q for %s", messaging.ErrNotFound, pattern, a.id)
+}
+
+// dropSubscriptions removes every subscription of a (it terminated).
+func (e *Engine) dropSubscriptions(a *agent) {
+	if !a.hasSubs.Load() {
+		return
+	}
+	ps := &e.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.agents[a] {
+		_ = ps.perLoop[a.loop.idx].Remove(p, a)
+	}
+	delete(ps.agents, a)
+	a.hasSubs.Store(false)
+}
+
+// SubscribeType routes every topic matching pattern to an instance of
+// agentType whose key is taken from the topic, spawning the instance on its
+// first message (AutoGen's TypeSubscription): one subscription serves ten
+// thousand device agents. By default the key is the token at the pattern's
+// first wildcard ("telemetry.*.temp" takes "dev-42" from
+// "telemetry.dev-42.temp"; under '>' it is the rest of the topic); KeyToken
+// and KeyFunc choose otherwise. Concurrency-safe.
+func (e *Engine) SubscribeType(pattern, agentType string, opts ...SubscribeOption) error {
+	if err := messaging.ValidatePattern(pattern); err != nil {
+		return err
+	}
+	t, err := e.lookupType(agentType)
+	if err != nil {
+		return err
+	}
+	sc := subConfig{key: defaultKey(pattern)}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o.applySub(&sc); err != nil {
+			return err
+		}
+	}
+	ps := &e.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k := typeSubKey{pattern, agentType}
+	if ps.byType[k] != nil {
+		return fmt.Errorf("%w: %q already routed to type %q", ErrDuplicateSubscription, pattern, agentType)
+	}
+	s := &typeSub{pattern: pattern, typ: t, key: sc.key}
+	if err := ps.types.Insert(pattern, s); err != nil {
+		return err
+	}
+	ps.byType[k] = s
+	return nil
+}
+
+// UnsubscribeType removes a subscription made with SubscribeType.
+func (e *Engine) UnsubscribeType(pattern, agentType string) error {
+	ps := &e.pubsub
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k := typeSubKey{pattern, agentType}
+	s := ps.byType[k]
+	if s == nil {
+		return fmt.Errorf("%w: %q for type %q", messaging.ErrNotFound, pattern, agentType)
+	}
+	delete(ps.byType, k)
+	return ps.types.Remove(pattern, s)
+}
+
+// Publish delivers payload to every agent subscribed to a pattern matching
+// topic, from outside the engine. It makes one inbox post per loop with
+// subscribers. Every receiver gets the same payload slice: nobody may
+// modify it. Message.Topic is topic and Message.Sender is zero. Publishing
+// to a topic nobody subscribes to is not an error. Concurrency-safe.
+func (e *Engine) Publish(topic string, payload []byte) error {
+	if e.state.Load() >= stateStopping {
+		return fmt.Errorf("%w: publish %q", ErrStopped, topic)
+	}
+	return e.publish(nil, topic, Message{Payload: payload, Topic: topic})
+}
+
+// publish fans m out; from is the publishing loop context, nil outside.
+func (e *Engine) publish(c *Context, topic string, m Message) error {
+	found := false
+	for i, l := range e.loops {
+		subs := e.pubsub.perLoop[i].Match(topic)
+		if len(subs) == 0 {
+			continue
+		}
+		found = true
+		switch {
+		case c == nil:
+			l.post(&envelope{op: opPublish, msg: m, subs: subs})
+		case c.l == l:
+			for _, a := range subs {
+				l.enqueue(a, a.gen.Load(), &m)
+			}
+		default:
+			l.postFrom(c.l, &envelope{op: opPublish, msg: m, subs: subs})
+		}
+	}
+	var errs []error
+	for _, s := range e.pubsub.types.Match(topic) {
+		found = true
+		key, ok := s.key(topic)
+		if !ok {
+			continue
+		}
+		r, err := e.resolveIn(AgentID{Type: s.typ.name, Key: key}, s.typ)
+		if err == nil {
+			if c == nil {
+				err = e.sendExternal(r, m)
+			} else {
+				err = c.send(r, m)
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !found {
+		if err := messaging.ValidateTopic(topic); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolveIn is resolve for a type already looked up.
+func (e *Engine) resolveIn(id AgentID, t *agentType) (Ref, error) {
+	if a := e.registry.get(id, id.hash()); a != nil {
+		return a.ref(), nil
+	}
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	a, _, err := e.getOrSpawn(id, t, -1)
+	if err != nil {
+		return Ref{}, err
+	}
+	return a.ref(), nil
+}
+
+// Publish delivers payload to every subscriber of topic, as Engine.Publish,
+// with Message.Sender set to the running agent. Subscribers on this loop
+// get it straight in their mailboxes; each other loop gets one post.
+func (c *Context) Publish(topic string, payload []byte) error {
+	return c.l.e.publish(c, topic, Message{Payload: payload, Topic: topic, Sender: c.a.ref()})
+}
+
+// Subscribe subscribes the running agent to pattern.
+func (c *Context) Subscribe(pattern string) error {
+	if err := messaging.ValidatePattern(pattern); err != nil {
+		return err
+	}
+	return c.l.e.subscribeAgent(pattern, c.a)
+}
+
+// Unsubscribe removes one of the running agent's subscriptions.
+func (c *Context) Unsubscribe(pattern string) error {
+	return c.l.e.unsubscribeAgent(pattern, c.a)
+}
