@@ -8,7 +8,7 @@ COUNT     ?= 6
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test vet race benchonce bench lint profile browser-deps
+.PHONY: run test vet race benchonce bench lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
@@ -30,6 +30,14 @@ benchonce:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./bench/ | tee bench.out
 	$(GO) run $(BENCHSTAT) bench.out
+
+## profile: run the gateway with the profiler on; writes profiles/flame.html
+profile:
+	$(GO) run ./cmd/gateway -duration 10s -profile profiles -sampling 0.2
+
+## flame: render any pprof file: make flame PROFILE=cpu.prof  ->  cpu.html
+flame:
+	$(GO) run ./cmd/agentloop flame $(PROFILE) -o $(basename $(PROFILE)).html
 
 ## lint: gofmt, vet and staticcheck must print nothing
 lint:

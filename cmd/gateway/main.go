@@ -31,6 +31,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "event loops (0: GOMAXPROCS)")
 	fs.IntVar(&cfg.Producers, "producers", cfg.Producers, "goroutines generating telemetry")
+	profileDir := fs.String("profile", "", "profile the run into this directory and write flame.html there")
+	sampling := fs.Float64("sampling", 0.2, "with -profile: fraction of wall time profiled")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,7 +41,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
+	var stopProfile func() (string, error)
+	if *profileDir != "" {
+		var err error
+		if stopProfile, err = startProfiling(*profileDir, *sampling); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+	}
 	sum, err := simulate(ctx, cfg, out)
+	if stopProfile != nil {
+		html, perr := stopProfile()
+		if perr != nil && err == nil {
+			err = fmt.Errorf("profile: %w", perr)
+		}
+		if perr == nil {
+			fmt.Fprintf(out, "flame graph: %s\n", html)
+		}
+	}
 	if err != nil {
 		return err
 	}

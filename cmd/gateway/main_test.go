@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,4 +96,23 @@ func FuzzDecodeTelemetry(f *testing.F) {
 			t.Fatalf("round trip changed %x to %x", p[:10], out[:10])
 		}
 	})
+}
+
+func TestRunWithProfileWritesFlameGraph(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-devices", "100", "-rate", "50000", "-duration", "1s", "-loops", "2", "-profile", dir, "-sampling", "0.5"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "flame graph: "+dir) {
+		t.Fatalf("no flame graph reported:\n%s", out.String())
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "flame.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(html, []byte("<html")) {
+		t.Fatal("flame.html is not a page")
+	}
 }
