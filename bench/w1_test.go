@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/agentloop/agentloop/engine"
+	"github.com/agentloop/agentloop/internal/labels"
+	"github.com/agentloop/agentloop/profiler"
 )
 
 // W1: in-loop send. Agent A, on a trigger, sends a burst of 1024 messages
@@ -32,7 +34,32 @@ func (r *w1Receiver) Receive(_ *engine.Context, _ engine.Message) {
 	}
 }
 
-func BenchmarkW1_InLoopSend(b *testing.B) {
+func BenchmarkW1_InLoopSend(b *testing.B) { benchW1(b) }
+
+// BenchmarkW1_InLoopSendLabelled is W1 with the loops tagging agent work
+// with pprof labels, as they do while the profiler runs.
+func BenchmarkW1_InLoopSendLabelled(b *testing.B) {
+	labels.Enable()
+	defer labels.Disable()
+	benchW1(b)
+}
+
+// BenchmarkW1_InLoopSendProfiled is W1 with the duty-cycled profiler on at
+// Sampling 0.01 (CPU, wall clock and heap windows, labels on).
+func BenchmarkW1_InLoopSendProfiled(b *testing.B) {
+	p, err := profiler.Start(profiler.Options{Sampling: 0.01, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := p.Stop(); err != nil {
+			b.Error(err)
+		}
+	}()
+	benchW1(b)
+}
+
+func benchW1(b *testing.B) {
 	e := newEngine(b, 2)
 	done := make(chan struct{}, 1)
 	must(b, e.Register("recv", func() engine.Agent { return &w1Receiver{done: done} }))

@@ -176,6 +176,11 @@ func (e *Engine) dropSubscriptions(a *agent) {
 	if !a.hasSubs.Load() {
 		return
 	}
+	if e.stopping.Load() {
+		// The whole bus goes with the engine; removing agents one by one
+		// would copy each pattern's subscriber list once per subscriber.
+		return
+	}
 	ps := &e.pubsub
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
