@@ -49,7 +49,13 @@ type Message struct {
 	// Sender is the sending agent, or the zero Ref for messages from outside
 	// the engine and for timers.
 	Sender Ref
+
+	rq *request // set when the message is a request
 }
+
+// IsRequest reports whether the message is a request awaiting a reply
+// (Context.Reply or Context.ReplyLater).
+func (m *Message) IsRequest() bool { return m.rq != nil }
 
 // Ref is a resolved handle to one incarnation of an agent. Sending through
 // a Ref does no registry lookup. A Ref to an agent that has terminated stays

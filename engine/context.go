@@ -14,6 +14,9 @@ import (
 type Context struct {
 	l *loop
 	a *agent
+
+	rq       *request // the request being handled, if any
+	answered bool     // rq was replied to or handed to a ReplyHandle
 }
 
 // Self returns a Ref to the running agent.

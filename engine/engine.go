@@ -52,7 +52,21 @@ type Engine struct {
 	panics      atomic.Uint64
 	stopDropped atomic.Int64
 
-	now func() int64
+	clock   Clock
+	virtual bool // clock is not the system clock
+	loc     *time.Location
+
+	// idleWaiters counts WaitIdle callers; while positive, parking loops
+	// signal idleCh as they do while stopping.
+	idleWaiters atomic.Int32
+}
+
+// now is the engine clock in unix nanoseconds.
+func (e *Engine) now() int64 {
+	if !e.virtual {
+		return time.Now().UnixNano()
+	}
+	return e.clock.Now().UnixNano()
 }
 
 type types map[string]*agentType
@@ -95,8 +109,14 @@ func New(opts ...Option) (*Engine, error) {
 		stopCh:   make(chan struct{}),
 		idleCh:   make(chan struct{}, 1),
 		stopDone: make(chan struct{}),
-		now:      func() int64 { return time.Now().UnixNano() },
+		clock:    cfg.clock,
 	}
+	if e.clock == nil {
+		e.clock = systemClock{}
+	} else {
+		e.virtual = true
+	}
+	e.loc = e.clock.Now().Location()
 	e.types.Store(&types{})
 	e.plugins.Store(&pluginSet{})
 	e.registry.init()
@@ -460,6 +480,9 @@ func (e *Engine) reportPanic(pe *PanicError) {
 
 // deadLetterAsync records a dead letter from outside a loop (after Stop).
 func (e *Engine) deadLetterAsync(a *agent, m Message, reason error) {
+	if m.rq != nil {
+		m.rq.fail(nil, fmt.Errorf("%w: request to %s", reason, a.id))
+	}
 	e.deadLetters.Add(1)
 	if ps := e.plugins.Load().onDeadLetter; ps != nil {
 		d := DeadLetter{To: a.id, Message: m, Reason: reason}

@@ -41,6 +41,20 @@ var (
 	// ErrDuplicateSubscription occurs when SubscribeType is asked twice for
 	// the same pattern and type.
 	ErrDuplicateSubscription = errors.New("engine: duplicate subscription")
+	// ErrTimeout occurs when a request's timeout or deadline passes before
+	// its reply.
+	ErrTimeout = errors.New("engine: request timed out")
+	// ErrNoReply occurs when the target handled a request without replying
+	// or taking a ReplyHandle.
+	ErrNoReply = errors.New("engine: request handled without a reply")
+	// ErrNoRequest occurs when Reply or ReplyLater is called while the
+	// current message is not a request.
+	ErrNoRequest = errors.New("engine: no request to reply to")
+	// ErrAlreadyReplied occurs on a second answer to one request (or an
+	// answer after it timed out or was cancelled).
+	ErrAlreadyReplied = errors.New("engine: request already answered")
+	// ErrInvalidSchedule occurs when a cron spec does not parse.
+	ErrInvalidSchedule = errors.New("engine: invalid cron schedule")
 	// ErrPanicked is the reason an agent terminated after exceeding its
 	// restart budget.
 	ErrPanicked = errors.New("engine: agent panicked")

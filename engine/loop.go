@@ -2,14 +2,13 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/RussellLuo/timingwheel"
 
 	"github.com/agentloop/agentloop/internal/labels"
 	"github.com/agentloop/agentloop/internal/mpsc"
@@ -31,14 +30,15 @@ const (
 	opShutdown            // engine stop: terminate every agent of the loop
 	opQuit                // leave the loop
 	opFunc                // run fn on the loop
+	opReply               // run a settled request's callback for a
 )
 
 // envelope is one unit of work in a loop's inbox or ready deque. It is a
 // plain value: posting it allocates nothing.
 type envelope struct {
-	a   *agent
-	gen uint32
-	op  op
+	a    *agent
+	gen  uint32
+	op   op
 	msg  Message
 	subs []*agent // opPublish: the subscribers on this loop (shared, read-only)
 	fn   func()   // opFunc
@@ -59,6 +59,7 @@ type loop struct {
 	// racing with parking is either seen by that check or wakes the loop.
 	sleeping atomic.Int32
 	wakeCh   chan struct{}
+	wakeFn   func() // l.wake, bound once
 	idle     atomic.Bool // parked with nothing pending (quiescence checks)
 
 	// spill holds work the inbox could not take: everything posted before
@@ -70,6 +71,7 @@ type loop struct {
 	spilling atomic.Bool
 	spillMu  sync.Mutex // protects spill
 	spill    []envelope
+	spilled  atomic.Uint64 // posts ever spilled (quiescence checks)
 
 	// sealed is set after the loop goroutine has exited; late producers
 	// then dead-letter what they pushed themselves (sweepMu serialises
@@ -91,11 +93,12 @@ type loop struct {
 	agents  map[*agent]struct{}
 	ctx     Context
 	dirty   []*typeCounters
+	handles map[*agent][]*request // ReplyLater handles not yet answered
 	label   *agentType // the type whose pprof labels are set, nil if none
 
 	timers   timerheap.Heap[*timer]
 	zombies  atomic.Int32 // stopped timers still in the heap
-	wheel    *timingwheel.TimingWheel
+	wheel    wheel
 	buckets  map[int64]*wheelBucket
 	parkT    *time.Timer
 	turns    uint64
@@ -123,6 +126,7 @@ func newLoop(e *Engine, idx int) *loop {
 		buckets: make(map[int64]*wheelBucket),
 	}
 	l.spilling.Store(true)
+	l.wakeFn = l.wake
 	l.ctx.l = l
 	return l
 }
@@ -181,6 +185,7 @@ func (l *loop) trySpill(env *envelope) bool {
 		return false
 	}
 	l.spill = append(l.spill, *env)
+	l.spilled.Add(1)
 	l.spilling.Store(true)
 	return true
 }
@@ -343,14 +348,20 @@ func (l *loop) park() {
 		}
 	} else {
 		l.idle.Store(true)
-		if l.e.stopping.Load() {
+		if l.e.stopping.Load() || l.e.idleWaiters.Load() > 0 {
 			l.e.signalIdle()
 		}
 	}
 	l.stats.parks.Add(1)
-	if timeout < 0 {
+	switch {
+	case timeout < 0:
 		<-l.wakeCh
-	} else {
+	case l.e.virtual && l.pending == 0:
+		// The clock calls wake when the deadline passes on it.
+		stop := l.e.clock.AfterFunc(timeout, l.wakeFn)
+		<-l.wakeCh
+		stop()
+	default:
 		l.parkT.Reset(timeout)
 		select {
 		case <-l.wakeCh:
@@ -439,6 +450,8 @@ func (l *loop) dispatch(env *envelope) bool {
 		return true // run calls quit once the envelope has left the inbox
 	case opFunc:
 		env.fn()
+	case opReply:
+		l.runReply(env)
 	}
 	return false
 }
@@ -553,7 +566,13 @@ func (l *loop) runAgent(a *agent, max int) (n int) {
 	var m Message
 	for n < max && a.mb.pop(&m) {
 		n++
+		if m.rq == nil {
+			impl.Receive(c, m)
+			continue
+		}
+		c.rq = m.rq
 		impl.Receive(c, m)
+		l.requestDone(c)
 	}
 	return n
 }
@@ -577,7 +596,11 @@ func (l *loop) runAgentObserved(a *agent, max int) (n int) {
 		for _, p := range obs {
 			p.OnMessage(a.id, m)
 		}
+		c.rq = m.rq
 		impl.Receive(c, m)
+		if m.rq != nil {
+			l.requestDone(c)
+		}
 	}
 	return n
 }
@@ -712,6 +735,12 @@ func (l *loop) callHook(a *agent, name string, k hookKind) {
 func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
 	pe := &PanicError{ID: a.id, Hook: hook, Value: v, Stack: stack}
 	l.e.reportPanic(pe)
+	if c := &l.ctx; c.rq != nil {
+		if !c.answered {
+			c.rq.fail(l, pe)
+		}
+		c.rq, c.answered = nil, false
+	}
 	if a.terminating && a.drainOnStop {
 		// Already on its way out: keep draining, never restart.
 		return
@@ -782,6 +811,7 @@ func (l *loop) finalize(a *agent, reason error) {
 		l.deadLetter(a, m, dlReason)
 	}
 	l.touch(a.tc)
+	l.failHandles(a, fmt.Errorf("%w: %s", dlReason, a.id))
 	a.mb.release()
 	l.e.transition(a, lifecycle.Terminated)
 	delete(l.agents, a)
@@ -868,6 +898,9 @@ func (l *loop) quit() {
 
 // deadLetter records an undeliverable message on the loop.
 func (l *loop) deadLetter(a *agent, m Message, reason error) {
+	if m.rq != nil {
+		m.rq.fail(l, fmt.Errorf("%w: request to %s", reason, a.id))
+	}
 	l.stats.deadLetters.Add(1)
 	l.e.deadLetters.Add(1)
 	if ps := l.e.plugins.Load().onDeadLetter; ps != nil {

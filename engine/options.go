@@ -21,6 +21,7 @@ type config struct {
 	budget    int // messages per loop per turn before the inbox is drained again
 	tick      time.Duration
 	restarts  restartPolicy
+	clock     Clock
 }
 
 func defaultConfig() config {

@@ -1,10 +1,11 @@
 package engine
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
-	"github.com/RussellLuo/timingwheel"
+	"github.com/robfig/cron/v3"
 
 	"github.com/agentloop/agentloop/lifecycle"
 )
@@ -26,6 +27,8 @@ type timer struct {
 	period  int64 // 0 for one-shot
 	state   atomic.Int32
 	l       *loop
+	rq      *request      // a request timeout: fails rq instead of delivering
+	sched   cron.Schedule // a cron timer: the next due time comes from it
 }
 
 // Timer cancels a delivery scheduled with Context.After or Context.Every.
@@ -53,7 +56,7 @@ const coarseTicks = 50
 // post to the loop, not one goroutine each.
 type wheelBucket struct {
 	timers []*timer
-	entry  *timingwheel.Timer
+	stop   func() bool
 }
 
 func (l *loop) addTimer(a *agent, d time.Duration, period time.Duration, payload []byte) Timer {
@@ -79,7 +82,7 @@ func (l *loop) schedTimer(t *timer, now int64) {
 	if b == nil {
 		b = &wheelBucket{}
 		l.buckets[k] = b
-		b.entry = l.wheel.AfterFunc(time.Duration(k*tick-now), func() {
+		b.stop = l.wheel.AfterFunc(time.Duration(k*tick-now), func() {
 			if !l.sealed.Load() {
 				l.post(&envelope{op: opFunc, fn: func() { l.wheelFired(k) }})
 			}
@@ -97,8 +100,11 @@ func (l *loop) wheelFired(k int64) {
 	}
 	delete(l.buckets, k)
 	for _, t := range b.timers {
-		if t.state.Load() == timerArmed {
+		switch t.state.Load() {
+		case timerArmed:
 			l.timers.Push(t.when, t)
+		case timerStopped:
+			l.zombies.Add(-1) // it never reaches the heap
 		}
 	}
 }
@@ -135,10 +141,20 @@ func (l *loop) fireTimers(now int64) {
 			t.state.Store(timerDone)
 			continue
 		}
-		if t.period == 0 {
+		if t.rq != nil {
+			t.state.Store(timerDone)
+			t.rq.fail(l, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.id))
+			continue
+		}
+		if t.period == 0 && t.sched == nil {
 			t.state.Store(timerDone)
 		}
 		l.enqueue(a, t.gen, &Message{Payload: t.payload})
+		if t.sched != nil {
+			t.when = l.e.nextCron(t.sched, t.when, now)
+			l.schedTimer(t, now)
+			continue
+		}
 		if t.period > 0 {
 			t.when += t.period
 			if t.when <= now { // fell behind: skip missed ticks, keep phase
@@ -155,8 +171,8 @@ func (l *loop) dropTimers() {
 	l.timers.Clear(func(t *timer) { t.state.Store(timerDone) })
 	l.zombies.Store(0)
 	for k, b := range l.buckets {
-		if b.entry != nil {
-			b.entry.Stop()
+		if b.stop != nil {
+			b.stop()
 		}
 		for _, t := range b.timers {
 			t.state.Store(timerDone)
@@ -166,8 +182,11 @@ func (l *loop) dropTimers() {
 }
 
 func (l *loop) startWheel() {
-	l.wheel = timingwheel.NewTimingWheel(l.e.cfg.tick, 60)
-	l.wheel.Start()
+	if l.e.virtual {
+		l.wheel = clockWheel{l.e.clock}
+	} else {
+		l.wheel = newRLWheel(l.e.cfg.tick)
+	}
 }
 
 func (l *loop) stopWheel() {
