@@ -173,3 +173,152 @@ func BenchmarkHeap(b *testing.B) {
 		})
 	}
 }
+
+// TestHeapRandomAgainstSort runs random Push, Pop and Filter operations
+// and compares every Pop with the minimum of a plain slice model.
+func TestHeapRandomAgainstSort(t *testing.T) {
+	for _, seed := range []uint64{1, 7, 99, 2024} {
+		r := rand.New(rand.NewPCG(seed, 3*seed+1))
+		var h Heap[*item]
+		model := map[*item]int64{}
+		nextID := 0
+		for step := 0; step < 4000; step++ {
+			switch op := r.IntN(100); {
+			case op < 55:
+				// Small range of deadlines so ties are frequent.
+				when := r.Int64N(500) - 100
+				it := &item{id: nextID, live: true}
+				nextID++
+				h.Push(when, it)
+				model[it] = when
+			case op < 95:
+				e, ok := h.Pop()
+				if ok != (len(model) > 0) {
+					t.Fatalf("seed %d step %d: Pop ok = %v with %d in model", seed, step, ok, len(model))
+				}
+				if !ok {
+					break
+				}
+				want, present := model[e.V]
+				if !present {
+					t.Fatalf("seed %d step %d: Pop returned an entry not in the model (id %d)", seed, step, e.V.id)
+				}
+				if want != e.When {
+					t.Fatalf("seed %d step %d: Pop entry id %d has When %d, pushed with %d", seed, step, e.V.id, e.When, want)
+				}
+				for _, w := range model {
+					if w < e.When {
+						t.Fatalf("seed %d step %d: Pop returned %d but %d is queued", seed, step, e.When, w)
+					}
+				}
+				delete(model, e.V)
+			default:
+				// Kill about a third of the entries, then Filter them out.
+				for it := range model {
+					if r.IntN(3) == 0 {
+						it.live = false
+						delete(model, it)
+					}
+				}
+				if p := filter(&h, func(it *item) bool { return it.live }); p != nil {
+					t.Fatalf("seed %d step %d: Filter leaving %d entries panicked: %v", seed, step, len(model), p)
+				}
+				seen := map[*item]bool{}
+				for i := 0; i < h.Len(); i++ {
+					it := h.es[i].V
+					if !it.live {
+						t.Fatalf("seed %d step %d: Filter kept dead id %d", seed, step, it.id)
+					}
+					seen[it] = true
+				}
+				if len(seen) != len(model) {
+					t.Fatalf("seed %d step %d: Filter left %d entries, want %d", seed, step, len(seen), len(model))
+				}
+				// Dropped tail slots are cleared.
+				for _, e := range h.es[len(h.es):cap(h.es)] {
+					if e.V != nil {
+						t.Fatalf("seed %d step %d: Filter left a reference past Len", seed, step)
+					}
+				}
+			}
+			verify(t, step, &h)
+			if h.Len() != len(model) {
+				t.Fatalf("seed %d step %d: Len = %d, model %d", seed, step, h.Len(), len(model))
+			}
+			if e, ok := h.Peek(); ok {
+				for _, w := range model {
+					if w < e.When {
+						t.Fatalf("seed %d step %d: Peek %d but %d is queued", seed, step, e.When, w)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestHeapFilter keeps exactly the entries keep selects, whatever their
+// number, including none at all.
+func TestHeapFilter(t *testing.T) {
+	cases := []struct {
+		name string
+		n    int
+		keep func(v int) bool
+	}{
+		{"empty heap", 0, func(int) bool { return true }},
+		{"keep one of one", 1, func(int) bool { return true }},
+		{"keep none of one", 1, func(int) bool { return false }},
+		{"keep none of two", 2, func(int) bool { return false }},
+		{"keep none of many", 100, func(int) bool { return false }},
+		{"keep all", 100, func(int) bool { return true }},
+		{"keep odd", 100, func(v int) bool { return v%2 == 1 }},
+		{"keep first", 100, func(v int) bool { return v == 0 }},
+		{"keep last five", 100, func(v int) bool { return v >= 95 }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h Heap[int]
+			var want []int64
+			r := rand.New(rand.NewPCG(uint64(c.n), 9))
+			for i := 0; i < c.n; i++ {
+				w := r.Int64N(50)
+				h.Push(w, i)
+				if c.keep(i) {
+					want = append(want, w)
+				}
+			}
+			if p := filter(&h, c.keep); p != nil {
+				t.Fatalf("Filter panicked with %d of %d entries kept: %v", len(want), c.n, p)
+			}
+			verify0(t, 0, &h)
+			if h.Len() != len(want) {
+				t.Fatalf("Len after Filter = %d, want %d", h.Len(), len(want))
+			}
+			slices.Sort(want)
+			for i, w := range want {
+				e, ok := h.Pop()
+				if !ok || e.When != w || !c.keep(e.V) {
+					t.Fatalf("pop %d = %+v %v, want When %d of a kept entry", i, e, ok, w)
+				}
+				verify0(t, i, &h)
+			}
+			if _, ok := h.Pop(); ok {
+				t.Fatal("heap not empty after popping the kept entries")
+			}
+		})
+	}
+}
+
+func verify(t *testing.T, step int, h *Heap[*item]) {
+	t.Helper()
+	if i := h.Verify(); i != -1 {
+		t.Fatalf("step %d: heap property broken at index %d", step, i)
+	}
+}
+
+// filter runs h.Filter and returns what it panicked with, if anything, so
+// that a broken Filter fails one test instead of the whole binary.
+func filter[T any](h *Heap[T], keep func(T) bool) (p any) {
+	defer func() { p = recover() }()
+	h.Filter(keep)
+	return nil
+}
