@@ -94,42 +94,41 @@ func (r Ref) Send(payload []byte) error {
 	if r.a == nil {
 		return ErrUnknownAgent
 	}
-	return r.a.e.sendExternal(r, Message{Payload: payload})
+	return r.a.loop.e.sendExternal(r, Message{Payload: payload})
 }
 
 // agent is the engine's record of one agent. Fields marked "loop" are owned
 // by the agent's loop goroutine and read or written only there.
 type agent struct {
 	lc   lifecycle.Machine // atomic; readable from anywhere
-	gen  atomic.Uint32     // incarnation; bumped when a pooled agent is reused
 	id   AgentID
-	e    *Engine
 	typ  *agentType
 	loop *loop
-	impl Agent // loop
+	impl Agent         // loop
+	tc   *typeCounters // loop: this type's counters on this loop
 
 	mb mailbox // loop: the mailbox, allocated on first message
 
-	// remote counts messages accepted from other goroutines for a Reject or
-	// Block mailbox and not yet moved from the inbox to mb; depth publishes
-	// mb.Len() for those senders. Only bounded-by-sender policies use them.
-	remote atomic.Int64
-	depth  atomic.Int64
-	// remoteDone counts moves from the inbox not yet subtracted from
-	// remote: the loop settles them once per run of the agent rather than
-	// once per message. loop
-	remoteDone int64
-
-	// stopReq is set once by the first Terminate call; later calls see it.
-	stopReq atomic.Bool
-	hasSubs atomic.Bool // the agent has bus subscriptions to drop at the end
-
-	scheduled   bool  // loop: in the runnable queue
-	terminating bool  // loop: the loop has processed the terminate request
-	drainOnStop bool  // loop: deliver the mailbox before terminating
+	// occ is the occupancy of a Reject or Block mailbox: places reserved by
+	// senders (which may still be in an inbox) plus messages queued. Senders
+	// reserve with an atomic add before sending, so the bound is exact
+	// whatever goroutine sends; the loop gives places back once per run of
+	// the agent. The other policies bound the mailbox on the loop and never
+	// touch it.
+	occ         atomic.Int32
 	restarts    int32 // loop: restarts in the current window
 	windowStart int64 // loop: unix nanos when the restart window opened
-	tc          *typeCounters
+
+	gen     atomic.Uint32 // incarnation; bumped when a pooled agent is reused
+	stopReq atomic.Bool   // set once by the first Terminate call
+	hasSubs atomic.Bool   // the agent has bus subscriptions to drop at the end
+
+	scheduled   bool // loop: in the runnable queue
+	terminating bool // loop: the loop has processed the terminate request
+	drainOnStop bool // loop: deliver the mailbox before terminating
+	started     bool // loop: Init ran; the agent is on the loop's list
+
+	prev, next *agent // loop: the loop's list of started agents
 }
 
 func (a *agent) ref() Ref { return Ref{a: a, gen: a.gen.Load()} }

@@ -65,20 +65,17 @@ func (c *Context) send(to Ref, m Message) error {
 		if a.gen.Load() != to.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
 			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
 		}
-		if (pol == Reject || pol == Block) && int64(a.mb.len())+a.remote.Load()-a.remoteDone >= int64(a.typ.cfg.capacity) {
+		if (pol == Reject || pol == Block) && !a.reserve() {
 			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
 		}
-		c.l.enqueue(a, to.gen, &m)
+		c.l.enqueue(a, to.gen, &m, true)
 		return nil
 	}
 	if a.gen.Load() != to.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
 		return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
 	}
-	if pol == Reject || pol == Block {
-		if a.remote.Add(1)+a.depth.Load() > int64(a.typ.cfg.capacity) {
-			a.remote.Add(-1)
-			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
-		}
+	if (pol == Reject || pol == Block) && !a.reserve() {
+		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
 	}
 	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
 	return nil

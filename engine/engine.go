@@ -241,6 +241,9 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
+	if a := e.registry.get(id, id.hash()); a != nil {
+		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
+	}
 	a, created, err := e.getOrSpawn(id, t, sc.loop)
 	if err != nil {
 		return Ref{}, err
@@ -252,11 +255,11 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 }
 
 // getOrSpawn returns the live agent id, creating it when absent.
+//
+// Callers have looked the ID up already, so it goes straight to creating
+// the agent; putIfAbsent settles races (the loser's agent is dropped).
 func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool, error) {
 	h := id.hash()
-	if a := e.registry.get(id, h); a != nil {
-		return a, false, nil
-	}
 	if e.stopping.Load() {
 		return nil, false, fmt.Errorf("%w: spawn %s", ErrStopped, id)
 	}
@@ -264,7 +267,7 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool
 		loopIdx = int(h % uint64(len(e.loops)))
 	}
 	l := e.loops[loopIdx]
-	a := &agent{id: id, e: e, typ: t, loop: l, tc: t.perLoop[loopIdx]}
+	a := &agent{id: id, typ: t, loop: l, tc: t.perLoop[loopIdx]}
 	a.impl = t.factory()
 	if a.impl == nil {
 		return nil, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
@@ -329,7 +332,7 @@ func (e *Engine) sendExternal(r Ref, m Message) error {
 		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.id)
 	}
 	a := r.a
-	if a.gen.Load() != r.gen || a.stopReq.Load() {
+	if a.gen.Load() != r.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
 		return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
 	}
 	if p := a.typ.cfg.overflow; p == Reject || p == Block {
@@ -341,15 +344,23 @@ func (e *Engine) sendExternal(r Ref, m Message) error {
 	return nil
 }
 
+// reserve takes a place in a Reject or Block mailbox; false when full.
+func (a *agent) reserve() bool {
+	if int(a.occ.Add(1)) <= a.typ.cfg.capacity {
+		return true
+	}
+	a.occ.Add(-1)
+	return false
+}
+
 // reserve takes a place in a Reject or Block mailbox for an outside sender,
 // waiting for room with Block.
 func (e *Engine) reserve(a *agent, p Overflow) error {
-	capacity := int64(a.typ.cfg.capacity)
+	capacity := a.typ.cfg.capacity
 	for {
-		if a.remote.Add(1)+a.depth.Load() <= capacity {
+		if a.reserve() {
 			return nil
 		}
-		a.remote.Add(-1)
 		if p == Reject {
 			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, capacity)
 		}
@@ -357,9 +368,10 @@ func (e *Engine) reserve(a *agent, p Overflow) error {
 		l.spaceMu.Lock()
 		ch := l.spaceCh
 		l.spaceMu.Unlock()
+		// Announce the wait before the last check; the loop frees places
+		// before it looks for waiters, so one of us sees the other.
 		l.spaceWaiters.Add(1)
-		full := a.remote.Load()+a.depth.Load() >= capacity
-		if full {
+		if int(a.occ.Load()) >= capacity && a.lc.State() != lifecycle.Terminated {
 			select {
 			case <-ch:
 			case <-e.stopCh:

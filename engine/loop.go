@@ -90,7 +90,7 @@ type loop struct {
 	runq    ring.Deque[*agent]
 	outbox  []ring.Deque[envelope] // per target loop: posts that found its inbox full
 	pending int                    // total envelopes in outbox
-	agents  map[*agent]struct{}
+	agents  *agent // the started agents, linked through agent.prev/next
 	ctx     Context
 	dirty   []*typeCounters
 	handles map[*agent][]*request // ReplyLater handles not yet answered
@@ -122,7 +122,6 @@ func newLoop(e *Engine, idx int) *loop {
 		wakeCh:  make(chan struct{}, 1),
 		spaceCh: make(chan struct{}),
 		outbox:  make([]ring.Deque[envelope], e.cfg.loops),
-		agents:  make(map[*agent]struct{}),
 		buckets: make(map[int64]*wheelBucket),
 	}
 	l.spilling.Store(true)
@@ -420,11 +419,7 @@ func (l *loop) drainInbox(max int) (quit bool) {
 func (l *loop) dispatch(env *envelope) bool {
 	switch env.op {
 	case opMsg:
-		a := env.a
-		if p := a.typ.cfg.overflow; p == Reject || p == Block {
-			a.remoteDone++
-		}
-		l.enqueue(a, env.gen, &env.msg)
+		l.enqueue(env.a, env.gen, &env.msg, true)
 	case opInit:
 		l.initAgent(env.a)
 	case opPaused:
@@ -442,7 +437,7 @@ func (l *loop) dispatch(env *envelope) bool {
 		l.terminate(env.a, env.gen)
 	case opPublish:
 		for _, a := range env.subs {
-			l.enqueue(a, a.gen.Load(), &env.msg)
+			l.enqueue(a, a.gen.Load(), &env.msg, false)
 		}
 	case opShutdown:
 		l.shutdown(env.gen != 0)
@@ -457,18 +452,30 @@ func (l *loop) dispatch(env *envelope) bool {
 }
 
 // enqueue puts m into a's mailbox, applying the overflow policy, and makes
-// a runnable. It is the one door into a mailbox.
-func (l *loop) enqueue(a *agent, gen uint32, m *Message) {
+// a runnable. It is the one door into a mailbox. reserved says the sender
+// already holds a place in a Reject or Block mailbox.
+func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
+	pol := a.typ.cfg.overflow
 	if a.gen.Load() != gen || a.terminating || a.lc.State() == lifecycle.Terminated {
+		if reserved && (pol == Reject || pol == Block) {
+			a.occ.Add(-1)
+		}
 		l.deadLetter(a, *m, ErrTerminated)
 		return
 	}
 	tc := a.tc
 	l.touch(tc)
 	tc.received++
-	if a.mb.len() >= a.typ.cfg.capacity {
+	switch {
+	case pol == Reject || pol == Block:
+		if !reserved && !a.reserve() { // a publish or a timer
+			tc.dropped++
+			l.deadLetter(a, *m, ErrMailboxFull)
+			return
+		}
+	case a.mb.len() >= a.typ.cfg.capacity:
 		tc.dropped++
-		if a.typ.cfg.overflow == DropOldest {
+		if pol == DropOldest {
 			var old Message
 			a.mb.pop(&old)
 			tc.queued--
@@ -484,17 +491,6 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message) {
 		a.scheduled = true
 		l.runq.PushBack(a)
 	}
-}
-
-// settle publishes a Reject or Block mailbox's occupancy for outside
-// senders: the moves from the inbox since the last settle leave remote, and
-// depth becomes the mailbox length. Called once per run of the agent.
-func (l *loop) settle(a *agent) {
-	if a.remoteDone != 0 {
-		a.remote.Add(-a.remoteDone)
-		a.remoteDone = 0
-	}
-	a.depth.Store(int64(a.mb.len()))
 }
 
 func (l *loop) schedule(a *agent) {
@@ -535,7 +531,7 @@ func (l *loop) runAgents(budget int) {
 		a.tc.queued -= int64(done)
 		l.touch(a.tc)
 		if p := a.typ.cfg.overflow; p == Reject || p == Block {
-			l.settle(a)
+			a.occ.Add(int32(-done)) // give the places back, once per run
 		}
 		switch {
 		case a.mb.len() > 0:
@@ -594,7 +590,7 @@ func (l *loop) runAgentObserved(a *agent, max int) (n int) {
 	for n < max && a.mb.pop(&m) {
 		n++
 		for _, p := range obs {
-			p.OnMessage(a.id, m)
+			l.e.observe(p, a.id, &m)
 		}
 		c.rq = m.rq
 		impl.Receive(c, m)
@@ -646,6 +642,33 @@ func (l *loop) touch(tc *typeCounters) {
 
 // ---- lifecycle work on the loop ----
 
+// link adds a to the loop's list of started agents (an intrusive list: no
+// map entry and no allocation per agent).
+func (l *loop) link(a *agent) {
+	a.started = true
+	a.prev, a.next = nil, l.agents
+	if l.agents != nil {
+		l.agents.prev = a
+	}
+	l.agents = a
+}
+
+func (l *loop) unlink(a *agent) {
+	if !a.started {
+		return
+	}
+	a.started = false
+	if a.prev != nil {
+		a.prev.next = a.next
+	} else {
+		l.agents = a.next
+	}
+	if a.next != nil {
+		a.next.prev = a.prev
+	}
+	a.prev, a.next = nil, nil
+}
+
 func (l *loop) initAgent(a *agent) {
 	if a.lc.State() != lifecycle.Initializing {
 		return // terminated before it could start
@@ -654,7 +677,7 @@ func (l *loop) initAgent(a *agent) {
 		l.finalize(a, ErrStopped)
 		return
 	}
-	l.agents[a] = struct{}{}
+	l.link(a)
 	if err := l.callInit(a); err != nil {
 		l.finalize(a, err)
 		return
@@ -684,7 +707,7 @@ func (l *loop) callInit(a *agent) (err error) {
 		if r := recover(); r != nil {
 			pe := &PanicError{ID: a.id, Hook: "Init", Value: r, Stack: debug.Stack()}
 			l.e.reportPanic(pe)
-			err = pe
+			err = &initError{id: a.id, err: pe}
 		}
 	}()
 	if err = in.Init(c); err != nil {
@@ -781,7 +804,7 @@ func (l *loop) terminate(a *agent, gen uint32) {
 		}
 	case lifecycle.Initializing, lifecycle.Ready:
 		// Init has not run yet: initAgent will see terminating.
-		if _, started := l.agents[a]; started {
+		if a.started {
 			l.finalize(a, ErrTerminated)
 		}
 	default:
@@ -806,17 +829,23 @@ func (l *loop) finalize(a *agent, reason error) {
 		dlReason = reason
 	}
 	var m Message
+	n := int32(0)
 	for a.mb.pop(&m) {
 		a.tc.queued--
+		n++
 		l.deadLetter(a, m, dlReason)
+	}
+	if p := a.typ.cfg.overflow; p == Reject || p == Block {
+		a.occ.Add(-n)
 	}
 	l.touch(a.tc)
 	l.failHandles(a, fmt.Errorf("%w: %s", dlReason, a.id))
 	a.mb.release()
+	a.stopReq.Store(true)    // refuses new subscriptions (see subscribeAgent)
+	l.e.dropSubscriptions(a) // before Terminated is observable
 	l.e.transition(a, lifecycle.Terminated)
-	delete(l.agents, a)
+	l.unlink(a)
 	l.e.registry.remove(a)
-	l.e.dropSubscriptions(a)
 	if a.typ.cfg.overflow == Block {
 		l.signalSpace()
 	}
@@ -828,7 +857,8 @@ func (l *loop) finalize(a *agent, reason error) {
 func (l *loop) shutdown(immediate bool) {
 	l.shut = true
 	l.dropTimers()
-	for a := range l.agents {
+	for a, next := l.agents, (*agent)(nil); a != nil; a = next {
+		next = a.next // finalize unlinks a
 		if a.lc.State() == lifecycle.Terminated {
 			continue
 		}
@@ -848,8 +878,9 @@ func (l *loop) shutdown(immediate bool) {
 	for l.runq.Len() > 0 {
 		l.runAgents(l.e.cfg.budget)
 	}
-	for a := range l.agents { // agents that were Initializing
+	for a := l.agents; a != nil; a = l.agents { // any left undrained
 		l.finalize(a, ErrStopped)
+		l.unlink(a)
 	}
 	l.publish()
 	l.e.shutdownWG.Done()

@@ -10,20 +10,20 @@ package engine
 // place (push returns it) instead of copying a temporary.
 type mailbox struct {
 	buf  []Message
-	head int
-	n    int
+	head int32
+	n    int32
 }
 
 const mailboxMinCap = 8
 
-func (mb *mailbox) len() int { return mb.n }
+func (mb *mailbox) len() int { return int(mb.n) }
 
 // push appends a zero slot and returns it for the caller to fill.
 func (mb *mailbox) push() *Message {
-	if mb.n == len(mb.buf) {
+	if int(mb.n) == len(mb.buf) {
 		mb.grow()
 	}
-	p := &mb.buf[(mb.head+mb.n)&(len(mb.buf)-1)]
+	p := &mb.buf[(mb.head+mb.n)&int32(len(mb.buf)-1)]
 	mb.n++
 	return p
 }
@@ -37,7 +37,7 @@ func (mb *mailbox) pop(out *Message) bool {
 	p := &mb.buf[mb.head]
 	*out = *p
 	*p = Message{}
-	mb.head = (mb.head + 1) & (len(mb.buf) - 1)
+	mb.head = (mb.head + 1) & int32(len(mb.buf)-1)
 	mb.n--
 	return true
 }
@@ -55,8 +55,8 @@ func (mb *mailbox) grow() {
 	buf := make([]Message, c)
 	if mb.n > 0 {
 		k := copy(buf, mb.buf[mb.head:])
-		if k < mb.n {
-			copy(buf[k:], mb.buf[:mb.n-k])
+		if k < int(mb.n) {
+			copy(buf[k:], mb.buf[:int(mb.n)-k])
 		}
 	}
 	mb.buf, mb.head = buf, 0

@@ -83,3 +83,14 @@ func (e *Engine) Use(plugins ...Plugin) {
 	}
 	e.plugins.Store(next)
 }
+
+// observe calls a MessageObserver, recovering its panic so that it counts
+// against the plugin, never against the agent.
+func (e *Engine) observe(p MessageObserver, id AgentID, m *Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.panics.Add(1)
+		}
+	}()
+	p.OnMessage(id, *m)
+}

@@ -137,8 +137,8 @@ func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 	ps.agents[a] = append(ps.agents[a], pattern)
 	a.hasSubs.Store(true)
 	ps.mu.Unlock()
-	if a.lc.State() == lifecycle.Terminated {
-		// finalize may have run before we recorded the pattern.
+	if a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
+		// finalize may have dropped subscriptions before we recorded ours.
 		e.dropSubscriptions(a)
 		return fmt.Errorf("%w: subscribe %s", ErrTerminated, a.id)
 	}
@@ -270,7 +270,7 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 			l.post(&envelope{op: opPublish, msg: m, subs: subs})
 		case c.l == l:
 			for _, a := range subs {
-				l.enqueue(a, a.gen.Load(), &m)
+				l.enqueue(a, a.gen.Load(), &m, false)
 			}
 		default:
 			l.postFrom(c.l, &envelope{op: opPublish, msg: m, subs: subs})

@@ -149,7 +149,7 @@ func (l *loop) fireTimers(now int64) {
 		if t.period == 0 && t.sched == nil {
 			t.state.Store(timerDone)
 		}
-		l.enqueue(a, t.gen, &Message{Payload: t.payload})
+		l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
 		if t.sched != nil {
 			t.when = l.e.nextCron(t.sched, t.when, now)
 			l.schedTimer(t, now)
