@@ -378,3 +378,73 @@ func TestMailboxAccounting(t *testing.T) {
 		})
 	}
 }
+
+// TestMailboxFullFromInsideRefusesOutside: when agents on the same loop
+// have filled a paused Reject or Block mailbox, an outside sender must be
+// refused (Reject) or made to wait (Block). A send that returns nil must
+// not then be dead-lettered for a full mailbox.
+func TestMailboxFullFromInsideRefusesOutside(t *testing.T) {
+	for _, policy := range []Overflow{Reject, Block} {
+		t.Run(policy.String(), func(t *testing.T) {
+			const capacity = 3
+			e := startedEngine(t, WithLoops(1))
+			rec := newRecorder()
+			e.Use(rec)
+			s := newSink()
+			mustRegister(t, e, "full", func() Agent { return s }, WithMailbox(capacity, policy))
+			target := mustSpawn(t, e, AgentID{"full", "1"})
+			filled := make(chan []error, 1)
+			mustRegister(t, e, "filler", recvAgent(func(c *Context, _ Message) {
+				var errs []error
+				for i := 0; i < capacity+1; i++ {
+					errs = append(errs, c.Send(target, seq(i)))
+				}
+				filled <- errs
+			}))
+			pauseRunning(t, e, target)
+			if err := e.Send(AgentID{"filler", "1"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			errs := wait(t, filled, "filler")
+			for i, err := range errs[:capacity] {
+				if err != nil {
+					t.Fatalf("in-engine send %d into a mailbox with room: %v", i, err)
+				}
+			}
+			checkErr(t, "in-engine send into the full mailbox", errs[capacity], ErrMailboxFull)
+
+			done := make(chan error, 1)
+			go func() { done <- target.Send([]byte("outside")) }()
+			var outsideErr error
+			returned := false
+			if policy == Reject {
+				outsideErr, returned = wait(t, done, "outside Send"), true
+				checkErr(t, "outside Send into a mailbox filled from inside", outsideErr, ErrMailboxFull)
+			} else {
+				eventually(t, "the outside sender waits or returns", func() bool {
+					select {
+					case outsideErr = <-done:
+						returned = true
+						return true
+					default:
+						return e.loops[0].spaceWaiters.Load() > 0
+					}
+				}, waitTimeout)
+				if returned {
+					t.Errorf("outside Send into a full Block mailbox returned %v at once instead of waiting", outsideErr)
+				}
+			}
+			if err := e.Resume(target.ID()); err != nil {
+				t.Fatal(err)
+			}
+			if !returned {
+				outsideErr = wait(t, done, "blocked sender after Resume")
+			}
+			stop(t, e)
+			for _, d := range rec.deadLetters() {
+				t.Errorf("dead letter %q (%v): an accepted message was dropped", d.Message.Payload, d.Reason)
+			}
+			t.Logf("outside Send: %v; delivered %q", outsideErr, s.got(target.ID()))
+		})
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -369,4 +371,23 @@ func registerProbe(e *Engine) error {
 		return nil
 	}
 	return err
+}
+
+// engineGoroutines returns the stacks of goroutines running a loop or a
+// Stop helper right now (no retry, unlike goleak), leaving out those whose
+// first line is in skip.
+func engineGoroutines(skip []string) []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "engine.(*loop).run(") && !strings.Contains(g, "engine.waitCtx.func") {
+			continue
+		}
+		head, _, _ := strings.Cut(g, " [")
+		if !slices.ContainsFunc(skip, func(s string) bool { return strings.HasPrefix(s, head+" [") }) {
+			out = append(out, g)
+		}
+	}
+	return out
 }

@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// termCounter counts OnTerminate calls per agent.
+type termCounter struct {
+	mu sync.Mutex
+	n  map[AgentID]int
+}
+
+func (tc *termCounter) add(id AgentID) {
+	tc.mu.Lock()
+	if tc.n == nil {
+		tc.n = map[AgentID]int{}
+	}
+	tc.n[id]++
+	tc.mu.Unlock()
+}
+
+func (tc *termCounter) get() map[AgentID]int {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	out := make(map[AgentID]int, len(tc.n))
+	for k, v := range tc.n {
+		out[k] = v
+	}
+	return out
+}
+
+// TestStopDrainsEverything: a graceful Stop delivers every queued message,
+// a paused agent's included, runs OnTerminate exactly once per agent and
+// leaves no goroutine behind.
+func TestStopDrainsEverything(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := startedEngine(t, WithLoops(2))
+	rec := newRecorder()
+	e.Use(rec)
+	var terms termCounter
+	var delivered atomic.Int64
+	mustRegister(t, e, "w", func() Agent {
+		return &fn{
+			recv:      func(*Context, Message) { delivered.Add(1) },
+			terminate: func(c *Context) { terms.add(c.ID()) },
+		}
+	}, WithMailbox(1<<16, DropNewest))
+	const agents, each = 6, 2000
+	var refs []Ref
+	for i := 0; i < agents; i++ {
+		refs = append(refs, mustSpawn(t, e, AgentID{"w", strconv.Itoa(i)}, OnLoop(i%2)))
+	}
+	pauseRunning(t, e, refs[0])
+	for j := 0; j < each; j++ {
+		for _, r := range refs {
+			if err := r.Send(nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if refs[0].State() != lifecycle.Paused {
+		t.Fatal("test setup: agent 0 is not paused")
+	}
+	stop(t, e)
+	if got := delivered.Load(); got != agents*each {
+		t.Fatalf("delivered %d of %d queued messages", got, agents*each)
+	}
+	if n := rec.deadN.Load(); n != 0 {
+		t.Fatalf("%d dead letters after a graceful Stop", n)
+	}
+	counts := terms.get()
+	if len(counts) != agents {
+		t.Fatalf("OnTerminate ran for %d agents, want %d", len(counts), agents)
+	}
+	for id, n := range counts {
+		if n != 1 {
+			t.Errorf("OnTerminate ran %d times for %v", n, id)
+		}
+	}
+	for _, r := range refs {
+		if r.State() != lifecycle.Terminated {
+			t.Errorf("%v: state %v after Stop", r.ID(), r.State())
+		}
+	}
+	st := e.Stats()
+	if st.Agents != 0 || st.Queued != 0 || st.Processed != agents*each {
+		t.Fatalf("Stats after Stop: Agents %d, Queued %d, Processed %d", st.Agents, st.Queued, st.Processed)
+	}
+}
+
+// TestStopBeforeStart: Stop on an engine that never started starts it,
+// initialises what was spawned, delivers what was sent and ends it all.
+func TestStopBeforeStart(t *testing.T) {
+	e := newEngine(t, WithLoops(2))
+	var ev events
+	mustRegister(t, e, "t", func() Agent {
+		return &fn{
+			init:      func(*Context) error { ev.add("init"); return nil },
+			recv:      func(_ *Context, m Message) { ev.add("%s", m.Payload) },
+			terminate: func(*Context) { ev.add("terminate") },
+		}
+	})
+	if err := e.Send(AgentID{"t", "1"}, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	stop(t, e)
+	got := ev.get()
+	want := []string{"init", "hello", "terminate"}
+	if len(got) != len(want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+	}
+	checkErr(t, "Start after Stop", e.Start(), ErrStopped)
+}
+
+// TestStopTwice: later Stop calls return the first one's result.
+func TestStopTwice(t *testing.T) {
+	e := startedEngine(t, WithLoops(1))
+	stop(t, e)
+	stop(t, e)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.Stop(ctx); err != nil {
+		t.Fatalf("Stop after Stop with a done context = %v, want the first result (nil)", err)
+	}
+}
+
+// TestStopImmediate: with Immediate, queued messages are dead-lettered with
+// ErrStopped instead of delivered; OnTerminate still runs once each.
+func TestStopImmediate(t *testing.T) {
+	e := startedEngine(t, WithLoops(2))
+	rec := newRecorder()
+	e.Use(rec)
+	var terms termCounter
+	var delivered atomic.Int64
+	mustRegister(t, e, "w", func() Agent {
+		return &fn{
+			recv:      func(*Context, Message) { delivered.Add(1) },
+			terminate: func(c *Context) { terms.add(c.ID()) },
+		}
+	})
+	const queued = 30
+	var refs []Ref
+	for i := 0; i < 4; i++ {
+		r := mustSpawn(t, e, AgentID{"w", strconv.Itoa(i)}, OnLoop(i%2))
+		pauseRunning(t, e, r)
+		for j := 0; j < queued; j++ {
+			if err := r.Send(seq(j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refs = append(refs, r)
+	}
+	settleLoop(t, e, 0)
+	settleLoop(t, e, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := e.Stop(ctx, Immediate()); err != nil {
+		t.Fatalf("Stop(Immediate): %v", err)
+	}
+	if n := delivered.Load(); n != 0 {
+		t.Fatalf("%d messages delivered by an immediate Stop", n)
+	}
+	dl := rec.deadLetters()
+	if len(dl) != 4*queued {
+		t.Fatalf("%d dead letters, want %d", len(dl), 4*queued)
+	}
+	for _, d := range dl {
+		if !errors.Is(d.Reason, ErrStopped) {
+			t.Errorf("dead letter reason %v, want ErrStopped", d.Reason)
+		}
+	}
+	for _, r := range refs {
+		if got := payloads(dl, r.ID()); len(got) != queued || got[0] != "0" || got[queued-1] != strconv.Itoa(queued-1) {
+			t.Errorf("%v: dead letters %q, want its %d messages in order", r.ID(), got, queued)
+		}
+		if n := terms.get()[r.ID()]; n != 1 {
+			t.Errorf("%v: OnTerminate ran %d times", r.ID(), n)
+		}
+	}
+	if st := e.Stats(); st.DeadLetters != 4*queued || st.Queued != 0 {
+		t.Fatalf("Stats: DeadLetters %d, Queued %d", st.DeadLetters, st.Queued)
+	}
+}
+
+// TestStopDeadlineStuckHandler: when a handler does not return before the
+// deadline, Stop returns a *StopError wrapping context.DeadlineExceeded.
+// Once the handler is released, the engine finishes on its own, accounts
+// for every message, and leaves no goroutine (goleak in TestMain).
+func TestStopDeadlineStuckHandler(t *testing.T) {
+	old := engineGoroutines(nil)
+	e := startedEngine(t, WithLoops(2))
+	rec := newRecorder()
+	e.Use(rec)
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var delivered atomic.Int64
+	terminated := make(chan struct{})
+	mustRegister(t, e, "slow", func() Agent {
+		return &fn{
+			recv: func(*Context, Message) {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-gate
+				delivered.Add(1)
+			},
+			terminate: func(*Context) { close(terminated) },
+		}
+	})
+	const n = 500
+	r := mustSpawn(t, e, AgentID{"slow", "1"}, OnLoop(1))
+	for i := 0; i < n; i++ {
+		if err := r.Send(seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait(t, entered, "the first handler call")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := e.Stop(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want an error matching context.DeadlineExceeded", err)
+	}
+	var se *StopError
+	if !errors.As(err, &se) {
+		t.Fatalf("Stop = %T %v, want a *StopError", err, err)
+	}
+	if se.Agents != 1 || se.Queued < 0 || se.Queued > n-1 {
+		t.Fatalf("StopError %+v: want the one stuck agent alive and at most %d queued", *se, n-1)
+	}
+	if again := e.Stop(context.Background()); again != err {
+		t.Fatalf("second Stop = %v, want the first result %v", again, err)
+	}
+
+	close(gate)
+	wait(t, terminated, "OnTerminate after release")
+	eventually(t, "every message delivered or dead-lettered", func() bool {
+		return delivered.Load()+rec.deadN.Load() == n
+	}, waitTimeout)
+	waitState(t, r, lifecycle.Terminated)
+	eventually(t, "the engine's goroutines exit after release", func() bool { return len(engineGoroutines(old)) == 0 }, waitTimeout)
+	t.Logf("delivered %d, dead-lettered %d, StopError %v", delivered.Load(), rec.deadN.Load(), err)
+}
+
+// TestStopDrainWithCrossTalk: agents keep sending to each other, across
+// loops, while Stop drains them. Every send that returned nil is delivered
+// or dead-lettered by the time Stop returns.
+func TestStopDrainWithCrossTalk(t *testing.T) {
+	e := startedEngine(t, WithLoops(2))
+	rec := newRecorder()
+	e.Use(rec)
+	var accepted, delivered atomic.Int64
+	const agents = 8
+	refs := make([]Ref, agents)
+	mustRegister(t, e, "talk", func() Agent {
+		return &fn{recv: func(c *Context, m Message) {
+			delivered.Add(1)
+			hops := m.Payload[0]
+			if hops == 0 {
+				return
+			}
+			// Fan out to two others, one on each loop.
+			me, _ := strconv.Atoi(c.ID().Key)
+			for _, d := range []int{1, 2} {
+				if c.Send(refs[(me+d)%agents], []byte{hops - 1}) == nil {
+					accepted.Add(1)
+				}
+			}
+		}}
+	}, WithMailbox(1<<16, DropNewest))
+	for i := range refs {
+		refs[i] = mustSpawn(t, e, AgentID{"talk", strconv.Itoa(i)}, OnLoop(i%2))
+	}
+	for i := 0; i < 200; i++ {
+		if refs[i%agents].Send([]byte{5}) == nil {
+			accepted.Add(1)
+		}
+	}
+	stop(t, e)
+	acc, del, dead := accepted.Load(), delivered.Load(), rec.deadN.Load()
+	t.Logf("accepted %d, delivered %d, dead-lettered %d", acc, del, dead)
+	if acc != del+dead {
+		t.Fatalf("accepted %d != delivered %d + dead-lettered %d", acc, del, dead)
+	}
+	if st := e.Stats(); st.DeadLetters != uint64(dead) || st.Processed != uint64(del) {
+		t.Fatalf("Stats: DeadLetters %d, Processed %d; observed %d and %d", st.DeadLetters, st.Processed, dead, del)
+	}
+}
