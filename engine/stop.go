@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Stop shuts the engine down and waits for it.
@@ -69,13 +70,25 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 	for _, l := range e.loops {
 		l.post(&envelope{op: opShutdown, gen: immediate})
 	}
-	if err := waitCtx(ctx, &e.shutdownWG); err != nil && deadline == nil {
+	// Past the deadline the loops only dead-letter and run OnTerminate
+	// hooks, which is quick unless a handler is stuck: give that a short
+	// grace rather than leaving goroutines behind for no reason.
+	wctx := ctx
+	if deadline != nil {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(context.Background(), stopGrace)
+		defer cancel()
+	}
+	if err := waitCtx(wctx, &e.shutdownWG); err != nil && deadline == nil {
 		deadline = err
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(context.Background(), stopGrace)
+		defer cancel()
 	}
 	for _, l := range e.loops {
 		l.post(&envelope{op: opQuit})
 	}
-	if err := waitCtx(ctx, &e.loopsWG); err != nil {
+	if err := waitCtx(wctx, &e.loopsWG); err != nil {
 		// A handler is stuck: its loop cannot exit. Report it.
 		return &StopError{Err: err, Queued: int(e.stopDropped.Load()), Agents: e.registry.count()}
 	}
@@ -89,6 +102,11 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 	}
 	return nil
 }
+
+// stopGrace bounds how long Stop still waits, after its context ended, for
+// loops to dead-letter what was left and exit. Only a handler that never
+// returns can use it up; Stop then returns with that loop still running.
+const stopGrace = 2 * time.Second
 
 // waitQuiescent waits until no loop has work and no message is in flight:
 // every loop is parked with an empty inbox, twice in a row with the same
