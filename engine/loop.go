@@ -628,9 +628,13 @@ func (l *loop) publish() {
 	}
 	clear(l.dirty)
 	l.dirty = l.dirty[:0]
-	l.stats.turns.Store(l.turns)
-	l.stats.runnable.Store(int64(l.runq.Len()))
-	l.stats.timers.Store(int64(l.timers.Len()))
+	storeIfChanged(&l.stats.turns, l.turns)
+	if n := int64(l.runq.Len()); l.stats.runnable.Load() != n {
+		l.stats.runnable.Store(n)
+	}
+	if n := int64(l.timers.Len()); l.stats.timers.Load() != n {
+		l.stats.timers.Store(n)
+	}
 }
 
 func (l *loop) touch(tc *typeCounters) {
