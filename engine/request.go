@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +36,17 @@ type request struct {
 	err     error
 
 	to *agent // the target, for error messages
+
+	handle bool // a ReplyHandle was taken: the request may outlive its reply
 }
+
+// outsideRequests recycles the request and channel of Engine.Request. A
+// request goes back only when its reply arrived through Context.Reply or a
+// failure and no ReplyHandle was taken: then nothing else refers to it (the
+// Context forgets it once answered, mailbox and inbox slots are cleared).
+// Cancelled or timed-out requests may still sit in a mailbox and are left
+// to the collector.
+var outsideRequests = sync.Pool{New: func() any { return &request{ch: make(chan reply, 1)} }}
 
 type reply struct {
 	payload []byte
@@ -110,6 +121,7 @@ func (c *Context) ReplyLater() (ReplyHandle, error) {
 		return ReplyHandle{}, fmt.Errorf("%w: %s", ErrNoRequest, c.a.id)
 	}
 	c.answered = true
+	rq.handle = true
 	l := c.l
 	if l.handles == nil {
 		l.handles = make(map[*agent][]*request)
@@ -186,12 +198,20 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	rq := &request{ch: make(chan reply, 1), to: r.a}
+	rq := outsideRequests.Get().(*request)
+	rq.to = r.a
 	if err := e.sendExternal(r, Message{Payload: payload, rq: rq}); err != nil {
+		rq.to = nil
+		outsideRequests.Put(rq) // never sent
 		return nil, err
 	}
 	select {
 	case rep := <-rq.ch:
+		if !rq.handle {
+			rq.to = nil
+			rq.state.Store(reqPending)
+			outsideRequests.Put(rq)
+		}
 		return rep.payload, rep.err
 	case <-ctx.Done():
 		if rq.state.CompareAndSwap(reqPending, reqDone) {
