@@ -100,6 +100,7 @@ type summary struct {
 	Refused                                       uint64
 	Agents                                        int
 	Elapsed                                       time.Duration
+	CPU                                           time.Duration // process CPU time during the run
 }
 
 func (s summary) print(w io.Writer) {
@@ -111,6 +112,7 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "  dropped    %12d msgs\n", s.Dropped)
 	fmt.Fprintf(w, "  refused    %12d msgs\n", s.Refused)
 	fmt.Fprintf(w, "  dead       %12d letters\n", s.DeadLetters)
+	fmt.Fprintf(w, "  cpu        %12.1f %% of one core\n", 100*s.CPU.Seconds()/sec)
 }
 
 // simulate runs the gateway for cfg.Duration (or until ctx ends).
@@ -147,7 +149,7 @@ func simulate(ctx context.Context, cfg config, out io.Writer) (summary, error) {
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -167,7 +169,7 @@ func simulate(ctx context.Context, cfg config, out io.Writer) (summary, error) {
 	}
 	live(runCtx, e, out, start)
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stopCancel()
@@ -184,7 +186,7 @@ func simulate(ctx context.Context, cfg config, out io.Writer) (summary, error) {
 	return summary{
 		Offered: offered, Sent: sent, Refused: refused,
 		Processed: dev.Processed, Dropped: dev.Dropped, DeadLetters: st.DeadLetters,
-		Agents: cfg.Devices + 1, Elapsed: elapsed,
+		Agents: cfg.Devices + 1, Elapsed: elapsed, CPU: cpu,
 	}, nil
 }
 
@@ -231,6 +233,7 @@ func live(ctx context.Context, e *engine.Engine, out io.Writer, start time.Time)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var last uint64
+	lastCPU, lastT := cpuTime(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -238,8 +241,10 @@ func live(ctx context.Context, e *engine.Engine, out io.Writer, start time.Time)
 		case <-t.C:
 		}
 		st := e.Stats()
-		fmt.Fprintf(out, "t=%4.0fs  %10.0f msgs/s  agents %6d  queued %7d  dropped %8d\n",
-			time.Since(start).Seconds(), float64(st.Processed-last), st.Agents, st.Queued, st.Dropped)
-		last = st.Processed
+		now, c := time.Now(), cpuTime()
+		fmt.Fprintf(out, "t=%4.0fs  %10.0f msgs/s  agents %6d  queued %7d  dropped %8d  cpu %5.1f%%\n",
+			time.Since(start).Seconds(), float64(st.Processed-last)/now.Sub(lastT).Seconds(),
+			st.Agents, st.Queued, st.Dropped, 100*(c-lastCPU).Seconds()/now.Sub(lastT).Seconds())
+		last, lastCPU, lastT = st.Processed, c, now
 	}
 }
