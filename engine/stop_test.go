@@ -303,3 +303,72 @@ func TestStopDrainWithCrossTalk(t *testing.T) {
 		t.Fatalf("Stats: DeadLetters %d, Processed %d; observed %d and %d", st.DeadLetters, st.Processed, dead, del)
 	}
 }
+
+// TestStopDeadlineBusyAgent: an agent that keeps sending itself work never
+// lets the engine drain, so a graceful Stop hits its deadline. No handler
+// is stuck, so Stop can still finish the job: it returns a *StopError
+// wrapping context.DeadlineExceeded, and by then every accepted message is
+// delivered or dead-lettered, OnTerminate has run, and the engine's
+// goroutines are gone.
+func TestStopDeadlineBusyAgent(t *testing.T) {
+	old := engineGoroutines(nil)
+	e := startedEngine(t, WithLoops(2))
+	rec := newRecorder()
+	e.Use(rec)
+	var accepted, delivered, terms atomic.Int64
+	running := make(chan struct{})
+	var once sync.Once
+	mustRegister(t, e, "busy", func() Agent {
+		return &fn{
+			recv: func(c *Context, m Message) {
+				delivered.Add(1)
+				once.Do(func() { close(running) })
+				// Two messages for each one handled: the queue only grows.
+				for i := 0; i < 2; i++ {
+					if c.Send(c.Self(), nil) == nil {
+						accepted.Add(1)
+					}
+				}
+			},
+			terminate: func(*Context) { terms.Add(1) },
+		}
+	}, WithMailbox(1<<20, DropNewest))
+	for i := 0; i < 2; i++ {
+		r := mustSpawn(t, e, AgentID{"busy", strconv.Itoa(i)}, OnLoop(i))
+		if err := r.Send(nil); err != nil {
+			t.Fatal(err)
+		}
+		accepted.Add(1)
+	}
+	<-running
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := e.Stop(ctx)
+	var se *StopError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) {
+		t.Fatalf("Stop = %v, want a *StopError matching context.DeadlineExceeded", err)
+	}
+	acc, del, dead := accepted.Load(), delivered.Load(), rec.deadN.Load()
+	t.Logf("StopError %+v; accepted %d, delivered %d, dead-lettered %d", *se, acc, del, dead)
+	if acc != del+dead {
+		t.Errorf("when Stop returned: accepted %d != delivered %d + dead-lettered %d", acc, del, dead)
+	}
+	if se.Queued <= 0 || int64(se.Queued) > dead {
+		t.Errorf("StopError.Queued = %d, want the messages dead-lettered by the stop (> 0, ≤ %d)", se.Queued, dead)
+	}
+	if n := terms.Load(); n != 2 {
+		t.Errorf("OnTerminate ran %d times when Stop returned, want 2", n)
+	}
+	if n := e.Stats().Agents; n != 0 {
+		t.Errorf("%d agents alive when Stop returned", n)
+	}
+	if g := engineGoroutines(old); len(g) > 0 {
+		t.Errorf("%d engine goroutines still running when Stop returned, the first:\n%s", len(g), g[0])
+	}
+	// Whatever Stop left running finishes on its own; by then nothing may
+	// have been lost.
+	eventually(t, "the engine's goroutines exit", func() bool { return len(engineGoroutines(old)) == 0 }, waitTimeout)
+	if acc, del, dead := accepted.Load(), delivered.Load(), rec.deadN.Load(); acc != del+dead {
+		t.Errorf("once the loops exited: accepted %d != delivered %d + dead-lettered %d (%d lost)", acc, del, dead, acc-del-dead)
+	}
+}
