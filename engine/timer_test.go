@@ -377,3 +377,44 @@ func TestManyStoppedTimers(t *testing.T) {
 	eventually(t, "the stopped timers leave the heap", func() bool { return e.Stats().Loops[0].Timers == 0 }, waitTimeout)
 	stop(t, e)
 }
+
+// TestStaleTimerHandleStopsNothing: a Timer whose delivery has happened
+// stops nothing afterwards, even when the engine reuses its storage for a
+// newer timer: the newer timer still fires.
+func TestStaleTimerHandleStopsNothing(t *testing.T) {
+	e := startedEngine(t, WithLoops(1))
+	const rounds = 50
+	done := make(chan struct{})
+	bad := make(chan string, rounds)
+	var old Timer
+	var n atomic.Int32
+	mustRegister(t, e, "t", recvAgent(func(c *Context, m Message) {
+		switch string(m.Payload) {
+		case "start", "next":
+			old, _ = c.After(time.Millisecond, []byte("fired"))
+		case "fired":
+			// old has fired: its storage may now back the next timer.
+			c.After(time.Millisecond, []byte("next-fired"))
+			if old.Stop() {
+				bad <- "Stop of a fired timer returned true"
+			}
+		case "next-fired":
+			if n.Add(1) == rounds {
+				close(done)
+				return
+			}
+			c.Send(c.Self(), []byte("next"))
+		}
+	}))
+	if err := e.Send(AgentID{"t", "1"}, []byte("start")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case msg := <-bad:
+		t.Fatal(msg)
+	case <-time.After(waitTimeout):
+		t.Fatalf("after %d rounds a newer timer never fired: a stale handle stopped it", n.Load())
+	}
+	stop(t, e)
+}
