@@ -520,3 +520,113 @@ func TestInitErrorBeforeStart(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentSpawnSameID: many goroutines spawning and sending to one ID
+// at once get one agent: one Init, one Ref, every message delivered to it.
+func TestConcurrentSpawnSameID(t *testing.T) {
+	e := startedEngine(t, WithLoops(2))
+	var inits atomic.Int32
+	s := newSink()
+	mustRegister(t, e, "one", func() Agent {
+		return &fn{
+			init: func(*Context) error { inits.Add(1); return nil },
+			recv: s.Receive,
+		}
+	})
+	id := AgentID{"one", "x"}
+	const g = 8
+	start := make(chan struct{})
+	refs := make([]Ref, g)
+	errs := make([]error, g)
+	var wg sync.WaitGroup
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if i%2 == 0 {
+				refs[i], errs[i] = e.Spawn(id)
+			} else {
+				errs[i] = e.Send(id, seq(i))
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	var ref Ref
+	for i := 0; i < g; i += 2 {
+		switch {
+		case errs[i] == nil:
+			created++
+		case !errors.Is(errs[i], ErrAgentExists):
+			t.Fatalf("Spawn: %v", errs[i])
+		}
+		if ref.IsZero() {
+			ref = refs[i]
+		} else if refs[i] != ref {
+			t.Fatal("concurrent Spawns returned different Refs")
+		}
+	}
+	for i := 1; i < g; i += 2 {
+		if errs[i] != nil {
+			t.Fatalf("Send: %v", errs[i])
+		}
+	}
+	if created > 1 {
+		t.Fatalf("%d Spawns of one ID succeeded", created)
+	}
+	if looked, err := e.Lookup(id); err != nil || looked != ref {
+		t.Fatalf("Lookup = %v; want the Ref every Spawn returned", err)
+	}
+	stop(t, e)
+	if n := inits.Load(); n != 1 {
+		t.Fatalf("Init ran %d times, want 1", n)
+	}
+	if got := s.got(id); len(got) != g/2 {
+		t.Fatalf("delivered %q, want the %d sends", got, g/2)
+	}
+}
+
+// TestTerminateRacingSends: sends racing with Terminate are either refused
+// with ErrTerminated or accepted, and every accepted one is delivered or
+// dead-lettered.
+func TestTerminateRacingSends(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		e := startedEngine(t, WithLoops(2))
+		rec := newRecorder()
+		e.Use(rec)
+		var delivered, accepted atomic.Int64
+		mustRegister(t, e, "t", recvAgent(func(*Context, Message) { delivered.Add(1) }))
+		r := mustSpawn(t, e, AgentID{"t", "1"}, OnLoop(round%2))
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for i := 0; i < 200; i++ {
+					switch err := r.Send(nil); {
+					case err == nil:
+						accepted.Add(1)
+					case errors.Is(err, ErrTerminated):
+						return
+					default:
+						t.Errorf("Send: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		if err := e.Terminate(r.ID()); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		stop(t, e)
+		if acc, del, dead := accepted.Load(), delivered.Load(), rec.deadN.Load(); acc != del+dead {
+			t.Fatalf("round %d: accepted %d != delivered %d + dead-lettered %d", round, acc, del, dead)
+		}
+	}
+}
