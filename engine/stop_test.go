@@ -270,8 +270,17 @@ func TestStopDeadlineSlowQueue(t *testing.T) {
 	g := newGated(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
+	// The handler stays slow until the deadline has passed and Stop has
+	// posted the shutdown behind the timer drop (two posts to the loop,
+	// through its inbox or its spill).
+	l := g.e.loops[1]
+	posts := func() uint64 { return l.inbox.Pushed() + l.spilled.Load() }
+	base := posts()
 	go func() {
-		<-ctx.Done() // the handler is slow until the deadline has passed
+		<-ctx.Done()
+		for posts() < base+2 {
+			time.Sleep(100 * time.Microsecond)
+		}
 		close(g.gate)
 	}()
 	se := stopError(t, g.e.Stop(ctx), context.DeadlineExceeded)
