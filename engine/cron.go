@@ -68,7 +68,7 @@ func (e *Engine) Cron(spec string, id AgentID, payload []byte) (Timer, error) {
 	a := r.a
 	t := &timer{a: a, gen: r.gen, payload: payload, l: a.loop, sched: s}
 	a.loop.post(&envelope{op: opFunc, fn: func() {
-		if t.state.Load() != timerArmed {
+		if t.status() != timerArmed {
 			t.l.zombies.Add(-1) // stopped before it was scheduled
 			return
 		}
@@ -76,13 +76,14 @@ func (e *Engine) Cron(spec string, id AgentID, payload []byte) (Timer, error) {
 		t.when = e.nextCron(s, now, now)
 		t.l.schedTimer(t, now)
 	}})
-	return Timer{t}, nil
+	return Timer{t, 0}, nil
 }
 
 func (l *loop) addCron(a *agent, s cron.Schedule, payload []byte) Timer {
-	t := &timer{a: a, gen: a.gen.Load(), payload: payload, l: l, sched: s}
+	t := l.newTimer()
+	t.a, t.gen, t.payload, t.sched = a, a.gen.Load(), payload, s
 	now := l.e.now()
 	t.when = l.e.nextCron(s, now, now)
 	l.schedTimer(t, now)
-	return Timer{t}
+	return Timer{t, t.seq}
 }

@@ -36,6 +36,7 @@ type Engine struct {
 
 	state    atomic.Int32
 	stopping atomic.Bool // set once Stop begins; loops drop timers, refuse spawns
+	started  atomic.Bool // Start has run: loops pop their inboxes
 	stopCh   chan struct{}
 	idleCh   chan struct{}
 
@@ -209,6 +210,7 @@ func (e *Engine) Start() error {
 		return ErrStopped
 	}
 	e.state.Store(stateRunning)
+	e.started.Store(true)
 	for _, l := range e.loops {
 		l.startWheel()
 		e.loopsWG.Add(1)

@@ -59,7 +59,7 @@ type loop struct {
 	// racing with parking is either seen by that check or wakes the loop.
 	sleeping atomic.Int32
 	wakeCh   chan struct{}
-	wakeFn   func() // l.wake, bound once
+	wakeFn   func()      // l.wake, bound once
 	idle     atomic.Bool // parked with nothing pending (quiescence checks)
 
 	// spill holds work the inbox could not take: everything posted before
@@ -90,20 +90,23 @@ type loop struct {
 	runq    ring.Deque[*agent]
 	outbox  []ring.Deque[envelope] // per target loop: posts that found its inbox full
 	pending int                    // total envelopes in outbox
-	agents  *agent // the started agents, linked through agent.prev/next
+	agents  *agent                 // the started agents, linked through agent.prev/next
 	ctx     Context
 	dirty   []*typeCounters
 	handles map[*agent][]*request // ReplyLater handles not yet answered
-	label   *agentType // the type whose pprof labels are set, nil if none
+	label   *agentType            // the type whose pprof labels are set, nil if none
 
-	timers   timerheap.Heap[*timer]
-	zombies  atomic.Int32 // stopped timers still in the heap
-	wheel    wheel
-	buckets  map[int64]*wheelBucket
-	parkT    *time.Timer
-	turns    uint64
-	stopping bool // the engine is stopping: timers were dropped
-	shut     bool // shutdown ran: agents that still arrive are not started
+	timers     timerheap.Heap[*timer]
+	zombies    atomic.Int32 // stopped timers still in the heap
+	wheel      wheel
+	buckets    map[int64]*wheelBucket
+	lastKey    int64        // the bucket schedTimer used last, to skip the map
+	lastBucket *wheelBucket // for runs of timers in one tick
+	freeTimers []*timer     // recycled timers (bounded by maxFreeTimers)
+	parkT      *time.Timer
+	turns      uint64
+	stopping   bool // the engine is stopping: timers were dropped
+	shut       bool // shutdown ran: agents that still arrive are not started
 
 	// Published loop counters (written by the loop, read by Stats).
 	stats loopCounters
@@ -134,22 +137,36 @@ func newLoop(e *Engine, idx int) *loop {
 
 // post hands env to the loop from a goroutine outside the engine. It waits
 // (spinning, then yielding, then sleeping briefly) while the inbox is full:
-// the inbox is the backpressure point of outside senders. After
-// spillAfter rounds it stops waiting and spills instead, so a handler that
-// posts to its own loop through the outside API cannot deadlock it.
+// the inbox is the backpressure point of outside senders. Only after
+// waiting spillWait does it spill instead, so that a handler that posts to
+// its own loop through the outside API slows down but cannot deadlock it.
+// While a spill is pending every post first waits for the loop to take it
+// (the same bound), so a spill never turns into an unbounded queue that
+// lets outside senders run ahead, and each sender's order is kept.
 func (l *loop) post(env *envelope) {
-	if l.spilling.Load() && l.trySpill(env) {
-		l.wake()
-		return
+	if l.spilling.Load() {
+		if !l.e.started.Load() {
+			if l.trySpill(env) { // before Start nobody pops the inbox
+				return
+			}
+		} else if !l.waitSpillTaken() && l.trySpill(env) {
+			l.wake()
+			return
+		}
 	}
+	var since time.Time
 	for i := 0; !l.inbox.TryPush(env); i++ {
 		if l.sealed.Load() {
 			l.sweep()
 			continue
 		}
-		if i >= spillAfter && l.trySpill(env) {
-			l.wake()
-			return
+		if i >= spinRounds {
+			if since.IsZero() {
+				since = time.Now()
+			} else if time.Since(since) >= spillWait && l.trySpill(env) {
+				l.wake()
+				return
+			}
 		}
 		backoff(i)
 	}
@@ -160,9 +177,34 @@ func (l *loop) post(env *envelope) {
 	}
 }
 
-// spillAfter is how many backoff rounds an outside post waits for a full
-// inbox before it spills (about 2 ms).
-const spillAfter = 160
+// waitSpillTaken waits up to spillWait for the loop to take a pending
+// spill; it reports whether it did.
+func (l *loop) waitSpillTaken() bool {
+	var since time.Time
+	for i := 0; l.spilling.Load(); i++ {
+		if l.sealed.Load() {
+			return true // post's loop sweeps
+		}
+		if i >= spinRounds {
+			if since.IsZero() {
+				since = time.Now()
+			} else if time.Since(since) >= spillWait {
+				return false
+			}
+		}
+		l.wake()
+		backoff(i)
+	}
+	return true
+}
+
+// spillWait is how long an outside post waits on a full inbox (or a
+// pending spill) before it spills; spinRounds how many backoff rounds pass
+// before the clock is read at all.
+const (
+	spillWait  = 10 * time.Millisecond
+	spinRounds = 64
+)
 
 // postFrom hands env to l from loop src. A loop never waits: when l's inbox
 // is full the envelope stays in src's outbox for l, and everything src posts

@@ -448,3 +448,70 @@ func TestMailboxFullFromInsideRefusesOutside(t *testing.T) {
 		})
 	}
 }
+
+// ---- engine bugs: tests below fail until the code is fixed ----
+
+// TestOutsideSendersFeelInboxBackpressure: WithInboxSize documents that a
+// full inbox makes outside senders wait. While a loop is stuck in a
+// handler, an outside sender must therefore stall after about an inbox's
+// worth of messages instead of queueing without bound.
+func TestOutsideSendersFeelInboxBackpressure(t *testing.T) {
+	const inbox = 64
+	e := startedEngine(t, WithLoops(1), WithInboxSize(inbox))
+	rec := newRecorder()
+	e.Use(rec)
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var delivered atomic.Int64
+	mustRegister(t, e, "slow", recvAgent(func(*Context, Message) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+		delivered.Add(1)
+	}), WithMailbox(1<<20, DropNewest))
+	r := mustSpawn(t, e, AgentID{"slow", "1"})
+	if err := r.Send(nil); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, entered, "the handler")
+
+	const total = 20000
+	var sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < total; i++ {
+			if r.Send(nil) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	// The subject of the test: while the loop is stuck for a while, the
+	// sender must not get far.
+	stuck := time.After(300 * time.Millisecond)
+	var max int64
+wait:
+	for {
+		select {
+		case <-stuck:
+			break wait
+		case <-done:
+			break wait
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	max = sent.Load()
+	close(gate)
+	<-done
+	stop(t, e)
+	if acc, del, dead := 1+sent.Load(), delivered.Load(), rec.deadN.Load(); acc != del+dead {
+		t.Errorf("accepted %d != delivered %d + dead-lettered %d", acc, del, dead)
+	}
+	if max > 4*inbox {
+		t.Fatalf("an outside sender got %d messages accepted while the loop was stuck, with an inbox of %d: no backpressure (they queue without bound)", max, inbox)
+	}
+}

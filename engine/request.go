@@ -31,7 +31,7 @@ type request struct {
 	from    *agent
 	fromGen uint32
 	then    func(c *Context, reply []byte, err error)
-	timeout *timer
+	timeout Timer
 	res     []byte
 	err     error
 
@@ -169,8 +169,8 @@ func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then fu
 		return err
 	}
 	if rq.state.Load() == reqPending {
-		rq.timeout = c.l.addTimer(c.a, timeout, 0, nil).t
-		rq.timeout.rq = rq
+		rq.timeout = c.l.addTimer(c.a, timeout, 0, nil)
+		rq.timeout.t.rq = rq
 	}
 	return nil
 }
@@ -232,9 +232,7 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 // runReply delivers a settled request's outcome to the requesting agent.
 func (l *loop) runReply(env *envelope) {
 	rq := env.msg.rq
-	if rq.timeout != nil {
-		Timer{rq.timeout}.Stop()
-	}
+	rq.timeout.Stop()
 	a := rq.from
 	if a.gen.Load() != rq.fromGen || a.lc.State() == lifecycle.Terminated {
 		return // the requester is gone

@@ -90,6 +90,9 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 	}
 	if err := waitCtx(wctx, &e.loopsWG); err != nil {
 		// A handler is stuck: its loop cannot exit. Report it.
+		if ctx.Err() != nil {
+			err = ctx.Err() // the caller's reason, not the grace period's
+		}
 		return &StopError{Err: err, Queued: int(e.stopDropped.Load()), Agents: e.registry.count()}
 	}
 	for _, l := range e.loops {

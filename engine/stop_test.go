@@ -443,3 +443,26 @@ func TestStopDeadlineBusyAgent(t *testing.T) {
 	}
 	eventually(t, "the engine's goroutines exit", func() bool { return len(engineGoroutines(old)) == 0 }, 200*time.Millisecond)
 }
+
+// ---- engine bugs: tests below fail until the code is fixed ----
+
+// TestStopCanceledStuckHandler: Stop's *StopError wraps ctx.Err(), so a
+// Stop whose context is canceled (not timed out) while a handler is stuck
+// reports context.Canceled.
+func TestStopCanceledStuckHandler(t *testing.T) {
+	g := newGated(t, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for g.e.state.Load() < stateStopping { // Stop has begun
+			time.Sleep(100 * time.Microsecond)
+		}
+		cancel()
+	}()
+	err := g.e.Stop(ctx)
+	close(g.gate)
+	wait(t, g.terminated, "OnTerminate after release")
+	se := stopError(t, err, context.Canceled)
+	if se.Agents != 1 {
+		t.Errorf("StopError %+v: want the stuck agent alive", *se)
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"github.com/agentloop/agentloop/lifecycle"
 )
 
-// Timer states.
+// Timer states, in the low two bits of timer.state; the bits above hold
+// the timer's incarnation, so a Timer handle to a recycled timer stops
+// nothing.
 const (
-	timerArmed int32 = iota
+	timerArmed uint64 = iota
 	timerStopped
 	timerDone
 )
@@ -23,9 +25,10 @@ type timer struct {
 	a       *agent
 	gen     uint32
 	payload []byte
-	when    int64 // unix nanos
-	period  int64 // 0 for one-shot
-	state   atomic.Int32
+	when    int64         // unix nanos
+	period  int64         // 0 for one-shot
+	state   atomic.Uint64 // seq<<2 | timerArmed/Stopped/Done
+	seq     uint32        // loop: the incarnation Timer handles carry
 	l       *loop
 	rq      *request      // a request timeout: fails rq instead of delivering
 	sched   cron.Schedule // a cron timer: the next due time comes from it
@@ -33,12 +36,20 @@ type timer struct {
 
 // Timer cancels a delivery scheduled with Context.After or Context.Every.
 // The zero Timer is valid and stops nothing. Safe from any goroutine.
-type Timer struct{ t *timer }
+type Timer struct {
+	t   *timer
+	seq uint32
+}
 
 // Stop cancels the timer. It reports whether this call stopped it: false
 // when it had already fired (one-shot) or was stopped before.
 func (t Timer) Stop() bool {
-	if t.t == nil || !t.t.state.CompareAndSwap(timerArmed, timerStopped) {
+	if t.t == nil {
+		return false
+	}
+	gen := uint64(t.seq) << 2
+	// timerArmed is 0: the armed state of this incarnation is gen itself.
+	if !t.t.state.CompareAndSwap(gen, gen|timerStopped) {
 		return false
 	}
 	t.t.l.zombies.Add(1)
@@ -59,12 +70,42 @@ type wheelBucket struct {
 	stop   func() bool
 }
 
+func (t *timer) status() uint64      { return t.state.Load() & 3 }
+func (t *timer) setStatus(st uint64) { t.state.Store(uint64(t.seq)<<2 | st) }
+
+// maxFreeTimers bounds a loop's free list of timers.
+const maxFreeTimers = 4096
+
+// newTimer takes a timer from the loop's free list, or makes one.
+func (l *loop) newTimer() *timer {
+	n := len(l.freeTimers)
+	if n == 0 {
+		return &timer{l: l}
+	}
+	t := l.freeTimers[n-1]
+	l.freeTimers[n-1] = nil
+	l.freeTimers = l.freeTimers[:n-1]
+	t.seq++
+	t.setStatus(timerArmed)
+	return t
+}
+
+// recycle returns a timer no heap or bucket holds any more.
+func (l *loop) recycle(t *timer) {
+	if t.l != l || len(l.freeTimers) >= maxFreeTimers {
+		return
+	}
+	t.a, t.payload, t.rq, t.sched, t.period = nil, nil, nil, nil, 0
+	l.freeTimers = append(l.freeTimers, t)
+}
+
 func (l *loop) addTimer(a *agent, d time.Duration, period time.Duration, payload []byte) Timer {
-	t := &timer{a: a, gen: a.gen.Load(), payload: payload, period: int64(period), l: l}
+	t := l.newTimer()
+	t.a, t.gen, t.payload, t.period = a, a.gen.Load(), payload, int64(period)
 	now := l.e.now()
 	t.when = now + int64(d)
 	l.schedTimer(t, now)
-	return Timer{t}
+	return Timer{t, t.seq}
 }
 
 // schedTimer puts t on the heap or in its wheel bucket.
@@ -78,7 +119,10 @@ func (l *loop) schedTimer(t *timer, now int64) {
 		return
 	}
 	k := t.when / tick // the bucket fires at k*tick ≤ when
-	b := l.buckets[k]
+	b := l.lastBucket
+	if b == nil || l.lastKey != k {
+		b = l.buckets[k]
+	}
 	if b == nil {
 		b = &wheelBucket{}
 		l.buckets[k] = b
@@ -89,6 +133,7 @@ func (l *loop) schedTimer(t *timer, now int64) {
 		})
 	}
 	b.timers = append(b.timers, t)
+	l.lastKey, l.lastBucket = k, b
 }
 
 // wheelFired moves the timers of bucket k to the heap. The wheel may fire
@@ -99,12 +144,16 @@ func (l *loop) wheelFired(k int64) {
 		return
 	}
 	delete(l.buckets, k)
+	if l.lastBucket == b {
+		l.lastBucket = nil
+	}
 	for _, t := range b.timers {
-		switch t.state.Load() {
+		switch t.status() {
 		case timerArmed:
 			l.timers.Push(t.when, t)
 		case timerStopped:
 			l.zombies.Add(-1) // it never reaches the heap
+			l.recycle(t)
 		}
 	}
 }
@@ -114,10 +163,11 @@ func (l *loop) fireTimers(now int64) {
 	if z := int(l.zombies.Load()); z > 64 && z > l.timers.Len()/4 {
 		removed := 0
 		l.timers.Filter(func(t *timer) bool {
-			if t.state.Load() == timerArmed {
+			if t.status() == timerArmed {
 				return true
 			}
 			removed++
+			l.recycle(t)
 			return false
 		})
 		l.zombies.Add(int32(-removed))
@@ -129,25 +179,31 @@ func (l *loop) fireTimers(now int64) {
 		}
 		l.timers.Pop()
 		t := e.V
-		switch t.state.Load() {
+		switch t.status() {
 		case timerStopped:
 			l.zombies.Add(-1)
+			l.recycle(t)
 			continue
 		case timerDone:
 			continue
 		}
 		a := t.a
 		if a.gen.Load() != t.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
-			t.state.Store(timerDone)
+			t.setStatus(timerDone)
+			l.recycle(t)
 			continue
 		}
 		if t.rq != nil {
-			t.state.Store(timerDone)
+			t.setStatus(timerDone)
 			t.rq.fail(l, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.id))
+			l.recycle(t)
 			continue
 		}
 		if t.period == 0 && t.sched == nil {
-			t.state.Store(timerDone)
+			t.setStatus(timerDone)
+			l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
+			l.recycle(t)
+			continue
 		}
 		l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
 		if t.sched != nil {
@@ -168,17 +224,18 @@ func (l *loop) fireTimers(now int64) {
 // dropTimers cancels every timer of the loop (engine stop).
 func (l *loop) dropTimers() {
 	l.stopping = true
-	l.timers.Clear(func(t *timer) { t.state.Store(timerDone) })
+	l.timers.Clear(func(t *timer) { t.setStatus(timerDone) })
 	l.zombies.Store(0)
 	for k, b := range l.buckets {
 		if b.stop != nil {
 			b.stop()
 		}
 		for _, t := range b.timers {
-			t.state.Store(timerDone)
+			t.setStatus(timerDone)
 		}
 		delete(l.buckets, k)
 	}
+	l.lastBucket = nil
 }
 
 func (l *loop) startWheel() {
