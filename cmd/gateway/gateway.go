@@ -97,10 +97,10 @@ func (a *alerter) Receive(_ *engine.Context, _ engine.Message) { *a.n++ }
 // summary is what a run achieved.
 type summary struct {
 	Offered, Sent, Processed, Dropped, DeadLetters uint64
-	Refused                                       uint64
-	Agents                                        int
-	Elapsed                                       time.Duration
-	CPU                                           time.Duration // process CPU time during the run
+	Refused                                        uint64
+	Agents                                         int
+	Elapsed                                        time.Duration
+	CPU                                            time.Duration // process CPU time during the run
 }
 
 func (s summary) print(w io.Writer) {
