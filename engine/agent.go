@@ -142,3 +142,9 @@ type agent struct {
 }
 
 func (a *agent) ref() Ref { return Ref{a: a, gen: a.gen.Load()} }
+
+// live reports whether incarnation gen of a still takes messages on its
+// loop. Loop only (terminating is loop-owned).
+func (a *agent) live(gen uint32) bool {
+	return a.gen.Load() == gen && !a.terminating && a.lc.State() != lifecycle.Terminated
+}

@@ -62,13 +62,13 @@ func (c *Context) send(to Ref, m Message) error {
 	}
 	pol := a.typ.cfg.overflow
 	if a.loop == c.l {
-		if a.gen.Load() != to.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
+		if !a.live(to.gen) {
 			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
 		}
 		if (pol == Reject || pol == Block) && !a.reserve() {
 			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
 		}
-		c.l.enqueue(a, to.gen, &m, true)
+		c.l.push(a, &m, true)
 		return nil
 	}
 	if a.gen.Load() != to.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {

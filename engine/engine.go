@@ -309,8 +309,7 @@ func (e *Engine) Send(id AgentID, payload []byte) error {
 
 // resolve finds or lazily spawns id.
 func (e *Engine) resolve(id AgentID) (Ref, error) {
-	h := id.hash()
-	if a := e.registry.get(id, h); a != nil {
+	if a := e.registry.get(id, id.hash()); a != nil {
 		return a.ref(), nil
 	}
 	if err := id.Validate(); err != nil {
@@ -320,11 +319,7 @@ func (e *Engine) resolve(id AgentID) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	a, _, err := e.getOrSpawn(id, t, -1)
-	if err != nil {
-		return Ref{}, err
-	}
-	return a.ref(), nil
+	return e.resolveIn(id, t)
 }
 
 // sendExternal is the path of every send from a goroutine outside the
@@ -492,10 +487,12 @@ func (e *Engine) reportPanic(pe *PanicError) {
 	}
 }
 
-// deadLetterAsync records a dead letter from outside a loop (after Stop).
-func (e *Engine) deadLetterAsync(a *agent, m Message, reason error) {
+// deadLetter records a dead letter: a request in it is failed, the engine
+// counter moves and the plugins see it. cur is the loop it happens on, nil
+// outside the loops (after Stop).
+func (e *Engine) deadLetter(cur *loop, a *agent, m Message, reason error) {
 	if m.rq != nil {
-		m.rq.fail(nil, fmt.Errorf("%w: request to %s", reason, a.id))
+		m.rq.fail(cur, fmt.Errorf("%w: request to %s", reason, a.id))
 	}
 	e.deadLetters.Add(1)
 	if ps := e.plugins.Load().onDeadLetter; ps != nil {

@@ -154,21 +154,16 @@ func (l *loop) post(env *envelope) {
 			return
 		}
 	}
-	var since time.Time
-	for i := 0; !l.inbox.TryPush(env); i++ {
+	var p patience
+	for !l.inbox.TryPush(env) {
 		if l.sealed.Load() {
 			l.sweep()
 			continue
 		}
-		if i >= spinRounds {
-			if since.IsZero() {
-				since = time.Now()
-			} else if time.Since(since) >= spillWait && l.trySpill(env) {
-				l.wake()
-				return
-			}
+		if p.wait() && l.trySpill(env) {
+			l.wake()
+			return
 		}
-		backoff(i)
 	}
 	l.wake()
 	if l.sealed.Load() {
@@ -180,22 +175,38 @@ func (l *loop) post(env *envelope) {
 // waitSpillTaken waits up to spillWait for the loop to take a pending
 // spill; it reports whether it did.
 func (l *loop) waitSpillTaken() bool {
-	var since time.Time
-	for i := 0; l.spilling.Load(); i++ {
+	var p patience
+	for l.spilling.Load() {
 		if l.sealed.Load() {
 			return true // post's loop sweeps
 		}
-		if i >= spinRounds {
-			if since.IsZero() {
-				since = time.Now()
-			} else if time.Since(since) >= spillWait {
-				return false
-			}
-		}
 		l.wake()
-		backoff(i)
+		if p.wait() {
+			return false
+		}
 	}
 	return true
+}
+
+// patience paces an outside goroutine waiting on a loop: spin, then
+// yield, then sleep briefly (backoff). wait reports true once it has slept
+// for spillWait; the clock is read only after spinRounds rounds.
+type patience struct {
+	i     int
+	since time.Time
+}
+
+func (p *patience) wait() (expired bool) {
+	if p.i >= spinRounds {
+		if p.since.IsZero() {
+			p.since = time.Now()
+		} else if time.Since(p.since) >= spillWait {
+			return true
+		}
+	}
+	backoff(p.i)
+	p.i++
+	return false
 }
 
 // spillWait is how long an outside post waits on a full inbox (or a
@@ -281,7 +292,7 @@ func (l *loop) sweep() {
 		}
 		switch env.op {
 		case opMsg:
-			l.e.deadLetterAsync(env.a, env.msg, ErrStopped)
+			l.e.deadLetter(nil, env.a, env.msg, ErrStopped)
 		case opInit:
 			l.e.transition(env.a, lifecycle.Terminated)
 			l.e.registry.remove(env.a)
@@ -497,14 +508,19 @@ func (l *loop) dispatch(env *envelope) bool {
 // a runnable. It is the one door into a mailbox. reserved says the sender
 // already holds a place in a Reject or Block mailbox.
 func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
-	pol := a.typ.cfg.overflow
-	if a.gen.Load() != gen || a.terminating || a.lc.State() == lifecycle.Terminated {
-		if reserved && (pol == Reject || pol == Block) {
+	if !a.live(gen) {
+		if pol := a.typ.cfg.overflow; reserved && (pol == Reject || pol == Block) {
 			a.occ.Add(-1)
 		}
 		l.deadLetter(a, *m, ErrTerminated)
 		return
 	}
+	l.push(a, m, reserved)
+}
+
+// push is enqueue for a caller that has checked a.live itself.
+func (l *loop) push(a *agent, m *Message, reserved bool) {
+	pol := a.typ.cfg.overflow
 	tc := a.tc
 	l.touch(tc)
 	tc.received++
@@ -562,12 +578,7 @@ func (l *loop) runAgents(budget int) {
 			l.clearLabels()
 		}
 		n := min(q, budget)
-		var done int
-		if l.e.plugins.Load().onMessage != nil {
-			done = l.runAgentObserved(a, n)
-		} else {
-			done = l.runAgent(a, n)
-		}
+		done := l.runAgent(a, n)
 		budget -= done
 		a.tc.processed += uint64(done)
 		a.tc.queued -= int64(done)
@@ -590,34 +601,10 @@ func (l *loop) runAgents(budget int) {
 
 // runAgent delivers up to max messages to a. A panic in Receive is caught
 // here, once per batch rather than once per message: the panicking message
-// counts as delivered and the agent is restarted or terminated.
+// counts as delivered and the agent is restarted or terminated. OnMessage
+// plugins, when installed, see each message first; without them the loop
+// over them is an empty range.
 func (l *loop) runAgent(a *agent, max int) (n int) {
-	c := &l.ctx
-	c.a = a
-	defer func() {
-		if r := recover(); r != nil {
-			l.recovered(a, "Receive", r, debug.Stack())
-		}
-		c.a = nil
-	}()
-	impl := a.impl
-	var m Message
-	for n < max && a.mb.pop(&m) {
-		n++
-		if m.rq == nil {
-			impl.Receive(c, m)
-			continue
-		}
-		c.rq = m.rq
-		impl.Receive(c, m)
-		l.requestDone(c)
-	}
-	return n
-}
-
-// runAgentObserved is runAgent with OnMessage plugins called before each
-// delivery; it is only used while such plugins are installed.
-func (l *loop) runAgentObserved(a *agent, max int) (n int) {
 	c := &l.ctx
 	c.a = a
 	defer func() {
@@ -634,11 +621,13 @@ func (l *loop) runAgentObserved(a *agent, max int) (n int) {
 		for _, p := range obs {
 			l.e.observe(p, a.id, &m)
 		}
+		if m.rq == nil {
+			impl.Receive(c, m)
+			continue
+		}
 		c.rq = m.rq
 		impl.Receive(c, m)
-		if m.rq != nil {
-			l.requestDone(c)
-		}
+		l.requestDone(c)
 	}
 	return n
 }
@@ -975,17 +964,8 @@ func (l *loop) quit() {
 
 // deadLetter records an undeliverable message on the loop.
 func (l *loop) deadLetter(a *agent, m Message, reason error) {
-	if m.rq != nil {
-		m.rq.fail(l, fmt.Errorf("%w: request to %s", reason, a.id))
-	}
 	l.stats.deadLetters.Add(1)
-	l.e.deadLetters.Add(1)
-	if ps := l.e.plugins.Load().onDeadLetter; ps != nil {
-		d := DeadLetter{To: a.id, Message: m, Reason: reason}
-		for _, p := range ps {
-			l.e.safePlugin(func() { p.OnDeadLetter(d) })
-		}
-	}
+	l.e.deadLetter(l, a, m, reason)
 }
 
 type initError struct {

@@ -303,7 +303,8 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 	return errors.Join(errs...)
 }
 
-// resolveIn is resolve for a type already looked up.
+// resolveIn is resolve for a type already looked up: the registry, else a
+// validated spawn.
 func (e *Engine) resolveIn(id AgentID, t *agentType) (Ref, error) {
 	if a := e.registry.get(id, id.hash()); a != nil {
 		return a.ref(), nil
