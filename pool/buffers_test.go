@@ -218,21 +218,3 @@ func TestBuffersConcurrent(t *testing.T) {
 		t.Fatalf("Stats = %+v, want %d Gets, Live 0", s, goroutines*rounds)
 	}
 }
-
-func TestBuffersNoAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("sync.Pool drops Puts at random under -race")
-	}
-	var bs Buffers
-	bs.Get(1000).Release()
-	allocs := testing.AllocsPerRun(1000, func() {
-		b := bs.Get(1000)
-		b.Retain(2)
-		b.Release()
-		b.Release()
-		b.Release()
-	})
-	if allocs != 0 {
-		t.Fatalf("Get/Retain/Release allocates %v times per run, want 0", allocs)
-	}
-}

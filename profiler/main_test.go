@@ -1,6 +1,7 @@
 package profiler
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"regexp"
@@ -17,13 +18,24 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// needCPUProfiler skips a test that needs the process's only CPU profiler
-// when `go test -cpuprofile` holds it.
-func needCPUProfiler(t *testing.T) {
+// cpuProfilerFree reports whether a test can take the process's only CPU
+// profiler. Under `go test -cpuprofile` it cannot; the test then checks the
+// documented behaviour for that case instead: Start refuses with
+// ErrCPUProfileActive.
+func cpuProfilerFree(t *testing.T) bool {
 	t.Helper()
-	if f := flag.Lookup("test.cpuprofile"); f != nil && f.Value.String() != "" {
-		t.Skip("go test -cpuprofile holds the process's only CPU profiler")
+	if f := flag.Lookup("test.cpuprofile"); f == nil || f.Value.String() == "" {
+		return true
 	}
+	p, err := Start(Options{Sampling: 0.5, Dir: t.TempDir(), Kinds: CPU})
+	if err == nil {
+		_ = p.Stop()
+		t.Fatal("Start took the CPU profiler while go test -cpuprofile holds it")
+	}
+	if !errors.Is(err, ErrCPUProfileActive) {
+		t.Fatalf("Start under go test -cpuprofile = %v, want ErrCPUProfileActive", err)
+	}
+	return false
 }
 
 // synthSample is one sample of the synthetic profile: a stack from the leaf
