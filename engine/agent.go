@@ -2,8 +2,10 @@ package engine
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/agentloop/agentloop/lifecycle"
+	"github.com/agentloop/agentloop/scheduler"
 )
 
 // Agent is the one method every agent implements. Receive runs on the
@@ -33,8 +35,21 @@ type (
 	// Terminator is called once, when the agent terminates, after its last
 	// message.
 	Terminator interface{ OnTerminate(c *Context) }
-	// Resetter clears a pooled agent before it is reused.
+	// Resetter clears a pooled agent before it is reused (see Pooled).
 	Resetter interface{ Reset() }
+	// BatchReceiver is implemented by agents that take their messages in
+	// batches, such as model-inference agents. The loop hands such an agent
+	// up to its type's batch size (WithBatch, default DefaultBatch) of
+	// queued messages in one call instead of calling Receive per message.
+	//
+	// The slice and its backing array belong to the loop and are reused for
+	// the next batch of any agent on it: they are valid only during the
+	// call. Keep a Message (a small value) or copy it out, never the slice.
+	// Requests are not batched: a request reaches the agent alone, through
+	// Receive, so that Context.Reply knows which request it answers.
+	BatchReceiver interface {
+		ReceiveBatch(c *Context, msgs []Message)
+	}
 )
 
 // Message is what Receive gets. It is a small value type: passing it
@@ -75,7 +90,7 @@ func (r Ref) ID() AgentID {
 	if r.a == nil {
 		return AgentID{}
 	}
-	return r.a.id
+	return r.a.idAt(r.gen)
 }
 
 // State returns the lifecycle state of the agent this Ref refers to. An
@@ -125,21 +140,62 @@ type agent struct {
 	impl Agent // loop
 
 	// Line 1: read-mostly.
-	id          AgentID
+	//
+	// The ID's key is stored as two atomics because a pooled record is
+	// reused under a new ID while old Refs may still read it: idAt pairs
+	// them with the incarnation (see there). The type never changes.
+	keyp        atomic.Pointer[byte]
+	keyn        atomic.Int32
+	restarts    int32         // loop: restarts in the current window
 	tc          *typeCounters // loop: this type's counters on this loop
 	windowStart int64         // loop: unix nanos when the restart window opened
-	restarts    int32         // loop: restarts in the current window
+	se          *schedEntry   // loop: the runnable-queue entry, allocated on first schedule
 	terminating bool          // loop: the loop has processed the terminate request
 	drainOnStop bool          // loop: deliver the mailbox before terminating
 	started     bool          // loop: Init ran; the agent is on the loop's list
-	_           [7]byte
+	scheduled   bool          // loop: in the runnable queue
+	batcher     bool          // loop: impl is a BatchReceiver
+	_           [19]byte
 
 	// Line 2: written by the loop per message.
 	mb         mailbox // loop: the mailbox, allocated on first message
 	prev, next *agent  // loop: the loop's list of started agents
-	scheduled  bool    // loop: in the runnable queue
-	_          [15]byte
+	qbytes     int64   // loop: payload bytes queued in mb
+	_          [8]byte
 }
+
+// schedEntry is an agent's handle in its loop's runnable queue.
+type schedEntry = scheduler.Entry[*agent]
+
+// setID stores the ID's key. Only the goroutine that owns the record (the
+// spawner, before any Ref of the new incarnation exists) calls it, after
+// bumping gen when the record is reused.
+func (a *agent) setID(id AgentID) {
+	a.keyp.Store(unsafe.StringData(id.Key))
+	a.keyn.Store(int32(len(id.Key)))
+}
+
+// idAt returns the ID of incarnation gen. A reused record is given its new
+// incarnation before its new key is stored, so a key read that may mix two
+// incarnations is always followed by a gen that differs: then the key of
+// gen is gone and only the type is reported. Reads are atomics, so a stale
+// Ref racing with a reuse is safe.
+func (a *agent) idAt(gen uint32) AgentID {
+	p, n := a.keyp.Load(), a.keyn.Load()
+	if a.gen.Load() != gen {
+		return AgentID{Type: a.typ.name}
+	}
+	return AgentID{Type: a.typ.name, Key: unsafe.String(p, int(n))}
+}
+
+// setImpl installs the agent value (on creation, restart or reuse).
+func (a *agent) setImpl(x Agent) {
+	a.impl = x
+	_, a.batcher = x.(BatchReceiver)
+}
+
+// ident returns the ID of the current incarnation.
+func (a *agent) ident() AgentID { return a.idAt(a.gen.Load()) }
 
 func (a *agent) ref() Ref { return Ref{a: a, gen: a.gen.Load()} }
 

@@ -23,7 +23,7 @@ type Context struct {
 func (c *Context) Self() Ref { return c.a.ref() }
 
 // ID returns the running agent's ID.
-func (c *Context) ID() AgentID { return c.a.id }
+func (c *Context) ID() AgentID { return c.a.ident() }
 
 // Engine returns the engine the agent runs in.
 func (c *Context) Engine() *Engine { return c.l.e }
@@ -63,19 +63,19 @@ func (c *Context) send(to Ref, m Message) error {
 	pol := a.typ.cfg.overflow
 	if a.loop == c.l {
 		if !a.live(to.gen) {
-			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+			return fmt.Errorf("%w: send to %s", ErrTerminated, a.ident())
 		}
 		if (pol == Reject || pol == Block) && !a.reserve() {
-			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)
 		}
 		c.l.push(a, &m, true)
 		return nil
 	}
 	if a.gen.Load() != to.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
-		return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.ident())
 	}
 	if (pol == Reject || pol == Block) && !a.reserve() {
-		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, a.typ.cfg.capacity)
+		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)
 	}
 	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
 	return nil

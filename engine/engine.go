@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentloop/agentloop/lifecycle"
+	"github.com/agentloop/agentloop/pool"
 )
 
 // Engine states.
@@ -81,6 +82,7 @@ type agentType struct {
 	restarts restartPolicy
 	labelCtx context.Context // pprof labels, built once
 	perLoop  []*typeCounters // indexed by loop
+	pools    []pool.Pool[agent] // Pooled: recycled records, indexed by loop
 }
 
 func (t *agentType) newInstance(old Agent) Agent {
@@ -142,7 +144,7 @@ func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOpt
 	if factory == nil {
 		return fmt.Errorf("%w: type %q", ErrNilFactory, name)
 	}
-	tc := typeConfig{priority: 50, capacity: DefaultMailboxSize, overflow: DropNewest}
+	tc := typeConfig{priority: 50, capacity: DefaultMailboxSize, overflow: DropNewest, batch: DefaultBatch}
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -174,6 +176,14 @@ func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOpt
 	}
 	for i := range t.perLoop {
 		t.perLoop[i] = &typeCounters{typ: t}
+	}
+	if tc.pooled {
+		t.pools = make([]pool.Pool[agent], len(e.loops))
+		for i := range t.pools {
+			// Records are readied on their loop before Put (recycleAgents):
+			// the pool must not zero them.
+			t.pools[i].Reset = func(*agent) {}
+		}
 	}
 	e.nextTyp++
 	next := make(types, len(old)+1)
@@ -269,10 +279,29 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool
 		loopIdx = int(h % uint64(len(e.loops)))
 	}
 	l := e.loops[loopIdx]
-	a := &agent{id: id, typ: t, loop: l, tc: t.perLoop[loopIdx]}
-	a.impl = t.factory()
-	if a.impl == nil {
-		return nil, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
+	var a *agent
+	if t.pools != nil {
+		a = t.pools[loopIdx].Get()
+	}
+	if a != nil && a.typ != nil {
+		// A recycled record: new incarnation first, then the new key (see
+		// idAt), then Terminated → Idle.
+		a.gen.Add(1)
+		a.setID(id)
+		if err := a.lc.Reset(); err == nil {
+			e.notifyTransition(a, lifecycle.Terminated, lifecycle.Idle)
+		}
+	} else {
+		if a == nil {
+			a = &agent{}
+		}
+		a.typ, a.loop, a.tc = t, l, t.perLoop[loopIdx]
+		a.setID(id)
+		impl := t.factory()
+		if impl == nil {
+			return nil, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
+		}
+		a.setImpl(impl)
 	}
 	actual, created := e.registry.putIfAbsent(id, h, a)
 	if !created {
@@ -326,11 +355,11 @@ func (e *Engine) resolve(id AgentID) (Ref, error) {
 // loops: checks, mailbox reservation for Reject/Block, then the inbox.
 func (e *Engine) sendExternal(r Ref, m Message) error {
 	if e.state.Load() >= stateStopping {
-		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.id)
+		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.idAt(r.gen))
 	}
 	a := r.a
 	if a.gen.Load() != r.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
-		return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(r.gen))
 	}
 	if p := a.typ.cfg.overflow; p == Reject || p == Block {
 		if err := e.reserve(a, p); err != nil {
@@ -359,7 +388,7 @@ func (e *Engine) reserve(a *agent, p Overflow) error {
 			return nil
 		}
 		if p == Reject {
-			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.id, capacity)
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), capacity)
 		}
 		l := a.loop
 		l.spaceMu.Lock()
@@ -376,10 +405,10 @@ func (e *Engine) reserve(a *agent, p Overflow) error {
 		}
 		l.spaceWaiters.Add(-1)
 		if e.state.Load() >= stateStopping {
-			return fmt.Errorf("%w: send to %s", ErrStopped, a.id)
+			return fmt.Errorf("%w: send to %s", ErrStopped, a.ident())
 		}
 		if a.lc.State() == lifecycle.Terminated {
-			return fmt.Errorf("%w: send to %s", ErrTerminated, a.id)
+			return fmt.Errorf("%w: send to %s", ErrTerminated, a.ident())
 		}
 	}
 }
@@ -473,7 +502,7 @@ func (e *Engine) transitionFrom(a *agent, from, to lifecycle.State) error {
 func (e *Engine) notifyTransition(a *agent, from, to lifecycle.State) {
 	if ps := e.plugins.Load().onTransition; ps != nil {
 		for _, p := range ps {
-			e.safePlugin(func() { p.OnTransition(a.id, from, to) })
+			e.safePlugin(func() { p.OnTransition(a.ident(), from, to) })
 		}
 	}
 }
@@ -490,13 +519,13 @@ func (e *Engine) reportPanic(pe *PanicError) {
 // deadLetter records a dead letter: a request in it is failed, the engine
 // counter moves and the plugins see it. cur is the loop it happens on, nil
 // outside the loops (after Stop).
-func (e *Engine) deadLetter(cur *loop, a *agent, m Message, reason error) {
+func (e *Engine) deadLetter(cur *loop, a *agent, gen uint32, m Message, reason error) {
 	if m.rq != nil {
-		m.rq.fail(cur, fmt.Errorf("%w: request to %s", reason, a.id))
+		m.rq.fail(cur, fmt.Errorf("%w: request to %s", reason, a.idAt(gen)))
 	}
 	e.deadLetters.Add(1)
 	if ps := e.plugins.Load().onDeadLetter; ps != nil {
-		d := DeadLetter{To: a.id, Message: m, Reason: reason}
+		d := DeadLetter{To: a.idAt(gen), Message: m, Reason: reason}
 		for _, p := range ps {
 			e.safePlugin(func() { p.OnDeadLetter(d) })
 		}

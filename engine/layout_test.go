@@ -22,9 +22,10 @@ func TestAgentLayout(t *testing.T) {
 		{"occ", unsafe.Offsetof(a.occ), 0},
 		{"typ", unsafe.Offsetof(a.typ), 0},
 		{"loop", unsafe.Offsetof(a.loop), 0},
-		{"id", unsafe.Offsetof(a.id), 1},
+		{"keyp", unsafe.Offsetof(a.keyp), 1},
+		{"scheduled", unsafe.Offsetof(a.scheduled), 1},
 		{"mb", unsafe.Offsetof(a.mb), 2},
-		{"scheduled", unsafe.Offsetof(a.scheduled), 2},
+		{"qbytes", unsafe.Offsetof(a.qbytes), 2},
 	}
 	for _, f := range lines {
 		if f.off/64 != f.line {

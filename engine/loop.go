@@ -15,6 +15,7 @@ import (
 	"github.com/agentloop/agentloop/internal/ring"
 	"github.com/agentloop/agentloop/internal/timerheap"
 	"github.com/agentloop/agentloop/lifecycle"
+	"github.com/agentloop/agentloop/scheduler"
 )
 
 // op is what an envelope asks its loop to do.
@@ -87,7 +88,10 @@ type loop struct {
 
 	// Everything below is owned by the loop goroutine.
 	ready   ring.Deque[envelope]
-	runq    ring.Deque[*agent]
+	runq    *scheduler.Queue[*agent] // runnable agents by weight
+	batch   []Message                // the reused slice of ReceiveBatch
+	busy    int64                    // nanoseconds spent running agents
+	recycled []*agent                // pooled agents finalized this turn
 	outbox  []ring.Deque[envelope] // per target loop: posts that found its inbox full
 	pending int                    // total envelopes in outbox
 	agents  *agent                 // the started agents, linked through agent.prev/next
@@ -114,7 +118,10 @@ type loop struct {
 
 type loopCounters struct {
 	turns, parks, deadLetters atomic.Uint64
-	runnable, timers          atomic.Int64
+	runnable, timers, busy    atomic.Int64
+	// The runnable queue's counters: Picks, AgedPicks, Epochs, Reweighs,
+	// Messages, LongestWait.
+	sched [6]atomic.Uint64
 }
 
 func newLoop(e *Engine, idx int) *loop {
@@ -127,6 +134,7 @@ func newLoop(e *Engine, idx int) *loop {
 		outbox:  make([]ring.Deque[envelope], e.cfg.loops),
 		buckets: make(map[int64]*wheelBucket),
 	}
+	l.runq, _ = scheduler.New[*agent](e.cfg.sched) // validated by New
 	l.spilling.Store(true)
 	l.wakeFn = l.wake
 	l.ctx.l = l
@@ -292,7 +300,7 @@ func (l *loop) sweep() {
 		}
 		switch env.op {
 		case opMsg:
-			l.e.deadLetter(nil, env.a, env.msg, ErrStopped)
+			l.e.deadLetter(nil, env.a, env.gen, env.msg, ErrStopped)
 		case opInit:
 			l.e.transition(env.a, lifecycle.Terminated)
 			l.e.registry.remove(env.a)
@@ -355,6 +363,9 @@ func (l *loop) turn() (quit bool) {
 		l.dispatch(&env)
 	}
 	l.runAgents(l.e.cfg.budget)
+	if len(l.recycled) > 0 {
+		l.recycleAgents()
+	}
 	if l.turns&(publishEvery-1) == 0 {
 		l.publish()
 	}
@@ -477,12 +488,16 @@ func (l *loop) dispatch(env *envelope) bool {
 		l.initAgent(env.a)
 	case opPaused:
 		a := env.a
-		if a.lc.State() == lifecycle.Paused {
+		if a.gen.Load() == env.gen && a.lc.State() == lifecycle.Paused {
+			if a.scheduled { // keep its messages, leave the queue
+				a.scheduled = false
+				l.runq.Remove(a.se)
+			}
 			l.callHook(a, "OnPause", hookPause)
 		}
 	case opResumed:
 		a := env.a
-		if a.lc.State() == lifecycle.Running {
+		if a.gen.Load() == env.gen && a.lc.State() == lifecycle.Running {
 			l.callHook(a, "OnResume", hookResume)
 			l.schedule(a)
 		}
@@ -512,7 +527,7 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 		if pol := a.typ.cfg.overflow; reserved && (pol == Reject || pol == Block) {
 			a.occ.Add(-1)
 		}
-		l.deadLetter(a, *m, ErrTerminated)
+		l.deadLetterAt(a, gen, *m, ErrTerminated)
 		return
 	}
 	l.push(a, m, reserved)
@@ -544,29 +559,52 @@ func (l *loop) push(a *agent, m *Message, reserved bool) {
 		}
 	}
 	*a.mb.push() = *m
+	a.qbytes += int64(len(m.Payload))
 	tc.queued++
 	if !a.scheduled && a.lc.State() == lifecycle.Running {
-		a.scheduled = true
-		l.runq.PushBack(a)
+		l.makeRunnable(a)
 	}
 }
 
 func (l *loop) schedule(a *agent) {
 	if !a.scheduled && a.mb.len() > 0 {
-		a.scheduled = true
-		l.runq.PushBack(a)
+		l.makeRunnable(a)
 	}
 }
 
-// runAgents gives runnable agents up to a quantum of messages each, round
-// robin, until budget messages have been handled or none is runnable.
+// makeRunnable queues a by its weight. The queue entry is allocated on the
+// first schedule, so an agent that never gets a message costs nothing.
+func (l *loop) makeRunnable(a *agent) {
+	se := a.se
+	if se == nil {
+		se = &schedEntry{Value: a}
+		se.SetPriority(a.typ.cfg.priority) // validated by WithPriority
+		a.se = se
+	}
+	a.scheduled = true
+	l.runq.Push(se)
+}
+
+// runAgents serves runnable agents in the order of the weighted queue,
+// each for up to a quantum of messages (or one batch), until budget
+// messages have been handled or none is runnable.
+//
+// Time is read once per run: each run's handler time is the distance
+// between two consecutive reads. It feeds the agent's weight (through
+// Account), its type's handler-latency histogram and the loop's busy time.
 func (l *loop) runAgents(budget int) {
+	if l.runq.Len() == 0 {
+		l.signalSpaceWaiters()
+		return
+	}
 	q := l.e.cfg.quantum
+	t0 := nanotime()
 	for budget > 0 {
-		a, ok := l.runq.PopFront()
+		se, ok := l.runq.Pop()
 		if !ok {
 			break
 		}
+		a := se.Value
 		a.scheduled = false
 		st := a.lc.State()
 		if st != lifecycle.Running && !(a.drainOnStop && st == lifecycle.Paused) {
@@ -577,34 +615,57 @@ func (l *loop) runAgents(budget int) {
 		} else if l.label != nil {
 			l.clearLabels()
 		}
-		n := min(q, budget)
-		done := l.runAgent(a, n)
+		var done int
+		var bytes int64
+		if a.batcher {
+			done, bytes = l.runBatch(a, min(a.typ.cfg.batch, budget))
+		} else {
+			done, bytes = l.runAgent(a, min(q, budget))
+		}
+		t1 := nanotime()
+		el := t1 - t0
+		t0 = t1
 		budget -= done
-		a.tc.processed += uint64(done)
-		a.tc.queued -= int64(done)
-		l.touch(a.tc)
+		a.qbytes -= bytes
+		tc := a.tc
+		tc.processed += uint64(done)
+		tc.queued -= int64(done)
+		tc.observe(el, done)
+		l.touch(tc)
+		l.busy += el
 		if p := a.typ.cfg.overflow; p == Reject || p == Block {
 			a.occ.Add(int32(-done)) // give the places back, once per run
 		}
+		if a.lc.State() == lifecycle.Terminated {
+			continue // a panic past its restart budget ended it
+		}
+		l.runq.Account(se, el, done, a.qbytes)
 		switch {
 		case a.mb.len() > 0:
-			a.scheduled = true
-			l.runq.PushBack(a)
+			if !a.scheduled { // a send to itself may have queued it already
+				a.scheduled = true
+				l.runq.Push(se)
+			}
 		case a.terminating:
 			l.finalize(a, ErrTerminated)
 		}
 	}
+	l.signalSpaceWaiters()
+}
+
+func (l *loop) signalSpaceWaiters() {
 	if l.spaceWaiters.Load() > 0 {
 		l.signalSpace()
 	}
 }
 
-// runAgent delivers up to max messages to a. A panic in Receive is caught
-// here, once per batch rather than once per message: the panicking message
-// counts as delivered and the agent is restarted or terminated. OnMessage
-// plugins, when installed, see each message first; without them the loop
-// over them is an empty range.
-func (l *loop) runAgent(a *agent, max int) (n int) {
+// runAgent delivers up to max messages to a and returns how many, and
+// their payload bytes. A panic in Receive is caught here, once per run
+// rather than once per message: the panicking message counts as delivered
+// and the agent is restarted or terminated. OnMessage plugins, when
+// installed, see each message first; without them the loop over them is
+// an empty range.
+func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 	c := &l.ctx
 	c.a = a
 	defer func() {
@@ -618,8 +679,9 @@ func (l *loop) runAgent(a *agent, max int) (n int) {
 	var m Message
 	for n < max && a.mb.pop(&m) {
 		n++
+		bytes += int64(len(m.Payload))
 		for _, p := range obs {
-			l.e.observe(p, a.id, &m)
+			l.e.observe(p, a.ident(), &m)
 		}
 		if m.rq == nil {
 			impl.Receive(c, m)
@@ -629,7 +691,50 @@ func (l *loop) runAgent(a *agent, max int) (n int) {
 		impl.Receive(c, m)
 		l.requestDone(c)
 	}
-	return n
+	return n, bytes
+}
+
+// runBatch hands a batch receiver up to max queued messages in one
+// ReceiveBatch call, from the loop's reused slice, which is cleared after
+// the call so that it keeps no payload alive. A request at the front of
+// the mailbox goes alone through Receive; a request behind ordinary
+// messages ends the batch and waits for the next run.
+func (l *loop) runBatch(a *agent, max int) (n int, bytes int64) {
+	if front := a.mb.front(); front != nil && front.rq != nil {
+		return l.runAgent(a, 1)
+	}
+	batch := l.batch[:0]
+	for len(batch) < max {
+		p := a.mb.front()
+		if p == nil || p.rq != nil {
+			break
+		}
+		batch = append(batch, Message{})
+		m := &batch[len(batch)-1]
+		a.mb.pop(m)
+		bytes += int64(len(m.Payload))
+	}
+	l.batch = batch
+	n = len(batch)
+	c := &l.ctx
+	c.a = a
+	defer func() {
+		if r := recover(); r != nil {
+			l.recovered(a, "ReceiveBatch", r, debug.Stack())
+		}
+		c.a = nil
+		clear(batch)
+	}()
+	if obs := l.e.plugins.Load().onMessage; len(obs) > 0 {
+		id := a.ident()
+		for i := range batch {
+			for _, p := range obs {
+				l.e.observe(p, id, &batch[i])
+			}
+		}
+	}
+	a.impl.(BatchReceiver).ReceiveBatch(c, batch)
+	return n, bytes
 }
 
 func (l *loop) setLabels(t *agentType) {
@@ -660,6 +765,14 @@ func (l *loop) publish() {
 	clear(l.dirty)
 	l.dirty = l.dirty[:0]
 	storeIfChanged(&l.stats.turns, l.turns)
+	if l.stats.busy.Load() != l.busy {
+		l.stats.busy.Store(l.busy)
+	}
+	if st := l.runq.Stats(); st.Picks != l.stats.sched[0].Load() {
+		for i, v := range [...]uint64{st.Picks, st.AgedPicks, st.Epochs, st.Reweighs, st.Messages, st.LongestWait} {
+			storeIfChanged(&l.stats.sched[i], v)
+		}
+	}
 	if n := int64(l.runq.Len()); l.stats.runnable.Load() != n {
 		l.stats.runnable.Store(n)
 	}
@@ -740,13 +853,13 @@ func (l *loop) callInit(a *agent) (err error) {
 	defer func() {
 		c.a = prev
 		if r := recover(); r != nil {
-			pe := &PanicError{ID: a.id, Hook: "Init", Value: r, Stack: debug.Stack()}
+			pe := &PanicError{ID: a.ident(), Hook: "Init", Value: r, Stack: debug.Stack()}
 			l.e.reportPanic(pe)
-			err = &initError{id: a.id, err: pe}
+			err = &initError{id: a.ident(), err: pe}
 		}
 	}()
 	if err = in.Init(c); err != nil {
-		return &initError{id: a.id, err: err}
+		return &initError{id: a.ident(), err: err}
 	}
 	return nil
 }
@@ -768,7 +881,7 @@ func (l *loop) callHook(a *agent, name string, k hookKind) {
 	defer func() {
 		c.a = prev
 		if r := recover(); r != nil {
-			l.e.reportPanic(&PanicError{ID: a.id, Hook: name, Value: r, Stack: debug.Stack()})
+			l.e.reportPanic(&PanicError{ID: a.ident(), Hook: name, Value: r, Stack: debug.Stack()})
 		}
 	}()
 	switch k {
@@ -791,7 +904,7 @@ func (l *loop) callHook(a *agent, name string, k hookKind) {
 // (a fresh instance from its factory, Init again, mailbox kept) unless its
 // restart budget for the window is spent, in which case it terminates.
 func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
-	pe := &PanicError{ID: a.id, Hook: hook, Value: v, Stack: stack}
+	pe := &PanicError{ID: a.ident(), Hook: hook, Value: v, Stack: stack}
 	l.e.reportPanic(pe)
 	if c := &l.ctx; c.rq != nil {
 		if !c.answered {
@@ -815,7 +928,7 @@ func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
 	a.restarts++
 	a.tc.restarts++
 	l.touch(a.tc)
-	a.impl = a.typ.newInstance(a.impl)
+	a.setImpl(a.typ.newInstance(a.impl))
 	if err := l.callInit(a); err != nil {
 		l.finalize(a, err)
 	}
@@ -874,8 +987,15 @@ func (l *loop) finalize(a *agent, reason error) {
 		a.occ.Add(-n)
 	}
 	l.touch(a.tc)
-	l.failHandles(a, fmt.Errorf("%w: %s", dlReason, a.id))
-	a.mb.release()
+	l.failHandles(a, fmt.Errorf("%w: %s", dlReason, a.ident()))
+	if a.se != nil {
+		l.runq.Forget(a.se)
+	}
+	a.scheduled, a.qbytes = false, 0
+	pooled := a.typ.cfg.pooled && !l.shut
+	if !pooled {
+		a.mb.release()
+	}
 	a.stopReq.Store(true)    // refuses new subscriptions (see subscribeAgent)
 	l.e.dropSubscriptions(a) // before Terminated is observable
 	l.e.transition(a, lifecycle.Terminated)
@@ -884,6 +1004,49 @@ func (l *loop) finalize(a *agent, reason error) {
 	if a.typ.cfg.overflow == Block {
 		l.signalSpace()
 	}
+	if pooled {
+		// Recycled at the end of the turn: the run that finalized a may
+		// still be updating its loop-owned fields.
+		l.recycled = append(l.recycled, a)
+	}
+}
+
+// recycleAgents readies the agents finalized this turn for reuse and puts
+// them in their type's pool for this loop. A recycled record keeps its
+// mailbox buffer and queue entry, its agent value is Reset (or, without a
+// Reset method, made anew), and it stays Terminated until a Spawn takes it:
+// so an envelope still addressed to the old incarnation finds it dead.
+func (l *loop) recycleAgents() {
+	for i, a := range l.recycled {
+		l.recycled[i] = nil
+		a.terminating, a.drainOnStop = false, false
+		a.restarts, a.windowStart = 0, 0
+		a.stopReq.Store(false)
+		a.hasSubs.Store(false)
+		if !l.resetAgent(a) {
+			continue // Reset panicked: leave the record to the collector
+		}
+		a.typ.pools[l.idx].Put(a)
+	}
+	l.recycled = l.recycled[:0]
+}
+
+// resetAgent calls the agent value's Reset, or replaces the value when it
+// has none; false if Reset panicked.
+func (l *loop) resetAgent(a *agent) (ok bool) {
+	r, has := a.impl.(Resetter)
+	if !has {
+		a.setImpl(a.typ.factory())
+		return a.impl != nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			l.e.reportPanic(&PanicError{ID: a.ident(), Hook: "Reset", Value: v, Stack: debug.Stack()})
+			ok = false
+		}
+	}()
+	r.Reset()
+	return true
 }
 
 // shutdown terminates every agent of the loop for Stop. Graceful: deliver
@@ -928,7 +1091,7 @@ func (l *loop) quit() {
 	for l.inbox.Pop(&env) {
 		switch env.op {
 		case opMsg:
-			l.deadLetter(env.a, env.msg, ErrStopped)
+			l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
 		case opInit:
 			l.finalize(env.a, ErrStopped)
 		}
@@ -942,7 +1105,7 @@ func (l *loop) quit() {
 	for _, env := range spill {
 		switch env.op {
 		case opMsg:
-			l.deadLetter(env.a, env.msg, ErrStopped)
+			l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
 		case opInit:
 			l.finalize(env.a, ErrStopped)
 		}
@@ -954,7 +1117,7 @@ func (l *loop) quit() {
 				break
 			}
 			if env.op == opMsg {
-				l.deadLetter(env.a, env.msg, ErrStopped)
+				l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
 			}
 		}
 	}
@@ -964,8 +1127,13 @@ func (l *loop) quit() {
 
 // deadLetter records an undeliverable message on the loop.
 func (l *loop) deadLetter(a *agent, m Message, reason error) {
+	l.deadLetterAt(a, a.gen.Load(), m, reason)
+}
+
+// deadLetterAt is deadLetter for a message addressed to incarnation gen.
+func (l *loop) deadLetterAt(a *agent, gen uint32, m Message, reason error) {
 	l.stats.deadLetters.Add(1)
-	l.e.deadLetter(l, a, m, reason)
+	l.e.deadLetter(l, a, gen, m, reason)
 }
 
 type initError struct {

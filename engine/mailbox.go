@@ -42,6 +42,14 @@ func (mb *mailbox) pop(out *Message) bool {
 	return true
 }
 
+// front returns the oldest message in place, or nil when empty.
+func (mb *mailbox) front() *Message {
+	if mb.n == 0 {
+		return nil
+	}
+	return &mb.buf[mb.head]
+}
+
 // release drops the buffer: an idle agent holds no mailbox memory.
 func (mb *mailbox) release() {
 	mb.buf, mb.head, mb.n = nil, 0, 0

@@ -19,7 +19,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// IgnoreCurrent: the goroutines that exist before any test are those
+	// of ants' package-level default pool, started by its init.
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // waitTimeout bounds every wait in these tests. It is generous: it only

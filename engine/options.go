@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/agentloop/agentloop/scheduler"
 )
 
 // Option configures an Engine. Options are checked once by New, which
@@ -22,6 +24,7 @@ type config struct {
 	tick      time.Duration
 	restarts  restartPolicy
 	clock     Clock
+	sched     scheduler.Config
 }
 
 func defaultConfig() config {
@@ -32,7 +35,37 @@ func defaultConfig() config {
 		budget:    1024,
 		tick:      time.Millisecond,
 		restarts:  restartPolicy{max: 3, window: 10 * time.Second},
+		sched:     scheduler.DefaultConfig(),
 	}
+}
+
+// WithScheduler configures every loop's runnable queue: the weight
+// coefficients, the number of weight buckets, the epoch length and the
+// aging bound (see package scheduler). The default is
+// scheduler.DefaultConfig(): weight = 0.6·priority + 0.2·cpu + 0.2·mem.
+func WithScheduler(cfg scheduler.Config) Option {
+	return optionFunc(func(c *config) error {
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("%w: WithScheduler: %w", ErrInvalidOption, err)
+		}
+		c.sched = cfg
+		return nil
+	})
+}
+
+// WithWeights sets the scheduler's weight coefficients, leaving the rest of
+// its configuration as it is: weight = priority·p + cpu·c + mem·m, where
+// each term is in [0, 1]. Each coefficient must be ≥ 0 and their sum > 0.
+func WithWeights(priority, cpu, mem float64) Option {
+	return optionFunc(func(c *config) error {
+		cfg := c.sched
+		cfg.Coefficients = scheduler.Coefficients{Priority: priority, CPU: cpu, Mem: mem}
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("%w: WithWeights: %w", ErrInvalidOption, err)
+		}
+		c.sched = cfg
+		return nil
+	})
 }
 
 // WithLoops sets the number of event loops (goroutines that run agents).
@@ -138,6 +171,7 @@ type typeConfig struct {
 	priority int
 	capacity int
 	overflow Overflow
+	batch    int
 	pooled   bool
 	restarts restartPolicy
 	hasRest  bool
@@ -153,6 +187,27 @@ func WithPriority(p int) RegisterOption {
 			return fmt.Errorf("%w: WithPriority(%d): want 0..100", ErrInvalidOption, p)
 		}
 		c.priority = p
+		return nil
+	})
+}
+
+// DefaultBatch is the batch size of a BatchReceiver type registered
+// without WithBatch; MaxBatch the largest WithBatch accepts.
+const (
+	DefaultBatch = 32
+	MaxBatch     = 4096
+)
+
+// WithBatch sets how many queued messages an agent of the type that
+// implements BatchReceiver gets per ReceiveBatch call: up to n, fewer when
+// fewer are queued. A batch counts as one run of the agent in the
+// scheduler. The option has no effect on agents without ReceiveBatch.
+func WithBatch(n int) RegisterOption {
+	return typeOptionFunc(func(c *typeConfig) error {
+		if n < 1 || n > MaxBatch {
+			return fmt.Errorf("%w: WithBatch(%d): want 1..%d", ErrInvalidOption, n, MaxBatch)
+		}
+		c.batch = n
 		return nil
 	})
 }
@@ -183,8 +238,18 @@ func WithRestarts(max int, window time.Duration) RegisterOption {
 	})
 }
 
-// Pooled marks the type's agents for recycling: a terminated agent is Reset
-// (when it implements Resetter) and reused by the next Spawn of its type.
+// Pooled marks the type's agents for recycling. When one terminates, its
+// loop Resets the agent value (when it implements Resetter; otherwise the
+// factory makes a new one), keeps its record, mailbox buffer and queue
+// entry, and puts it in the type's pool for that loop; the next Spawn of
+// the type placed on that loop takes it, moves it Terminated → Idle →
+// Initializing and gives it the new ID under a new incarnation, so Refs to
+// the old agent keep failing with ErrTerminated. With a Reset method a
+// spawn/terminate cycle allocates nothing. The pool is a sync.Pool: the
+// collector may empty it, and the engine then allocates anew.
+//
+// Reset must return the value to the state the factory would give it; Init
+// runs again after it.
 func Pooled() RegisterOption {
 	return typeOptionFunc(func(c *typeConfig) error {
 		c.pooled = true

@@ -140,7 +140,7 @@ func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 	if a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
 		// finalize may have dropped subscriptions before we recorded ours.
 		e.dropSubscriptions(a)
-		return fmt.Errorf("%w: subscribe %s", ErrTerminated, a.id)
+		return fmt.Errorf("%w: subscribe %s", ErrTerminated, a.ident())
 	}
 	return nil
 }
@@ -168,7 +168,7 @@ func (e *Engine) unsubscribeAgent(pattern string, a *agent) error {
 			return ps.perLoop[a.loop.idx].Remove(pattern, a)
 		}
 	}
-	return fmt.Errorf("%w: %q for %s", messaging.ErrNotFound, pattern, a.id)
+	return fmt.Errorf("%w: %q for %s", messaging.ErrNotFound, pattern, a.ident())
 }
 
 // dropSubscriptions removes every subscription of a (it terminated).

@@ -49,10 +49,11 @@ func (r *registry) putIfAbsent(id AgentID, h uint64, a *agent) (*agent, bool) {
 
 // remove deletes a's entry if the ID still maps to a.
 func (r *registry) remove(a *agent) {
-	s := r.shard(a.id.hash())
+	id := a.ident()
+	s := r.shard(id.hash())
 	s.mu.Lock()
-	if s.m[a.id] == a {
-		delete(s.m, a.id)
+	if s.m[id] == a {
+		delete(s.m, id)
 	}
 	s.mu.Unlock()
 }

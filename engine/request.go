@@ -103,11 +103,11 @@ func (h ReplyHandle) Reply(payload []byte) error {
 func (c *Context) Reply(payload []byte) error {
 	rq := c.rq
 	if rq == nil {
-		return fmt.Errorf("%w: %s", ErrNoRequest, c.a.id)
+		return fmt.Errorf("%w: %s", ErrNoRequest, c.a.ident())
 	}
 	c.answered = true
 	if !rq.complete(c.l, payload, nil) {
-		return fmt.Errorf("%w: %s", ErrAlreadyReplied, c.a.id)
+		return fmt.Errorf("%w: %s", ErrAlreadyReplied, c.a.ident())
 	}
 	return nil
 }
@@ -118,7 +118,7 @@ func (c *Context) Reply(payload []byte) error {
 func (c *Context) ReplyLater() (ReplyHandle, error) {
 	rq := c.rq
 	if rq == nil {
-		return ReplyHandle{}, fmt.Errorf("%w: %s", ErrNoRequest, c.a.id)
+		return ReplyHandle{}, fmt.Errorf("%w: %s", ErrNoRequest, c.a.ident())
 	}
 	c.answered = true
 	rq.handle = true
@@ -253,7 +253,7 @@ func (l *loop) runReply(env *envelope) {
 // or a handle taken, the requester learns there will be none.
 func (l *loop) requestDone(c *Context) {
 	if !c.answered {
-		c.rq.fail(l, fmt.Errorf("%w: %s", ErrNoReply, c.a.id))
+		c.rq.fail(l, fmt.Errorf("%w: %s", ErrNoReply, c.a.ident()))
 	}
 	c.rq, c.answered = nil, false
 }

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"math/bits"
 	"sort"
 	"sync/atomic"
+	"time"
+
+	"github.com/agentloop/agentloop/scheduler"
 )
 
 // typeCounters are one loop's counters for one agent type. The loop updates
@@ -15,10 +19,59 @@ type typeCounters struct {
 	received, processed, dropped, restarts uint64
 	queued                                 int64
 	dirty                                  bool
+	hist                                   handlerHist
+	hchanged                               uint32 // bit i: hist.buckets[i] moved since publish
 
 	// published
 	pReceived, pProcessed, pDropped, pRestarts atomic.Uint64
 	pQueued                                    atomic.Int64
+	pSum                                       atomic.Uint64
+	pBuckets                                   [HandlerBuckets]atomic.Uint64
+}
+
+// HandlerBuckets is the number of buckets of a handler-latency histogram:
+// bucket i counts messages whose handler time was at most
+// HandlerBucketBound(i); the last bucket has no bound (+Inf).
+const HandlerBuckets = 24
+
+// handlerMinShift sets the first bound: 2^8 ns = 256 ns. Bounds double
+// from there to 2^30 ns (about 1.07 s).
+const handlerMinShift = 8
+
+// HandlerBucketBound returns the upper bound of handler-latency bucket i,
+// or -1 for the last bucket, which is unbounded.
+func HandlerBucketBound(i int) time.Duration {
+	if i < 0 || i >= HandlerBuckets-1 {
+		return -1
+	}
+	return time.Duration(1) << (handlerMinShift + i)
+}
+
+// handlerHist is a log2 histogram of handler time per message.
+type handlerHist struct {
+	sum     uint64
+	buckets [HandlerBuckets]uint64
+}
+
+// observe records a run of n messages that took elapsed nanoseconds: n
+// messages of elapsed/n each. The loop reads the clock once per run, so
+// messages of one run share their mean.
+func (tc *typeCounters) observe(elapsed int64, n int) {
+	if n <= 0 {
+		return
+	}
+	if elapsed < 0 {
+		elapsed = 0
+	}
+	per := uint64(elapsed) / uint64(n)
+	i := 0
+	if per > 1<<handlerMinShift {
+		i = min(bits.Len64(per-1)-handlerMinShift, HandlerBuckets-1)
+	}
+	h := &tc.hist
+	h.sum += uint64(elapsed)
+	h.buckets[i] += uint64(n)
+	tc.hchanged |= 1 << i
 }
 
 // publish stores what changed. An atomic store is an exchange on amd64,
@@ -31,6 +84,14 @@ func (tc *typeCounters) publish() {
 	storeIfChanged(&tc.pRestarts, tc.restarts)
 	if tc.pQueued.Load() != tc.queued {
 		tc.pQueued.Store(tc.queued)
+	}
+	if m := tc.hchanged; m != 0 {
+		for ; m != 0; m &= m - 1 {
+			i := bits.TrailingZeros32(m)
+			tc.pBuckets[i].Store(tc.hist.buckets[i])
+		}
+		tc.pSum.Store(tc.hist.sum)
+		tc.hchanged = 0
 	}
 	tc.dirty = false
 }
@@ -62,10 +123,30 @@ func (c *Counts) add(o Counts) {
 	c.Restarts += o.Restarts
 }
 
+// HandlerStats is a histogram of handler time per message. The loop reads
+// the clock once per run of an agent (up to a quantum of messages, or one
+// batch), so each message of a run counts with the run's mean. Bucket i
+// holds the messages of at most HandlerBucketBound(i); buckets are not
+// cumulative.
+type HandlerStats struct {
+	Count   uint64        // messages measured
+	Sum     time.Duration // total handler time
+	Buckets [HandlerBuckets]uint64
+}
+
+func (h *HandlerStats) add(o HandlerStats) {
+	h.Count += o.Count
+	h.Sum += o.Sum
+	for i, v := range o.Buckets {
+		h.Buckets[i] += v
+	}
+}
+
 // TypeStats are the counts of one agent type.
 type TypeStats struct {
 	Type string
 	Counts
+	Handler HandlerStats
 }
 
 // LoopStats are the counts of one loop.
@@ -76,6 +157,12 @@ type LoopStats struct {
 	Timers   int64 // timers on the precise heap
 	Turns    uint64
 	Parks    uint64
+	// Busy is the time the loop has spent running agents since it started:
+	// its utilisation is the rate at which Busy grows against wall time.
+	Busy time.Duration
+	// Scheduler are the counters of the loop's runnable queue; its
+	// LongestWait is the worst wait seen, in picks of other agents.
+	Scheduler scheduler.Stats
 	Counts
 	Types []TypeStats // per type on this loop, sorted by type name
 }
@@ -117,6 +204,12 @@ func (e *Engine) Stats() Stats {
 			Timers:   l.stats.timers.Load(),
 			Turns:    l.stats.turns.Load(),
 			Parks:    l.stats.parks.Load(),
+			Busy:     time.Duration(l.stats.busy.Load()),
+		}
+		sc := &l.stats.sched
+		ls.Scheduler = scheduler.Stats{
+			Picks: sc[0].Load(), AgedPicks: sc[1].Load(), Epochs: sc[2].Load(),
+			Reweighs: sc[3].Load(), Messages: sc[4].Load(), LongestWait: sc[5].Load(),
 		}
 		for i, n := range names {
 			tc := ts[n].perLoop[li]
@@ -127,9 +220,16 @@ func (e *Engine) Stats() Stats {
 				Queued:    tc.pQueued.Load(),
 				Restarts:  tc.pRestarts.Load(),
 			}
-			ls.Types = append(ls.Types, TypeStats{Type: n, Counts: c})
+			var h HandlerStats
+			for b := range h.Buckets {
+				h.Buckets[b] = tc.pBuckets[b].Load()
+				h.Count += h.Buckets[b] // so that Count is always the buckets' sum
+			}
+			h.Sum = time.Duration(tc.pSum.Load())
+			ls.Types = append(ls.Types, TypeStats{Type: n, Counts: c, Handler: h})
 			ls.Counts.add(c)
 			totals[i].Counts.add(c)
+			totals[i].Handler.add(h)
 		}
 		s.Counts.add(ls.Counts)
 		s.Loops = append(s.Loops, ls)

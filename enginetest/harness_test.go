@@ -11,7 +11,9 @@ import (
 	"github.com/agentloop/agentloop/enginetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// IgnoreCurrent: the goroutines that exist before any test are those of
+// ants' package-level default pool, started by its init.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreCurrent()) }
 
 // ticker arms a timer of each kind when told to start and records every
 // delivery with the clock time it arrived at.

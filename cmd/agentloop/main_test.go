@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	// IgnoreCurrent: the goroutines that exist before any test are those
+	// of ants' package-level default pool, started by its init.
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // runCLI runs the command line in process.

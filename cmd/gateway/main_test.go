@@ -11,7 +11,9 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// IgnoreCurrent: the goroutines that exist before any test are those of
+// ants' package-level default pool, started by its init.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreCurrent()) }
 
 func TestRunShortSimulation(t *testing.T) {
 	var out bytes.Buffer
