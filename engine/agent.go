@@ -65,12 +65,23 @@ type Message struct {
 	// the engine and for timers.
 	Sender Ref
 
-	rq *request // set when the message is a request
+	// x is nil for a plain message, else the *request it carries or, with
+	// its low bit set, the *pool.Buffer that holds Payload (see buffer.go).
+	// One word for either keeps a Message at 64 bytes.
+	x unsafe.Pointer
 }
 
 // IsRequest reports whether the message is a request awaiting a reply
 // (Context.Reply or Context.ReplyLater).
-func (m *Message) IsRequest() bool { return m.rq != nil }
+func (m *Message) IsRequest() bool { return m.req() != nil }
+
+// req returns the request the message carries, or nil.
+func (m *Message) req() *request {
+	if uintptr(m.x)&1 != 0 {
+		return nil
+	}
+	return (*request)(m.x)
+}
 
 // Ref is a resolved handle to one incarnation of an agent. Sending through
 // a Ref does no registry lookup. A Ref to an agent that has terminated stays

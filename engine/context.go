@@ -72,7 +72,7 @@ func (c *Context) send(to Ref, m Message) error {
 		return nil
 	}
 	if a.gen.Load() != to.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
-		return fmt.Errorf("%w: send to %s", ErrTerminated, a.ident())
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(to.gen))
 	}
 	if (pol == Reject || pol == Block) && !a.reserve() {
 		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)

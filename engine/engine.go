@@ -58,6 +58,9 @@ type Engine struct {
 	virtual bool // clock is not the system clock
 	loc     *time.Location
 
+	workersMu sync.Mutex    // guards workers
+	workers   *pool.Workers // Context.Go's pool; nil until the first Go
+
 	// idleWaiters counts WaitIdle callers; while positive, parking loops
 	// signal idleCh as they do while stopping.
 	idleWaiters atomic.Int32
@@ -80,8 +83,8 @@ type agentType struct {
 	factory  func() Agent
 	cfg      typeConfig
 	restarts restartPolicy
-	labelCtx context.Context // pprof labels, built once
-	perLoop  []*typeCounters // indexed by loop
+	labelCtx context.Context    // pprof labels, built once
+	perLoop  []*typeCounters    // indexed by loop
 	pools    []pool.Pool[agent] // Pooled: recycled records, indexed by loop
 }
 
@@ -520,8 +523,12 @@ func (e *Engine) reportPanic(pe *PanicError) {
 // counter moves and the plugins see it. cur is the loop it happens on, nil
 // outside the loops (after Stop).
 func (e *Engine) deadLetter(cur *loop, a *agent, gen uint32, m Message, reason error) {
-	if m.rq != nil {
-		m.rq.fail(cur, fmt.Errorf("%w: request to %s", reason, a.idAt(gen)))
+	if m.x != nil {
+		if rq := m.req(); rq != nil {
+			rq.fail(cur, fmt.Errorf("%w: request to %s", reason, a.idAt(gen)))
+		} else {
+			defer m.buffer().Release() // after the plugins have seen the payload
+		}
 	}
 	e.deadLetters.Add(1)
 	if ps := e.plugins.Load().onDeadLetter; ps != nil {

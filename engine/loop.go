@@ -87,18 +87,18 @@ type loop struct {
 	spaceCh      chan struct{}
 
 	// Everything below is owned by the loop goroutine.
-	ready   ring.Deque[envelope]
-	runq    *scheduler.Queue[*agent] // runnable agents by weight
-	batch   []Message                // the reused slice of ReceiveBatch
-	busy    int64                    // nanoseconds spent running agents
-	recycled []*agent                // pooled agents finalized this turn
-	outbox  []ring.Deque[envelope] // per target loop: posts that found its inbox full
-	pending int                    // total envelopes in outbox
-	agents  *agent                 // the started agents, linked through agent.prev/next
-	ctx     Context
-	dirty   []*typeCounters
-	handles map[*agent][]*request // ReplyLater handles not yet answered
-	label   *agentType            // the type whose pprof labels are set, nil if none
+	ready    ring.Deque[envelope]
+	runq     *scheduler.Queue[*agent] // runnable agents by weight
+	batch    []Message                // the reused slice of ReceiveBatch
+	busy     int64                    // nanoseconds spent running agents
+	recycled []*agent                 // pooled agents finalized this turn
+	outbox   []ring.Deque[envelope]   // per target loop: posts that found its inbox full
+	pending  int                      // total envelopes in outbox
+	agents   *agent                   // the started agents, linked through agent.prev/next
+	ctx      Context
+	dirty    []*typeCounters
+	handles  map[*agent][]*request // ReplyLater handles not yet answered
+	label    *agentType            // the type whose pprof labels are set, nil if none
 
 	timers     timerheap.Heap[*timer]
 	zombies    atomic.Int32 // stopped timers still in the heap
@@ -304,6 +304,8 @@ func (l *loop) sweep() {
 		case opInit:
 			l.e.transition(env.a, lifecycle.Terminated)
 			l.e.registry.remove(env.a)
+		case opPublish:
+			releaseUndelivered(&env)
 		}
 	}
 	l.inbox.Commit()
@@ -683,13 +685,18 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 		for _, p := range obs {
 			l.e.observe(p, a.ident(), &m)
 		}
-		if m.rq == nil {
+		if m.x == nil {
 			impl.Receive(c, m)
 			continue
 		}
-		c.rq = m.rq
+		if rq := m.req(); rq != nil {
+			c.rq = rq
+			impl.Receive(c, m)
+			l.requestDone(c)
+			continue
+		}
 		impl.Receive(c, m)
-		l.requestDone(c)
+		m.buffer().Release() // this delivery's reference
 	}
 	return n, bytes
 }
@@ -700,13 +707,13 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 // the mailbox goes alone through Receive; a request behind ordinary
 // messages ends the batch and waits for the next run.
 func (l *loop) runBatch(a *agent, max int) (n int, bytes int64) {
-	if front := a.mb.front(); front != nil && front.rq != nil {
+	if front := a.mb.front(); front != nil && front.req() != nil {
 		return l.runAgent(a, 1)
 	}
 	batch := l.batch[:0]
 	for len(batch) < max {
 		p := a.mb.front()
-		if p == nil || p.rq != nil {
+		if p == nil || p.req() != nil {
 			break
 		}
 		batch = append(batch, Message{})
@@ -723,6 +730,11 @@ func (l *loop) runBatch(a *agent, max int) (n int, bytes int64) {
 			l.recovered(a, "ReceiveBatch", r, debug.Stack())
 		}
 		c.a = nil
+		for i := range batch {
+			if batch[i].x != nil {
+				batch[i].buffer().Release()
+			}
+		}
 		clear(batch)
 	}()
 	if obs := l.e.plugins.Load().onMessage; len(obs) > 0 {
@@ -1094,6 +1106,8 @@ func (l *loop) quit() {
 			l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
 		case opInit:
 			l.finalize(env.a, ErrStopped)
+		case opPublish:
+			releaseUndelivered(&env)
 		}
 	}
 	l.inbox.Commit()
@@ -1108,6 +1122,8 @@ func (l *loop) quit() {
 			l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
 		case opInit:
 			l.finalize(env.a, ErrStopped)
+		case opPublish:
+			releaseUndelivered(&env)
 		}
 	}
 	for i := range l.outbox {
@@ -1116,13 +1132,26 @@ func (l *loop) quit() {
 			if !ok {
 				break
 			}
-			if env.op == opMsg {
+			switch env.op {
+			case opMsg:
 				l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
+			case opPublish:
+				releaseUndelivered(&env)
 			}
 		}
 	}
 	l.pending = 0
 	l.publish()
+}
+
+// releaseUndelivered gives back the buffer references of a publish that a
+// stopped loop will never deliver.
+func releaseUndelivered(env *envelope) {
+	if b := env.msg.buffer(); b != nil {
+		for range env.subs {
+			b.Release()
+		}
+	}
 }
 
 // deadLetter records an undeliverable message on the loop.

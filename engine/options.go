@@ -25,6 +25,8 @@ type config struct {
 	restarts  restartPolicy
 	clock     Clock
 	sched     scheduler.Config
+
+	workers, workerQueue int
 }
 
 func defaultConfig() config {
@@ -36,6 +38,9 @@ func defaultConfig() config {
 		tick:      time.Millisecond,
 		restarts:  restartPolicy{max: 3, window: 10 * time.Second},
 		sched:     scheduler.DefaultConfig(),
+
+		workers:     DefaultWorkers,
+		workerQueue: DefaultWorkerQueue,
 	}
 }
 

@@ -265,6 +265,9 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 			continue
 		}
 		found = true
+		if b := m.buffer(); b != nil {
+			b.Retain(len(subs)) // one reference per delivery
+		}
 		switch {
 		case c == nil:
 			l.post(&envelope{op: opPublish, msg: m, subs: subs})
@@ -285,10 +288,17 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 		}
 		r, err := e.resolveIn(AgentID{Type: s.typ.name, Key: key}, s.typ)
 		if err == nil {
+			b := m.buffer()
+			if b != nil {
+				b.Retain(1)
+			}
 			if c == nil {
 				err = e.sendExternal(r, m)
 			} else {
 				err = c.send(r, m)
+			}
+			if err != nil && b != nil {
+				b.Release() // refused: never queued
 			}
 		}
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/agentloop/agentloop/lifecycle"
 )
@@ -64,7 +65,7 @@ func (rq *request) complete(cur *loop, payload []byte, err error) bool {
 		return true
 	}
 	rq.res, rq.err = payload, err
-	env := envelope{a: rq.from, gen: rq.fromGen, op: opReply, msg: Message{rq: rq}}
+	env := envelope{a: rq.from, gen: rq.fromGen, op: opReply, msg: Message{x: unsafe.Pointer(rq)}}
 	dst := rq.from.loop
 	switch {
 	case cur == dst:
@@ -165,7 +166,7 @@ func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then fu
 		return ErrUnknownAgent
 	}
 	rq := &request{from: c.a, fromGen: c.a.gen.Load(), then: then, to: to.a}
-	if err := c.send(to, Message{Payload: payload, Sender: c.a.ref(), rq: rq}); err != nil {
+	if err := c.send(to, Message{Payload: payload, Sender: c.a.ref(), x: unsafe.Pointer(rq)}); err != nil {
 		return err
 	}
 	if rq.state.Load() == reqPending {
@@ -200,7 +201,7 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 	}
 	rq := outsideRequests.Get().(*request)
 	rq.to = r.a
-	if err := e.sendExternal(r, Message{Payload: payload, rq: rq}); err != nil {
+	if err := e.sendExternal(r, Message{Payload: payload, x: unsafe.Pointer(rq)}); err != nil {
 		rq.to = nil
 		outsideRequests.Put(rq) // never sent
 		return nil, err
@@ -231,7 +232,7 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 
 // runReply delivers a settled request's outcome to the requesting agent.
 func (l *loop) runReply(env *envelope) {
-	rq := env.msg.rq
+	rq := env.msg.req()
 	rq.timeout.Stop()
 	a := rq.from
 	if a.gen.Load() != rq.fromGen || a.lc.State() == lifecycle.Terminated {

@@ -58,7 +58,10 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 		l.post(&envelope{op: opFunc, fn: l.dropTimers})
 	}
 	var deadline error
-	if !sc.immediate {
+	if err := e.closeWorkers(ctx); err != nil {
+		deadline = err // running work outlived the deadline
+	}
+	if !sc.immediate && deadline == nil {
 		deadline = e.waitQuiescent(ctx)
 	}
 	alive := e.registry.count()

@@ -35,6 +35,12 @@
 //   - mem is memory headroom, 1 − the entry's share of the bytes queued on
 //     the loop (its last reported backlog over the sum of all backlogs).
 //
+// Both shares are quantised to quarters (ShareLevels) with a hysteresis
+// band before they enter the weight, so that the noise of measured handler
+// time cannot split two equal entries into neighbouring buckets (the
+// heavier would then take whole epochs alone); a share moves to another
+// quarter only once it is more than 0.175 away from its current one.
+//
 // An entry that hogs the loop's time or memory therefore sinks, by up to b
 // and c, below entries of the same priority; with the defaults the priority
 // dominates (0.6) but cannot make a hog immune. The coefficients are

@@ -28,12 +28,14 @@ type Entry[T any] struct {
 	next, prev   *Entry[T] // the bucket's FIFO
 	anext, aprev *Entry[T] // the age list: all queued entries in push order
 
-	owner  *Queue[T] // the queue this entry is accounted in; nil until first use
-	enq    uint64    // owner.picks when pushed: its wait is owner.picks − enq
-	wEpoch uint64    // owner.epoch+1 when weight was computed; 0: stale
-	bucket uint8
-	prio   int8 // priority − DefaultPriority, so that the zero value means 50
-	queued bool
+	owner    *Queue[T] // the queue this entry is accounted in; nil until first use
+	enq      uint64    // owner.picks when pushed: its wait is owner.picks − enq
+	wEpoch   uint64    // owner.epoch+1 when weight was computed; 0: stale
+	bucket   uint8
+	prio     int8 // priority − DefaultPriority, so that the zero value means 50
+	queued   bool
+	cpuLevel uint8 // quantised CPU share, in steps of 1/ShareLevels
+	memLevel uint8 // quantised memory share
 
 	epoch  uint64  // the epoch in which cur was reported
 	cur    int64   // handler nanoseconds reported in epoch

@@ -60,8 +60,8 @@ func ExampleQueue_Account() {
 		fmt.Printf("%-5s weight %.2f\n", e.Value.name, e.Weight())
 	}
 	// Output:
-	// light weight 0.63
-	// hog   weight 0.37
+	// light weight 0.65
+	// hog   weight 0.35
 }
 
 // The starvation bound of a configuration: an entry pushed behind k queued

@@ -262,6 +262,8 @@ func (q *Queue[T]) reweigh(e *Entry[T]) {
 	if q.bytes > 0 {
 		memShare = min(float64(e.bytes)/float64(q.bytes), 1)
 	}
+	cpuShare = quantize(cpuShare, &e.cpuLevel)
+	memShare = quantize(memShare, &e.memLevel)
 	c := &q.cfg.Coefficients
 	w := c.Priority*(float64(e.Priority())/MaxPriority) + c.CPU*(1-cpuShare) + c.Mem*(1-memShare)
 	b := int(w * q.scale)
@@ -404,4 +406,26 @@ func (q *Queue[T]) verifyEntry(e *Entry[T]) error {
 		return fmt.Errorf("scheduler: weight %v outside [0, %v]", e.weight, q.cfg.Coefficients.Sum())
 	}
 	return nil
+}
+
+// Shares are quantised to ShareLevels steps with hysteresis before they
+// enter the weight: a share moves to a new step only once it is more than
+// half a step plus shareHysteresis away from its current one. Measured
+// handler time is noisy, and without this two equal entries whose shares
+// jitter around 0.5 would land in neighbouring buckets, and the heavier one
+// would take whole epochs alone; a hog's share (near 1) is still a whole
+// step away from a light entry's (near 0).
+const (
+	ShareLevels     = 4
+	shareHysteresis = 0.05
+)
+
+// quantize returns share rounded to the entry's step, moving the step
+// (*level, 0..ShareLevels) only past the hysteresis band.
+func quantize(share float64, level *uint8) float64 {
+	cur := float64(*level) / ShareLevels
+	if d := share - cur; d > 0.5/ShareLevels+shareHysteresis || d < -(0.5/ShareLevels+shareHysteresis) {
+		*level = uint8(math.Round(share * ShareLevels))
+	}
+	return float64(*level) / ShareLevels
 }

@@ -267,7 +267,8 @@ func TestWeightFormula(t *testing.T) {
 			prio:   [2]int{50, 50},
 			epochs: [][2]report{{{100, 0}, {0, 0}}, {{0, 0}, {100, 0}}},
 			// loop: .5·100 then .5·100+.5·50 = 75; a: 50 → 25; b: 0 → 50.
-			want: [2]float64{0.3 + 0.2*(1-25.0/75) + 0.2, 0.3 + 0.2*(1-50.0/75) + 0.2},
+			// Shares 1/3 and 2/3, quantised to quarters: .25 and .75.
+			want: [2]float64{0.3 + 0.2*(1-0.25) + 0.2, 0.3 + 0.2*(1-0.75) + 0.2},
 		},
 		{
 			name: "idle entry decays with the loop", coef: Coefficients{0.6, 0.2, 0.2}, alpha: 0.5,
@@ -275,7 +276,8 @@ func TestWeightFormula(t *testing.T) {
 			epochs: [][2]report{{{100, 0}, {100, 0}}, {{-1, 0}, {100, 0}}, {{-1, 0}, {100, 0}}},
 			// a is not accounted after the first epoch (its EWMA is rolled
 			// lazily over two epochs): 50, 25, 12.5; b: 50, 75, 87.5; loop 100.
-			want: [2]float64{0.3 + 0.2*(1-0.125) + 0.2, 0.3 + 0.2*(1-0.875) + 0.2},
+			// Shares .125 (within the hysteresis of 0) and .875 (rounds to 1).
+			want: [2]float64{0.3 + 0.2*(1-0) + 0.2, 0.3 + 0.2*(1-1) + 0.2},
 		},
 		{
 			name: "open epoch does not count", coef: Coefficients{0.6, 0.2, 0.2}, alpha: 1,
@@ -288,7 +290,8 @@ func TestWeightFormula(t *testing.T) {
 			name: "unnormalised coefficients", coef: Coefficients{2, 1, 0}, alpha: 1,
 			prio:   [2]int{100, 0},
 			epochs: [][2]report{{{900, 7}, {100, 7}}},
-			want:   [2]float64{2 + 0.1, 0 + 0.9},
+			// Shares .9 and .1 quantise to 1 and 0.
+			want: [2]float64{2 + 0, 0 + 1},
 		},
 	}
 	for _, tc := range cases {
@@ -386,6 +389,7 @@ type modelEntry struct {
 	ewma    float64
 	cur     int64
 	bytes   int64
+	levels  [2]uint8 // quantised cpu and mem shares
 }
 
 func (m *model) closeEpoch() {
@@ -409,6 +413,7 @@ func (m *model) weight(e *modelEntry, prio int) float64 {
 	if m.bytes > 0 {
 		mem = float64(e.bytes) / float64(m.bytes)
 	}
+	cpu, mem = quantize(cpu, &e.levels[0]), quantize(mem, &e.levels[1])
 	c := m.cfg.Coefficients
 	return c.Priority*float64(prio)/100 + c.CPU*(1-cpu) + c.Mem*(1-mem)
 }
@@ -626,4 +631,27 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 	check(t, q, "after alloc runs")
+}
+
+func TestQuantizeHysteresis(t *testing.T) {
+	var level uint8
+	steps := []struct {
+		share, want float64
+	}{
+		{0, 0},
+		{0.17, 0},    // within half a step plus the band of 0
+		{0.18, 0.25}, // past it: round to the nearest quarter
+		{0.5, 0.5},   // a jump goes straight to its step
+		{0.55, 0.5},  // noise around a step keeps it
+		{0.33, 0.5},  // still inside the band below
+		{0.3, 0.25},  // past it
+		{0.999, 1},   // a hog
+		{0.85, 1},    // stays
+		{0.0001, 0},  // a light entry
+	}
+	for i, s := range steps {
+		if got := quantize(s.share, &level); got != s.want {
+			t.Fatalf("step %d: quantize(%v) = %v, want %v", i, s.share, got, s.want)
+		}
+	}
 }

@@ -1,0 +1,119 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/agentloop/agentloop/lifecycle"
+	"github.com/agentloop/agentloop/pool"
+)
+
+// ErrOverloaded is returned by Context.Go when every worker is busy and the
+// worker queue is full: the work was not started and then will not run.
+// It is pool.ErrOverloaded, so either name matches.
+var ErrOverloaded = pool.ErrOverloaded
+
+// Defaults of WithWorkers.
+const (
+	DefaultWorkers     = 64
+	DefaultWorkerQueue = 1024
+)
+
+// WithWorkers bounds the pool that runs Context.Go work: at most size
+// calls run at once and up to queue more wait for a worker; past that Go
+// fails at once with ErrOverloaded. Workers are goroutines of an ants/v2
+// pool, started on the first Go and reused; none exists before.
+func WithWorkers(size, queue int) Option {
+	return optionFunc(func(c *config) error {
+		if size < 1 || queue < 0 {
+			return fmt.Errorf("%w: WithWorkers(%d, %d): want size ≥ 1, queue ≥ 0", ErrInvalidOption, size, queue)
+		}
+		c.workers, c.workerQueue = size, queue
+		return nil
+	})
+}
+
+// Go runs work on the engine's worker pool, off the loop, and then calls
+// then on the agent's loop with work's result, as if it were a message:
+// then may use c like a handler. It is the way for a handler to do
+// blocking work (file or network I/O, a model call) without blocking its
+// loop.
+//
+// Go never blocks. It returns ErrOverloaded when the pool and its queue
+// are full, ErrStopped once Stop has begun, and an ErrInvalidOption error
+// for a nil function; then then is never called. Otherwise then is called
+// exactly once, unless the agent has terminated by the time work returns
+// (the result is then dropped). A panic in work reaches then as an error
+// that matches pool.ErrPanic (a *pool.PanicError with the stack); a panic
+// in then is handled like one in Receive. Stop waits for running work, up
+// to its context's deadline, before it shuts the agents down.
+func (c *Context) Go(work func() ([]byte, error), then func(c *Context, result []byte, err error)) error {
+	if work == nil || then == nil {
+		return fmt.Errorf("%w: Go with a nil function", ErrInvalidOption)
+	}
+	e := c.l.e
+	w, err := e.workerPool()
+	if err != nil {
+		return err
+	}
+	a, gen, l := c.a, c.a.gen.Load(), c.l
+	err = w.Submit(work, func(res []byte, err error) {
+		l.post(&envelope{op: opFunc, fn: func() { l.runThen(a, gen, then, res, err) }})
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pool.ErrClosed):
+		return fmt.Errorf("%w: Go from %s", ErrStopped, a.ident())
+	default:
+		return fmt.Errorf("engine: Go from %s: %w", a.ident(), err)
+	}
+}
+
+// workerPool returns the engine's workers, starting them on first use.
+func (e *Engine) workerPool() (*pool.Workers, error) {
+	e.workersMu.Lock()
+	defer e.workersMu.Unlock()
+	if e.stopping.Load() {
+		return nil, fmt.Errorf("%w: Go", ErrStopped)
+	}
+	if e.workers == nil {
+		w, err := pool.NewWorkers(e.cfg.workers, pool.WithQueue(e.cfg.workerQueue))
+		if err != nil {
+			return nil, fmt.Errorf("engine: start workers: %w", err)
+		}
+		e.workers = w
+	}
+	return e.workers, nil
+}
+
+// closeWorkers waits, up to ctx, for the work Go started; the callbacks of
+// work that finishes in time are posted to the loops, which still run.
+func (e *Engine) closeWorkers(ctx context.Context) error {
+	e.workersMu.Lock()
+	w := e.workers
+	e.workersMu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return w.Close(ctx)
+}
+
+// runThen delivers the result of a Go call to its agent, if it still runs.
+func (l *loop) runThen(a *agent, gen uint32, then func(*Context, []byte, error), res []byte, err error) {
+	if a.gen.Load() != gen || a.lc.State() == lifecycle.Terminated {
+		return // the agent is gone: nobody to tell
+	}
+	c := &l.ctx
+	prev := c.a
+	c.a = a
+	defer func() {
+		c.a = prev
+		if r := recover(); r != nil {
+			l.recovered(a, "Go callback", r, debug.Stack())
+		}
+	}()
+	then(c, res, err)
+}
