@@ -240,17 +240,21 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	if err := id.Validate(); err != nil {
 		return Ref{}, err
 	}
-	sc := spawnConfig{loop: -1}
-	for _, o := range opts {
-		if o == nil {
-			continue
+	loopIdx := -1
+	if len(opts) > 0 { // the options escape: only pay for them when given
+		sc := spawnConfig{loop: -1}
+		for _, o := range opts {
+			if o == nil {
+				continue
+			}
+			if err := o.applySpawn(&sc); err != nil {
+				return Ref{}, err
+			}
 		}
-		if err := o.applySpawn(&sc); err != nil {
-			return Ref{}, err
+		if sc.loop >= len(e.loops) {
+			return Ref{}, fmt.Errorf("%w: OnLoop(%d) with %d loops", ErrInvalidOption, sc.loop, len(e.loops))
 		}
-	}
-	if sc.loop >= len(e.loops) {
-		return Ref{}, fmt.Errorf("%w: OnLoop(%d) with %d loops", ErrInvalidOption, sc.loop, len(e.loops))
+		loopIdx = sc.loop
 	}
 	t, err := e.lookupType(id.Type)
 	if err != nil {
@@ -259,7 +263,7 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	if a := e.registry.get(id, id.hash()); a != nil {
 		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
 	}
-	a, created, err := e.getOrSpawn(id, t, sc.loop)
+	a, created, err := e.getOrSpawn(id, t, loopIdx)
 	if err != nil {
 		return Ref{}, err
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -999,7 +998,7 @@ func (l *loop) finalize(a *agent, reason error) {
 		a.occ.Add(-n)
 	}
 	l.touch(a.tc)
-	l.failHandles(a, fmt.Errorf("%w: %s", dlReason, a.ident()))
+	l.failHandles(a, dlReason)
 	if a.se != nil {
 		l.runq.Forget(a.se)
 	}

@@ -138,11 +138,15 @@ func (c *Context) ReplyLater() (ReplyHandle, error) {
 }
 
 // failHandles answers a terminating agent's outstanding handles.
-func (l *loop) failHandles(a *agent, err error) {
-	if l.handles == nil {
+// failHandles fails the requests a still holds ReplyHandles for; the error
+// is built only when there are some.
+func (l *loop) failHandles(a *agent, reason error) {
+	hs := l.handles[a]
+	if len(hs) == 0 {
 		return
 	}
-	for _, rq := range l.handles[a] {
+	err := fmt.Errorf("%w: %s", reason, a.ident())
+	for _, rq := range hs {
 		rq.fail(l, err)
 	}
 	delete(l.handles, a)
