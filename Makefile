@@ -8,14 +8,26 @@ COUNT     ?= 6
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run test vet race benchonce bench lint profile flame browser-deps
+# The peers suite (ants, protoactor, channels beside agentloop) is a module
+# of its own in bench/peers, so its dependencies never reach the library's
+# go.mod. After the library's go.mod changes, run go mod tidy there too.
+PEERSENV        = cd bench/peers && GOTOOLCHAIN=local GOWORK=off
+PEERS_BENCHTIME ?= $(BENCHTIME)
+BENCHFLAGS      = -run '^$$' -bench . -benchmem -count $(COUNT)
+BENCH_LIB       = $(GO) test $(BENCHFLAGS) -benchtime $(BENCHTIME) ./bench/
+BENCH_PEERS     = $(GO) test $(BENCHFLAGS) -benchtime $(PEERS_BENCHTIME) .
+BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drift from run to run; ratios taken within one run are steadier.
+# go test's own failure lines: a benchmark run piped into tee must still fail make.
+BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
+
+.PHONY: run test vet race benchonce peers bench benchmarks lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
 	$(GO) run ./cmd/gateway
 
 ## test: vet, the race-enabled test suite, and every benchmark once
-test: browser-deps vet race benchonce
+test: browser-deps vet race benchonce peers
 
 vet:
 	$(GO) vet $(PKGS)
@@ -25,11 +37,31 @@ race:
 
 benchonce:
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
+	$(PEERSENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-## bench: the workload suites, COUNT runs each, summarised by benchstat
+## peers: vet and test the peers module (each implementation delivers what
+## it counts; the report generator's verdicts)
+peers:
+	$(PEERSENV) $(GO) vet ./...
+	$(PEERSENV) $(GO) test -count=1 ./...
+
+## bench: the library and peers suites, COUNT runs each, summarised by
+## benchstat, then BENCHMARKS.md regenerated from them
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./bench/ | tee bench.out
+	$(BENCH_LIB) | tee bench.out
+	@! $(BENCHFAILED) bench.out
+	$(PEERSENV) $(BENCH_PEERS) | tee ../../peers.out
+	@! $(BENCHFAILED) peers.out
 	$(GO) run $(BENCHSTAT) bench.out
+	$(GO) run $(BENCHSTAT) -col /impl peers.out
+	$(MAKE) benchmarks
+
+## benchmarks: BENCHMARKS.md from the last bench.out and peers.out
+benchmarks:
+	$(PEERSENV) $(GO) run ./cmd/benchreport -o ../../BENCHMARKS.md -note "$(BENCHNOTE)" \
+		-cmd "$(BENCH_LIB) | tee bench.out" \
+		-cmd "(cd bench/peers && $(BENCH_PEERS) | tee ../../peers.out)" \
+		$(addprefix ../../,$(wildcard bench.out peers.out))
 
 ## profile: run the gateway with the profiler on; writes profiles/flame.html
 profile:
