@@ -21,8 +21,8 @@ const w9Window = 32
 type churner struct{ ended *atomic.Int64 }
 
 func (churner) Receive(*engine.Context, engine.Message) {}
-func (c churner) OnTerminate(*engine.Context)          { c.ended.Add(1) }
-func (churner) Reset()                                 {}
+func (c churner) OnTerminate(*engine.Context)           { c.ended.Add(1) }
+func (churner) Reset()                                  {}
 
 func benchW9(b *testing.B, opts ...engine.RegisterOption) {
 	e := newEngine(b, 2)
