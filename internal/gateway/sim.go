@@ -1,0 +1,416 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentloop/agentloop/engine"
+)
+
+// Run runs the mix of cfg on the engine: it registers the four agent
+// types, subscribes them, spawns every instance, starts the engine, offers
+// the load open loop for cfg.Load.Duration, waits for the queues to drain
+// (bounded by drainLimit) and stops the engine. It returns early, with what
+// was measured so far, when ctx ends.
+//
+// Routing: producers publish telemetry.<device>.<sensor> from outside;
+// the device type subscribes with SubscribeType, the instance key being the
+// topic's second token; a device publishes features.<device> and
+// alerts.<device>.threshold; the feature type subscribes with the key
+// "<device number mod feature instances>", and publishes
+// aggregates.<feature>; the inference type subscribes with the key
+// "<feature number mod inference instances>" and publishes
+// alerts.<device>.anomaly; every alert instance subscribes its own
+// patterns (SubscribeAgent) and so sees every alert.
+func Run(ctx context.Context, cfg *Config, opts Options) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{}, err
+	}
+	var engOpts []engine.Option
+	if cfg.Load.Loops > 0 {
+		engOpts = append(engOpts, engine.WithLoops(cfg.Load.Loops))
+	}
+	e, err := engine.New(engOpts...)
+	if err != nil {
+		return Summary{}, err
+	}
+	r := &engineRun{cfg: cfg, tp: newTopics(cfg), model: newModel(), slabs: make([]slab, e.Loops())}
+	r.dev, r.feat, r.inf, r.alert = cfg.Type(Device), cfg.Type(Feature), cfg.Type(Inference), cfg.Type(Alert)
+	r.lat = newLatencies(r.inf.Instances)
+	r.alertCounts = make([]atomic.Uint64, r.alert.Instances)
+	if err := r.setUp(e); err != nil {
+		_ = e.Stop(context.Background(), engine.Immediate())
+		return Summary{}, err
+	}
+	return r.run(ctx, e, opts)
+}
+
+// engineRun is the state of one Run shared by its agents. Its fields are
+// set before Start and only read afterwards, except the latency histograms
+// (each behind its lock) and the alert counters (atomic).
+type engineRun struct {
+	cfg                   *Config
+	tp                    *topics
+	model                 *model
+	dev, feat, inf, alert *AgentType
+	origin                time.Time
+	slabs                 []slab // per loop: only that loop's agents carve from it
+	lat                   latencies
+	alertCounts           []atomic.Uint64
+}
+
+func (r *engineRun) register(e *engine.Engine, t *AgentType, factory func() engine.Agent) error {
+	opts := []engine.RegisterOption{
+		engine.WithPriority(t.Priority),
+		engine.WithMailbox(t.Mailbox, t.Overflow),
+	}
+	if t.Kind == Inference {
+		opts = append(opts, engine.WithBatch(t.Batch))
+	}
+	return e.Register(t.Name, factory, opts...)
+}
+
+func (r *engineRun) setUp(e *engine.Engine) error {
+	tp := r.tp
+	steps := []struct {
+		t       *AgentType
+		factory func() engine.Agent
+		key     func(topic string) (string, bool) // nil: every instance subscribes
+	}{
+		{r.dev, func() engine.Agent { return &deviceAgent{r: r} }, func(topic string) (string, bool) {
+			return tokenAt(topic, 1)
+		}},
+		{r.feat, func() engine.Agent { return &featureAgent{r: r} }, shardKey(tp.featureKeys)},
+		{r.inf, func() engine.Agent { return &inferenceAgent{r: r} }, shardKey(tp.inferenceKeys)},
+		{r.alert, func() engine.Agent { return &alertAgent{r: r} }, nil},
+	}
+	for _, s := range steps {
+		if err := r.register(e, s.t, s.factory); err != nil {
+			return err
+		}
+	}
+	spawn := func(t *AgentType, keys []string) error {
+		for _, k := range keys {
+			if _, err := e.Spawn(engine.AgentID{Type: t.Name, Key: k}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, s := range []struct {
+		t    *AgentType
+		keys []string
+	}{{r.dev, tp.deviceKeys}, {r.feat, tp.featureKeys}, {r.inf, tp.inferenceKeys}, {r.alert, tp.alertKeys}} {
+		if err := spawn(s.t, s.keys); err != nil {
+			return err
+		}
+	}
+	for _, s := range steps {
+		for _, pat := range s.t.Subscribe {
+			if s.key != nil {
+				if err := e.SubscribeType(pat, s.t.Name, engine.KeyFunc(s.key)); err != nil {
+					return fmt.Errorf("%s: subscribe %q: %w", s.t.Name, pat, err)
+				}
+				continue
+			}
+			for _, k := range tp.alertKeys {
+				if err := e.SubscribeAgent(pat, engine.AgentID{Type: s.t.Name, Key: k}); err != nil {
+					return fmt.Errorf("%s: subscribe %q: %w", s.t.Name, pat, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// shardKey routes a topic to one of keys by its second token (shardOf).
+// The keys are built once: routing allocates nothing.
+func shardKey(keys []string) func(topic string) (string, bool) {
+	return func(topic string) (string, bool) {
+		tok, ok := tokenAt(topic, 1)
+		if !ok {
+			return "", false
+		}
+		return keys[shardOf(tok, len(keys))], true
+	}
+}
+
+func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (sum Summary, err error) {
+	cfg := r.cfg
+	if err := e.Start(); err != nil {
+		return Summary{}, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = e.Stop(context.Background(), engine.Immediate())
+		}
+	}()
+	stopHook := func() {}
+	if opts.OnEngine != nil {
+		s, err := opts.OnEngine(e)
+		if err != nil {
+			return Summary{}, err
+		}
+		if s != nil {
+			stopHook = s
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	window := cfg.Load.Duration
+	r.origin = time.Now()
+	cpu0 := CPUTime()
+	prods := make([]*producer, cfg.Load.Producers)
+	var wg sync.WaitGroup
+	for i := range prods {
+		p := &producer{
+			index: i, of: len(prods), rate: float64(cfg.Load.Rate) / float64(len(prods)),
+			window: window, origin: r.origin, devices: r.dev.Instances, sensors: cfg.Load.Sensors,
+			send: func(dev, sensor int, payload []byte) error {
+				return e.Publish(r.tp.telemetry[dev*cfg.Load.Sensors+sensor], payload)
+			},
+			isStopped: func(err error) bool { return errors.Is(err, engine.ErrStopped) },
+		}
+		prods[i] = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(runCtx)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	r.live(runCtx, e, opts, done)
+	<-done // live returns when done closes or ctx ends; producers see runCtx too
+
+	drainCtx, drainCancel := context.WithTimeout(ctx, drainLimit(window))
+	drained := e.WaitIdle(drainCtx) == nil
+	drainCancel()
+	elapsed, cpu := time.Since(r.origin), CPUTime()-cpu0
+	mid := e.Stats()
+	stopHook()
+
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopCancel()
+	stopped = true
+	if err := e.Stop(stopCtx, engine.Immediate()); err != nil {
+		return Summary{}, fmt.Errorf("stop: %w", err)
+	}
+	st := e.Stats()
+
+	sum = Summary{
+		System:  "agentloop",
+		Offered: float64(cfg.Load.Rate),
+		Window:  window,
+		Elapsed: elapsed,
+		Drained: drained,
+		Agents:  mid.Agents,
+		Latency: percentiles(r.lat.merged()),
+		CPU:     100 * cpu.Seconds() / elapsed.Seconds(),
+	}
+	for _, p := range prods {
+		sum.Emitted += p.emitted
+		sum.Refused += p.refused
+		sum.Backlog += p.backlog
+		sum.Lag = max(sum.Lag, p.lag)
+	}
+	for _, t := range mid.Types {
+		if t.Type == r.dev.Name {
+			sum.Achieved = float64(t.Processed) / elapsed.Seconds()
+		}
+	}
+	for _, t := range st.Types {
+		if t.Type == r.dev.Name {
+			sum.Processed = t.Processed
+		}
+	}
+	sum.Dropped = st.DeadLetters + sum.Refused
+	for i := range r.alertCounts {
+		sum.Alerts += r.alertCounts[i].Load()
+	}
+	return sum, ctx.Err()
+}
+
+// live prints a line every interval until done closes or ctx ends.
+func (r *engineRun) live(ctx context.Context, e *engine.Engine, opts Options, done <-chan struct{}) {
+	if opts.Live == nil {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		return
+	}
+	t := time.NewTicker(opts.interval())
+	defer t.Stop()
+	var last uint64
+	lastCPU, lastT := CPUTime(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+			return
+		case <-t.C:
+		}
+		st := e.Stats()
+		var processed uint64
+		for _, ts := range st.Types {
+			if ts.Type == r.dev.Name {
+				processed = ts.Processed
+			}
+		}
+		now, c := time.Now(), CPUTime()
+		sec := now.Sub(lastT).Seconds()
+		writeLive(opts.Live, opts.Prefix, liveFigures{
+			at: now.Sub(r.origin), rate: float64(processed-last) / sec, p99: percentiles(r.lat.merged()).P99,
+			agents: st.Agents, queued: st.Queued, dropped: st.DeadLetters, cpu: 100 * (c - lastCPU).Seconds() / sec,
+		})
+		last, lastCPU, lastT = processed, c, now
+	}
+}
+
+type liveFigures struct {
+	at      time.Duration
+	rate    float64
+	p99     time.Duration
+	agents  int
+	queued  int64
+	dropped uint64
+	cpu     float64
+}
+
+func writeLive(w io.Writer, prefix string, f liveFigures) {
+	fmt.Fprintf(w, "%st=%4.0fs  %9.0f msgs/s  p99 %9s  agents %6d  queued %7d  dropped %8d  cpu %5.1f%%\n",
+		prefix, f.at.Seconds(), f.rate, fmtDur(f.p99), f.agents, f.queued, f.dropped, f.cpu)
+}
+
+// The agents. Each runs on its loop only, so its fields need no locks;
+// payloads they send are carved from their loop's slab (see slab).
+
+// deviceAgent keeps a device's state; every FeatureEvery-th message it
+// publishes a feature vector, and it forwards readings above the alert
+// level as threshold alerts.
+type deviceAgent struct {
+	r     *engineRun
+	st    deviceState
+	known bool // a device of the run (not one spawned by a stray topic)
+}
+
+func (a *deviceAgent) Init(c *engine.Context) error {
+	idx, ok := deviceIndex(c.ID().Key)
+	a.st, a.known = newDeviceState(idx, a.r.dev.FeatureEvery), ok && int(idx) < a.r.dev.Instances
+	return nil
+}
+
+func (a *deviceAgent) Receive(c *engine.Context, m engine.Message) {
+	feature, alert := a.st.observe(m.Payload, a.r.dev.FeatureEvery)
+	if !a.known {
+		return
+	}
+	if feature {
+		p := a.r.slabs[c.Loop()].next()
+		a.st.writeFeature(p, Stamp(m.Payload), a.r.cfg.Load.Sensors)
+		_ = c.Publish(a.r.tp.features[a.st.index], p) // a full mailbox is a dead letter, counted
+	}
+	if alert {
+		_ = c.Publish(a.r.tp.threshold[a.st.index], m.Payload) // read-only: shared as it is
+	}
+}
+
+// featureAgent aggregates the feature vectors of its shard of devices and
+// publishes one aggregate per vector.
+type featureAgent struct {
+	r     *engineRun
+	st    featureState
+	shard int
+}
+
+func (a *featureAgent) Init(c *engine.Context) error {
+	k, err := strconv.Atoi(c.ID().Key)
+	if err != nil || k < 0 || k >= a.r.feat.Instances {
+		return fmt.Errorf("feature agent %q: want a key 0..%d", c.ID().Key, a.r.feat.Instances-1)
+	}
+	a.shard, a.st = k, newFeatureState(k, a.r.feat.Instances, a.r.dev.Instances)
+	return nil
+}
+
+func (a *featureAgent) Receive(c *engine.Context, m engine.Message) {
+	if len(m.Payload) < PayloadSize {
+		return
+	}
+	out := a.r.slabs[c.Loop()].next()
+	a.st.aggregate(m.Payload, out)
+	_ = c.Publish(a.r.tp.aggregates[a.shard], out)
+}
+
+// inferenceAgent scores batches of aggregates, raises anomaly alerts and
+// measures the end-to-end latency of each aggregate it scores.
+type inferenceAgent struct {
+	r      *engineRun
+	lat    *latency
+	stamps []int64
+	one    [1]engine.Message
+}
+
+func (a *inferenceAgent) Init(c *engine.Context) error {
+	k, err := strconv.Atoi(c.ID().Key)
+	if err != nil || k < 0 || k >= len(a.r.lat) {
+		return fmt.Errorf("inference agent %q: want a key 0..%d", c.ID().Key, len(a.r.lat)-1)
+	}
+	a.lat, a.stamps = &a.r.lat[k], make([]int64, 0, a.r.inf.Batch)
+	return nil
+}
+
+func (a *inferenceAgent) Receive(c *engine.Context, m engine.Message) {
+	a.one[0] = m
+	a.ReceiveBatch(c, a.one[:])
+	a.one[0] = engine.Message{}
+}
+
+// ReceiveBatch takes up to the type's batch of aggregates; msgs is valid
+// only during the call, and nothing of it is kept.
+func (a *inferenceAgent) ReceiveBatch(c *engine.Context, msgs []engine.Message) {
+	now := int64(time.Since(a.r.origin)) // one clock read per batch
+	a.stamps = a.stamps[:0]
+	for i := range msgs {
+		p := msgs[i].Payload
+		if len(p) < PayloadSize {
+			continue
+		}
+		a.stamps = append(a.stamps, Stamp(p))
+		if a.r.model.anomalyScore(p) > anomalyLevel {
+			if dev := deviceOf(p); int(dev) < len(a.r.tp.anomaly) {
+				_ = c.Publish(a.r.tp.anomaly[dev], p)
+			}
+		}
+	}
+	a.lat.recordBatch(now, a.stamps)
+}
+
+// alertAgent counts the alerts it receives.
+type alertAgent struct {
+	r *engineRun
+	n *atomic.Uint64
+}
+
+func (a *alertAgent) Init(c *engine.Context) error {
+	k, err := strconv.Atoi(c.ID().Key)
+	if err != nil || k < 0 || k >= len(a.r.alertCounts) {
+		return fmt.Errorf("alert agent %q: want a key 0..%d", c.ID().Key, len(a.r.alertCounts)-1)
+	}
+	a.n = &a.r.alertCounts[k]
+	return nil
+}
+
+func (a *alertAgent) Receive(*engine.Context, engine.Message) { a.n.Add(1) }

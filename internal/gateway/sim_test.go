@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentloop/agentloop/engine"
+)
+
+// tiny is a small mix that runs fast under -race on two cores.
+func tiny(t *testing.T) *Config {
+	t.Helper()
+	cfg := mustLoad(t, "testdata/valid_small.yaml")
+	cfg.SetDevices(100, "test")
+	cfg.Load.Rate = 20000
+	cfg.Load.Duration = 500 * time.Millisecond
+	cfg.Load.Loops = 2
+	cfg.Load.Producers = 2
+	cfg.Type(Device).FeatureEvery = 5
+	cfg.Type(Device).Mailbox = 4096
+	cfg.Type(Feature).Mailbox = 4096
+	cfg.Type(Inference).Mailbox = 4096
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// checkSummary checks what any run of tiny must show: the load offered
+// as scheduled, every message handled, a latency per feature vector.
+func checkSummary(t *testing.T, cfg *Config, s Summary) {
+	t.Helper()
+	total := uint64(float64(cfg.Load.Rate) * cfg.Load.Duration.Seconds())
+	if s.Emitted+s.Backlog != total || s.Emitted < total*9/10 {
+		t.Errorf("emitted %d, backlog %d, of %d due", s.Emitted, s.Backlog, total)
+	}
+	if !s.Drained || s.Dropped != 0 || s.Refused != 0 {
+		t.Errorf("drained %v, dropped %d, refused %d", s.Drained, s.Dropped, s.Refused)
+	}
+	if s.Processed != s.Emitted {
+		t.Errorf("processed %d of %d emitted", s.Processed, s.Emitted)
+	}
+	// Each device publishes a vector every FeatureEvery messages, starting
+	// part-way through its cycle: the count is within a vector per device
+	// of Processed/FeatureEvery, and each vector is measured once.
+	every, devices := int64(cfg.Type(Device).FeatureEvery), int64(cfg.Devices())
+	if n, want := s.Latency.Count, int64(s.Processed)/every; n < want-devices || n > want+devices {
+		t.Errorf("%d latencies measured, want %d ± %d", n, want, devices)
+	}
+	if !(s.Latency.P50 > 0 && s.Latency.P50 <= s.Latency.P99 && s.Latency.P99 <= s.Latency.P999 && s.Latency.P999 <= s.Latency.Max) {
+		t.Errorf("percentiles out of order: %+v", s.Latency)
+	}
+	if s.Achieved <= 0 || s.Offered != float64(cfg.Load.Rate) || s.Elapsed < cfg.Load.Duration || s.CPU <= 0 {
+		t.Errorf("achieved %v offered %v elapsed %v cpu %v", s.Achieved, s.Offered, s.Elapsed, s.CPU)
+	}
+	if s.Alerts == 0 {
+		t.Error("no alert reached the alert agents")
+	}
+}
+
+func TestRun(t *testing.T) {
+	cfg := tiny(t)
+	var live bytes.Buffer
+	var hooked, unhooked atomic.Bool
+	opts := Options{Live: &live, Interval: 100 * time.Millisecond, Prefix: "> ",
+		OnEngine: func(e *engine.Engine) (func(), error) {
+			if e.Stats().Agents != 100+2+1+1 {
+				t.Errorf("%d agents at start", e.Stats().Agents)
+			}
+			hooked.Store(true)
+			return func() { unhooked.Store(true) }, nil
+		},
+	}
+	s, err := Run(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSummary(t, cfg, s)
+	if s.System != "agentloop" || s.Agents != 104 {
+		t.Errorf("system %q, %d agents", s.System, s.Agents)
+	}
+	if !hooked.Load() || !unhooked.Load() {
+		t.Error("OnEngine or its stop function was not called")
+	}
+	lines := strings.Split(strings.TrimSpace(live.String()), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("%d live lines:\n%s", len(lines), live.String())
+	}
+	for _, l := range lines {
+		for _, want := range []string{"> t=", "msgs/s", "p99", "agents    104", "queued", "dropped", "cpu"} {
+			if !strings.Contains(l, want) {
+				t.Errorf("live line %q lacks %q", l, want)
+			}
+		}
+	}
+}
+
+func TestRunBaseline(t *testing.T) {
+	cfg := tiny(t)
+	var live bytes.Buffer
+	s, err := RunBaseline(context.Background(), cfg, Options{Live: &live, Interval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSummary(t, cfg, s)
+	if s.System != "goroutines" {
+		t.Errorf("system %q", s.System)
+	}
+	if !strings.Contains(live.String(), "msgs/s") {
+		t.Errorf("no live line:\n%s", live.String())
+	}
+}
+
+// TestRunOverloaded offers far more than tiny mailboxes hold: drops are
+// counted, the drain gives up at its limit, and the run still ends.
+func TestRunOverloaded(t *testing.T) {
+	for _, baseline := range []bool{false, true} {
+		cfg := tiny(t)
+		cfg.SetDevices(4, "test")
+		cfg.Type(Device).Mailbox = 2
+		cfg.Type(Device).Overflow = engine.DropNewest
+		cfg.Load.Rate = 400000
+		cfg.Load.Duration = 300 * time.Millisecond
+		start := time.Now()
+		s, err := RunnerFor(cfg, baseline, Options{})(context.Background(), cfg.Load.Rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("baseline %v: the run took %v", baseline, took)
+		}
+		if s.Dropped == 0 {
+			t.Errorf("baseline %v: nothing dropped from 2-message mailboxes at 400 000 msgs/s: %+v", baseline, s)
+		}
+		if s.Processed+s.Dropped < s.Emitted-s.Refused {
+			t.Errorf("baseline %v: processed %d + dropped %d < emitted %d", baseline, s.Processed, s.Dropped, s.Emitted)
+		}
+		if s.Pass(time.Hour, 0.95) {
+			t.Errorf("baseline %v: an overloaded run passes: %+v", baseline, s)
+		}
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	for _, baseline := range []bool{false, true} {
+		cfg := tiny(t)
+		cfg.Load.Duration = time.Hour
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		start := time.Now()
+		_, err := RunnerFor(cfg, baseline, Options{})(ctx, 10000)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("baseline %v: err %v", baseline, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("baseline %v: stopped after %v", baseline, took)
+		}
+	}
+}
+
+func TestRunRefusesInvalidConfig(t *testing.T) {
+	cfg := tiny(t)
+	cfg.Load.Rate = 0
+	for _, run := range []func(context.Context, *Config, Options) (Summary, error){Run, RunBaseline} {
+		if _, err := run(context.Background(), cfg, Options{}); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("got %v", err)
+		}
+	}
+}
+
+func TestRunOnEngineError(t *testing.T) {
+	boom := errors.New("boom")
+	_, err := Run(context.Background(), tiny(t), Options{OnEngine: func(*engine.Engine) (func(), error) { return nil, boom }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestStagePolicies checks the baseline's channels against the engine's
+// overflow policies.
+func TestStagePolicies(t *testing.T) {
+	p := func(b byte) []byte { return []byte{b} }
+	contents := func(s *stage) string {
+		var b []byte
+		for len(s.ch[0]) > 0 {
+			b = append(b, (<-s.ch[0])[0])
+		}
+		return string(b)
+	}
+	cases := []struct {
+		policy  engine.Overflow
+		outside bool
+		want    string
+	}{
+		{engine.DropNewest, true, "ab"},
+		{engine.Reject, true, "ab"},
+		{engine.DropOldest, true, "bc"},
+		{engine.Block, false, "ab"}, // inside the pipeline: dropped, never waits
+	}
+	for _, c := range cases {
+		s := newStage(1, 2, c.policy)
+		for _, b := range []byte("abc") {
+			s.send(0, p(b), c.outside, nil)
+		}
+		if got := contents(s); got != c.want || s.dropped.Load() != 1 {
+			t.Errorf("%v: kept %q, dropped %d; want %q and 1", c.policy, got, s.dropped.Load(), c.want)
+		}
+	}
+	// Block from outside waits for room, or for stop.
+	s := newStage(1, 1, engine.Block)
+	stop := make(chan struct{})
+	s.send(0, p('a'), true, stop)
+	sent := make(chan struct{})
+	go func() {
+		s.send(0, p('b'), true, stop)
+		close(sent)
+	}()
+	select {
+	case <-sent:
+		t.Fatal("block did not wait for room")
+	case <-time.After(20 * time.Millisecond):
+	}
+	<-s.ch[0]
+	<-sent
+	if got := contents(s); got != "b" {
+		t.Fatalf("kept %q", got)
+	}
+	s.send(0, p('c'), true, stop)
+	go func() { close(stop) }()
+	s.send(0, p('d'), true, stop) // full: returns once stop closes
+	if s.dropped.Load() != 1 {
+		t.Fatalf("dropped %d at stop", s.dropped.Load())
+	}
+}
