@@ -1,44 +1,91 @@
-// Command gateway simulates an IoT gateway on the agentloop engine: device
-// agents receive telemetry from simulated devices at a fixed offered rate,
-// keep per-device state, and raise alerts to an alert agent. It prints a
-// line of live figures each second and a summary at the end.
+// Command gateway simulates an IoT gateway on the agentloop engine: the
+// mix of BENCH.md W10, read from a YAML configuration (by default the one
+// embedded in package internal/gateway). Telemetry from simulated devices
+// arrives open loop at a fixed offered rate; device agents keep per-device
+// state and publish feature vectors, feature agents aggregate them,
+// inference agents score batches of aggregates and measure the end-to-end
+// latency, an alert agent takes the alerts. It prints a line of live
+// figures each second and a summary at the end.
 //
-//	go run ./cmd/gateway -devices 10000 -rate 200000 -duration 10s
+//	go run ./cmd/gateway                                   # embedded defaults, 10 s
+//	go run ./cmd/gateway -config gw.yaml -rate 500000 -duration 30s -metrics 127.0.0.1:9464
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"time"
+
+	"github.com/agentloop/agentloop/engine"
+	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/metrics"
 )
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	def := gateway.Default() // the flags' defaults shown by -h are the embedded configuration's
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(out)
-	cfg := defaultConfig()
-	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "number of simulated devices (one agent each)")
-	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "offered telemetry rate, messages per second (open loop)")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run")
-	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "event loops (0: GOMAXPROCS)")
-	fs.IntVar(&cfg.Producers, "producers", cfg.Producers, "goroutines generating telemetry")
-	profileDir := fs.String("profile", "", "profile the run into this directory and write flame.html there")
+	configFile := fs.String("config", "", "YAML configuration `file` (default: the embedded "+gateway.DefaultFile+")")
+	devices := fs.Int("devices", def.Devices(), "number of devices, the instances of the device agent type; overrides the configuration")
+	rate := fs.Int("rate", def.Load.Rate, "offered telemetry rate, messages per second, open loop; overrides the configuration")
+	duration := fs.Duration("duration", def.Load.Duration, "how long to offer the load; overrides the configuration")
+	loops := fs.Int("loops", def.Load.Loops, "event loops, 0 for GOMAXPROCS; overrides the configuration")
+	producers := fs.Int("producers", def.Load.Producers, "goroutines emitting telemetry; overrides the configuration")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while running, e.g. 127.0.0.1:9464")
+	profileDir := fs.String("profile", "", "profile the run into this `directory` and write flame.html there")
 	sampling := fs.Float64("sampling", 0.2, "with -profile: fraction of wall time profiled")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := cfg.validate(); err != nil {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	cfg := def
+	if *configFile != "" {
+		var err error
+		if cfg, err = gateway.LoadFile(*configFile); err != nil {
+			return err
+		}
+	}
+	// Flags given on the command line override the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "devices":
+			cfg.SetDevices(*devices, "-devices")
+		case "rate":
+			cfg.Load.Rate = *rate
+			cfg.SetBy("load.rate", "-rate")
+		case "duration":
+			cfg.Load.Duration = *duration
+			cfg.SetBy("load.duration", "-duration")
+		case "loops":
+			cfg.Load.Loops = *loops
+			cfg.SetBy("load.loops", "-loops")
+		case "producers":
+			cfg.Load.Producers = *producers
+			cfg.SetBy("load.producers", "-producers")
+		}
+	})
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
+
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	var stopProfile func() (string, error)
@@ -48,7 +95,30 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
-	sum, err := simulate(ctx, cfg, out)
+	source := "embedded " + gateway.DefaultFile
+	if *configFile != "" {
+		source = *configFile
+	}
+	fmt.Fprintf(out, "gateway: %s: %d devices, %d feature, %d inference, %d alert agents; %d msgs/s offered for %v\n",
+		source, cfg.Devices(), cfg.Type(gateway.Feature).Instances, cfg.Type(gateway.Inference).Instances,
+		cfg.Type(gateway.Alert).Instances, cfg.Load.Rate, cfg.Load.Duration)
+
+	opts := gateway.Options{Live: out}
+	if *metricsAddr != "" {
+		opts.OnEngine = func(e *engine.Engine) (func(), error) {
+			stopMetrics, addr, err := metrics.Listen(*metricsAddr, e)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(out, "metrics: http://%s%s\n", addr, metrics.Path)
+			return func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = stopMetrics(sctx)
+			}, nil
+		}
+	}
+	sum, err := gateway.Run(ctx, cfg, opts)
 	if stopProfile != nil {
 		html, perr := stopProfile()
 		if perr != nil && err == nil {
@@ -61,6 +131,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sum.print(out)
+	sum.Print(out)
 	return nil
 }
