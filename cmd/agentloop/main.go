@@ -7,6 +7,7 @@
 // Commands:
 //
 //	flame   render a pprof profile as a self-contained HTML flame graph
+//	load    find the highest rate the IoT gateway mix sustains within a p99 target
 //	help    show the commands, or the flags of one command
 //
 // Exit status: 0 on success, 1 when the command fails (unreadable or invalid
@@ -65,6 +66,13 @@ func init() {
 go test -cpuprofile or -memprofile output) and writes a flame graph page that
 needs no network: click to zoom, search, and switch sample type and agent type.`,
 			new: func() command { return new(flameCmd) },
+		},
+		{
+			name:    "load",
+			args:    "[-config FILE] [-duration D] [-start R] [-max R] [-step F] [-p99 D] [-baseline]",
+			summary: "find the highest rate the IoT gateway mix sustains within a p99 target",
+			help:    loadHelp,
+			new:     func() command { return new(loadCmd) },
 		},
 		{
 			name:    "help",

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/agentloop/agentloop/internal/gateway"
+)
+
+// loadHelp is the text of `agentloop help load`.
+const loadHelp = `Load is the open-loop load generator of the IoT gateway mix (BENCH.md W10),
+on the same code as cmd/gateway (package internal/gateway). It searches for
+the highest offered rate the gateway sustains: a run passes when its p99
+end-to-end latency (stamped when a producer hands a telemetry message over,
+measured when an inference agent scores the aggregate it led to) is at most
+-p99 and the achieved rate (telemetry processed per second, drain included)
+is at least -achieved times the offered rate.
+
+The search steps up from -start, multiplying the rate by -step (the last
+step clamped to -max), until a rate fails or -max passes; if -start already
+fails it steps down by the same factor (at most four times). It then bisects
+between the highest pass and the lowest failure, at their geometric
+midpoint, for -rounds rounds. A failing rate is run again -retries times
+and passes if any run passes. Each run lasts -duration plus its drain.
+
+With -baseline the same search runs on the goroutine-per-device baseline,
+and the final table sets the two side by side at their max passing rates.`
+
+// loadCmd is `agentloop load`.
+type loadCmd struct {
+	config          string
+	duration        time.Duration
+	start, max      int
+	step, achieved  float64
+	p99             time.Duration
+	rounds, retries int
+	baseline, quiet bool
+	// Overrides of the configuration, applied only when given.
+	devices, loops, producers          int
+	devicesSet, loopsSet, producersSet bool
+}
+
+func (c *loadCmd) flags(fs *flag.FlagSet) {
+	d := gateway.DefaultSearch
+	fs.StringVar(&c.config, "config", "", "YAML configuration `file` of the mix (default: the embedded "+gateway.DefaultFile+")")
+	fs.DurationVar(&c.duration, "duration", 2*time.Second, "how long each run offers its rate")
+	fs.IntVar(&c.start, "start", d.Start, "first offered `rate`, msgs/s")
+	fs.IntVar(&c.max, "max", d.Max, "highest offered `rate` tried, msgs/s")
+	fs.Float64Var(&c.step, "step", d.Factor, "step-up `factor` between runs (> 1)")
+	fs.DurationVar(&c.p99, "p99", d.P99, "p99 latency target of a passing run")
+	fs.Float64Var(&c.achieved, "achieved", d.MinRatio, "`ratio` of the offered rate a passing run must achieve")
+	fs.IntVar(&c.rounds, "rounds", d.Rounds, "bisection rounds after the first failure")
+	fs.IntVar(&c.retries, "retries", d.Retries, "extra runs of a failing rate before it counts as failed")
+	fs.BoolVar(&c.baseline, "baseline", false, "also search on the goroutine-per-device baseline and compare")
+	fs.BoolVar(&c.quiet, "quiet", false, "print one line per run, without the live lines")
+	fs.Func("devices", "number of devices (default: the configuration's)", intFlag(&c.devices, &c.devicesSet))
+	fs.Func("loops", "event loops, 0 for GOMAXPROCS (default: the configuration's)", intFlag(&c.loops, &c.loopsSet))
+	fs.Func("producers", "goroutines emitting telemetry (default: the configuration's)", intFlag(&c.producers, &c.producersSet))
+}
+
+func intFlag(dst *int, set *bool) func(string) error {
+	return func(s string) error {
+		var n int
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		*dst, *set = n, true
+		return nil
+	}
+}
+
+func (c *loadCmd) run(e *env, args []string) error {
+	if len(args) > 0 {
+		return usagef("load takes no arguments, got %q", args)
+	}
+	cfg := gateway.Default()
+	if c.config != "" {
+		var err error
+		if cfg, err = gateway.LoadFile(c.config); err != nil {
+			return err
+		}
+	}
+	cfg.Load.Duration = c.duration
+	cfg.SetBy("load.duration", "-duration")
+	if c.devicesSet {
+		cfg.SetDevices(c.devices, "-devices")
+	}
+	if c.loopsSet {
+		cfg.Load.Loops = c.loops
+		cfg.SetBy("load.loops", "-loops")
+	}
+	if c.producersSet {
+		cfg.Load.Producers = c.producers
+		cfg.SetBy("load.producers", "-producers")
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	o := gateway.SearchOptions{
+		Start: c.start, Max: c.max, Factor: c.step, P99: c.p99, MinRatio: c.achieved,
+		Rounds: c.rounds, Retries: c.retries,
+	}
+	if err := o.Validate(); err != nil { // before the first run: a bad flag costs nothing
+		return usageError{err}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	fmt.Fprintf(e.stdout, "load: %d devices, %d loops (0: GOMAXPROCS), %d producers, %v per run; pass: p99 ≤ %v and ≥ %.0f%% of the offered rate achieved\n",
+		cfg.Devices(), cfg.Load.Loops, cfg.Load.Producers, cfg.Load.Duration, c.p99, 100*c.achieved)
+
+	systems := []bool{false}
+	if c.baseline {
+		systems = []bool{true, false} // the baseline first: the table reads left to right
+	}
+	results := make(map[bool]gateway.SearchResult)
+	for _, baseline := range systems {
+		name := "agentloop"
+		if baseline {
+			name = "goroutine-per-device baseline"
+		}
+		fmt.Fprintf(e.stdout, "\n%s:\n", name)
+		opts := gateway.Options{Prefix: "      "}
+		if !c.quiet {
+			opts.Live = e.stdout
+		}
+		res, err := gateway.Search(ctx, gateway.RunnerFor(cfg, baseline, opts), o, func(s gateway.Step) {
+			writeStep(e.stdout, s)
+		})
+		if err != nil {
+			return err
+		}
+		results[baseline] = res
+	}
+	fmt.Fprintln(e.stdout)
+	var base *gateway.SearchResult
+	if r, ok := results[true]; ok {
+		base = &r
+	}
+	al := results[false]
+	writeTable(e.stdout, base, &al, c.p99)
+	return nil
+}
+
+func writeStep(w io.Writer, s gateway.Step) {
+	verdict := "FAIL"
+	if s.Pass {
+		verdict = "pass"
+	}
+	retry := ""
+	if s.Attempt > 0 {
+		retry = fmt.Sprintf(" (retry %d)", s.Attempt)
+	}
+	sum := s.Summary
+	fmt.Fprintf(w, "  %-6s %9d msgs/s  %s  achieved %9.0f  p99 %9s  cpu %5.1f%%  dropped %d%s\n",
+		s.Phase, s.Rate, verdict, sum.Achieved, fmtLatency(sum.Latency.P99, sum.Latency.Count), sum.CPU, sum.Dropped, retry)
+}
+
+func fmtLatency(d time.Duration, n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	if d < 10*time.Millisecond {
+		return d.Round(time.Microsecond / 10).String()
+	}
+	return d.Round(10 * time.Microsecond).String()
+}
+
+// writeTable prints the comparison at each system's max passing rate.
+func writeTable(w io.Writer, base, al *gateway.SearchResult, target time.Duration) {
+	col := func(r *gateway.SearchResult, f func(gateway.Summary) string) string {
+		switch {
+		case r == nil:
+			return "not run"
+		case r.MaxRate == 0:
+			return "no rate passed"
+		}
+		return f(r.Best)
+	}
+	rows := []struct {
+		name string
+		f    func(gateway.Summary) string
+	}{
+		{"max offered rate (msg/s)", func(s gateway.Summary) string { return group(int64(s.Offered)) }},
+		{"throughput (msg/s)", func(s gateway.Summary) string { return group(int64(s.Achieved + 0.5)) }},
+		{"p50 latency", func(s gateway.Summary) string { return fmtLatency(s.Latency.P50, s.Latency.Count) }},
+		{"p99 latency", func(s gateway.Summary) string { return fmtLatency(s.Latency.P99, s.Latency.Count) }},
+		{"p999 latency", func(s gateway.Summary) string { return fmtLatency(s.Latency.P999, s.Latency.Count) }},
+		{"CPU %", func(s gateway.Summary) string { return fmt.Sprintf("%.0f %%", s.CPU) }},
+		{"dropped", func(s gateway.Summary) string { return group(int64(s.Dropped)) }},
+	}
+	header := []string{"metric", "goroutine-per-device baseline", "agentloop"}
+	cells := [][]string{header}
+	for _, r := range rows {
+		cells = append(cells, []string{r.name, col(base, r.f), col(al, r.f)})
+	}
+	widths := make([]int, len(header))
+	for _, row := range cells {
+		for i, c := range row {
+			widths[i] = max(widths[i], len([]rune(c)))
+		}
+	}
+	fmt.Fprintf(w, "max rate with p99 ≤ %v:\n\n", target)
+	for i, row := range cells {
+		line := make([]string, len(row))
+		for j, c := range row {
+			pad := strings.Repeat(" ", widths[j]-len([]rune(c)))
+			if j == 0 {
+				line[j] = c + pad
+			} else {
+				line[j] = pad + c
+			}
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(line, " | "))
+		if i == 0 {
+			dashes := make([]string, len(row))
+			for j := range row {
+				dashes[j] = strings.Repeat("-", widths[j])
+			}
+			fmt.Fprintf(w, "|-%s-|\n", strings.Join(dashes, "-|-"))
+		}
+	}
+	if base != nil && base.MaxRate > 0 && al.MaxRate > 0 {
+		fmt.Fprintf(w, "\nagentloop / baseline max rate: %.2f×\n", float64(al.MaxRate)/float64(base.MaxRate))
+	}
+}
+
+// group writes n with thin groups of three digits: 1 210 000.
+func group(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
