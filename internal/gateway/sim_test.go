@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -235,5 +236,37 @@ func TestStagePolicies(t *testing.T) {
 	s.send(0, p('d'), true, stop) // full: returns once stop closes
 	if s.dropped.Load() != 1 {
 		t.Fatalf("dropped %d at stop", s.dropped.Load())
+	}
+}
+
+// TestSteadyStateAllocations checks that no stage allocates per message:
+// the allocations of a run grow with its length by far less than one per
+// message (or per feature vector, one in five here). What remains are the
+// payload slabs (one allocation per 1024 payloads) and, on the engine, the
+// bus's topic cache admitting topics again as they come back after an
+// eviction, now and then.
+func TestSteadyStateAllocations(t *testing.T) {
+	for _, baseline := range []bool{false, true} {
+		measure := func(d time.Duration) (mallocs, msgs uint64) {
+			cfg := tiny(t)
+			cfg.Load.Rate = 50000
+			cfg.Load.Duration = d
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			s, err := RunnerFor(cfg, baseline, Options{})(context.Background(), cfg.Load.Rate)
+			runtime.ReadMemStats(&m1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m1.Mallocs - m0.Mallocs, s.Processed
+		}
+		shortA, shortM := measure(300 * time.Millisecond)
+		longA, longM := measure(900 * time.Millisecond)
+		perMsg := (float64(longA) - float64(shortA)) / (float64(longM) - float64(shortM))
+		t.Logf("baseline %v: %d allocations for %d messages, %d for %d: %.4f per extra message",
+			baseline, shortA, shortM, longA, longM, perMsg)
+		if perMsg > 0.05 {
+			t.Errorf("baseline %v: %.4f allocations per message", baseline, perMsg)
+		}
 	}
 }
