@@ -119,6 +119,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	sum, err := gateway.Run(ctx, cfg, opts)
+	interrupted := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	if interrupted {
+		err = nil // Ctrl-C ends the run early: the summary covers what ran
+	}
 	if stopProfile != nil {
 		html, perr := stopProfile()
 		if perr != nil && err == nil {
@@ -130,6 +134,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if interrupted {
+		fmt.Fprintln(out, "interrupted")
 	}
 	sum.Print(out)
 	return nil

@@ -189,3 +189,22 @@ func TestRunWithProfileWritesFlameGraph(t *testing.T) {
 		t.Fatal("flame.html is not a page")
 	}
 }
+
+// TestRunInterrupted ends a long run early, as Ctrl-C does: the summary
+// covers what ran.
+func TestRunInterrupted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	var out bytes.Buffer
+	start := time.Now()
+	if err := run(ctx, append(small, "-duration", "1h"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("took %v", took)
+	}
+	s := out.String()
+	if !strings.Contains(s, "interrupted\n") || !regexp.MustCompile(`summary \(agentloop\): 1\.\d+s offered`).MatchString(s) {
+		t.Errorf("output:\n%s", s)
+	}
+}

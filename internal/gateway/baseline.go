@@ -311,6 +311,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 	}()
 	b.live(runCtx, opts, done)
 	<-done
+	offeredFor := min(time.Since(b.origin), window) // shorter when ctx ended the run
 
 	// Drain: close each stage once the one before it has finished, so
 	// every queued message is handled, unless the limit passes first: then
@@ -326,7 +327,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 	sum := Summary{
 		System:    "goroutines",
 		Offered:   float64(cfg.Load.Rate),
-		Window:    window,
+		Window:    offeredFor,
 		Elapsed:   elapsed,
 		Drained:   drained,
 		Agents:    b.dev.Instances + b.feat.Instances + b.inf.Instances + b.alert.Instances,

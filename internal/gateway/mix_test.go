@@ -229,7 +229,7 @@ func TestProducerStopsWithContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the producer ignores its context")
 	}
-	if p.backlog == 0 {
-		t.Error("no backlog recorded for an hour cut short")
+	if p.backlog > 1000 {
+		t.Errorf("backlog %d: an hour cut short counts only what was due by then", p.backlog)
 	}
 }

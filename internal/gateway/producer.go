@@ -73,6 +73,8 @@ type sendFunc func(dev, sensor int, payload []byte) error
 // (the machine is saturated) it emits the backlog at once and records how
 // late it was, but never shifts the schedule. It stops at the end of the
 // window even when behind: what was due and not emitted is its backlog.
+// A run ended early by its context counts as backlog only what was due by
+// then.
 type producer struct {
 	index, of        int     // this is producer index of of
 	rate             float64 // messages per second for this producer
@@ -107,6 +109,12 @@ func (p *producer) run(ctx context.Context) {
 	)
 	defer timer.Stop()
 	sched := func(j uint64) time.Duration { return time.Duration(float64(j) / perNs) }
+	// cut records the backlog of a run ended early: what was due by now.
+	cut := func() {
+		if due := min(uint64(float64(time.Since(p.origin))*perNs)+1, total); due > next {
+			p.backlog = due - next
+		}
+	}
 	for {
 		now := time.Since(p.origin)
 		if now >= p.window || next >= total {
@@ -126,7 +134,7 @@ func (p *producer) run(ctx context.Context) {
 				}
 				select {
 				case <-ctx.Done():
-					p.backlog = total - next
+					cut()
 					return
 				default:
 				}
@@ -145,7 +153,7 @@ func (p *producer) run(ctx context.Context) {
 			putTelemetry(payload, stamp, uint32(dev), uint16(sensor), v)
 			if err := p.send(dev, sensor, payload); err != nil {
 				if p.isStopped != nil && p.isStopped(err) {
-					p.backlog = total - next
+					cut()
 					return
 				}
 				p.refused++
@@ -156,7 +164,7 @@ func (p *producer) run(ctx context.Context) {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
-				p.backlog = total - next
+				cut()
 				return
 			case <-timer.C:
 			}

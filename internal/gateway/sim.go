@@ -192,7 +192,8 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 		close(done)
 	}()
 	r.live(runCtx, e, opts, done)
-	<-done // live returns when done closes or ctx ends; producers see runCtx too
+	<-done                                          // live returns when done closes or ctx ends; producers see runCtx too
+	offeredFor := min(time.Since(r.origin), window) // shorter when ctx ended the run
 
 	drainCtx, drainCancel := context.WithTimeout(ctx, drainLimit(window))
 	drained := e.WaitIdle(drainCtx) == nil
@@ -212,7 +213,7 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	sum = Summary{
 		System:  "agentloop",
 		Offered: float64(cfg.Load.Rate),
-		Window:  window,
+		Window:  offeredFor,
 		Elapsed: elapsed,
 		Drained: drained,
 		Agents:  mid.Agents,
