@@ -72,7 +72,8 @@ type sendFunc func(dev, sensor int, payload []byte) error
 // due, then sleeps until the next message is due; when it falls behind
 // (the machine is saturated) it emits the backlog at once and records how
 // late it was, but never shifts the schedule. It stops at the end of the
-// window even when behind: what was due and not emitted is its backlog.
+// window (plus endGrace) even when behind: what was due and not emitted
+// is its backlog.
 // A run ended early by its context counts as backlog only what was due by
 // then.
 type producer struct {
@@ -89,6 +90,11 @@ type producer struct {
 	backlog          uint64        // due within the window but not emitted
 	lag              time.Duration // worst delay of an emission behind its schedule
 }
+
+// endGrace is how long after the window a producer still emits what was
+// due within it: the last sleep overshoots by up to a timer tick (about a
+// millisecond here), and the messages due meanwhile belong to the window.
+const endGrace = 20 * time.Millisecond
 
 // stampEvery is how many messages of a burst share one clock read: a stamp
 // is at most that many emissions old (a few µs), making latency err on the
@@ -117,7 +123,7 @@ func (p *producer) run(ctx context.Context) {
 	}
 	for {
 		now := time.Since(p.origin)
-		if now >= p.window || next >= total {
+		if now >= p.window+endGrace || next >= total {
 			break
 		}
 		due := min(uint64(float64(now)*perNs)+1, total)
@@ -129,7 +135,7 @@ func (p *producer) run(ctx context.Context) {
 		for k := 0; next < due; next, k = next+1, k+1 {
 			if k%stampEvery == 0 { // the first of a burst, and every stampEvery-th
 				stamp = int64(time.Since(p.origin))
-				if time.Duration(stamp) >= p.window {
+				if time.Duration(stamp) >= p.window+endGrace {
 					break
 				}
 				select {
