@@ -21,7 +21,8 @@ import (
 //
 //   - agentloop: Context.Terminate from the handler; OnTerminate marks the
 //     end. impl=agentloop registers the type with engine.Pooled(), as
-//     BENCH.md's target does, impl=agentloop-unpooled without it.
+//     BENCH.md's target does, and its agents implement Reset;
+//     impl=agentloop-unpooled registers it without Pooled.
 //   - channels: a goroutine that handles one message and returns; there is
 //     no name registry, so nothing to register or remove.
 //   - ants: an ants actor with a mailbox of 1 that handles one message;
@@ -86,6 +87,11 @@ func (a *w9Agent) Receive(c *engine.Context, _ engine.Message) {
 }
 
 func (a *w9Agent) OnTerminate(*engine.Context) { a.c.done.Done() }
+
+// Reset lets a pooled type reuse the agent value itself (without it the
+// engine asks the factory for a new one): the agent keeps nothing from
+// one incarnation to the next.
+func (a *w9Agent) Reset() {}
 
 func w9Agentloop(r *runner, pooled bool) {
 	e := r.newEngine()
