@@ -159,11 +159,12 @@ func (b *baseline) publishAlert(p []byte) {
 func (b *baseline) deviceLoop(i int) {
 	defer b.devices.wg.Done()
 	st := newDeviceState(uint32(i), b.dev.FeatureEvery)
-	var sl slab // one goroutine: its own slab
+	// Its own slab, of small blocks: ten thousand goroutines each sending a
+	// vector per FeatureEvery messages would pin 64 KiB blocks apiece.
+	sl := slab{per: deviceSlabPayloads}
 	every, sensors := b.dev.FeatureEvery, b.cfg.Load.Sensors
 	shard := shardOf(b.tp.deviceKeys[i], b.feat.Instances)
 	count, n := &b.processed[i].n, uint64(0)
-	defer func() { count.Store(n) }()
 	for p := range b.devices.ch[i] {
 		if b.abort.Load() {
 			b.discarded.Add(1)
@@ -182,7 +183,11 @@ func (b *baseline) deviceLoop(i int) {
 			b.publishAlert(p)
 		}
 	}
+	count.Store(n)
 }
+
+// deviceSlabPayloads is the block size of a baseline device's slab: 1 KiB.
+const deviceSlabPayloads = 16
 
 func (b *baseline) featureLoop(k int) {
 	defer b.features.wg.Done()

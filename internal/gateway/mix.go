@@ -314,14 +314,21 @@ func indexDot(s string, from int) int {
 // message. A slab belongs to one goroutine (a producer, or a loop).
 type slab struct {
 	block []byte
-	_     [64 - 24]byte // one per cache line: slabs of loops sit side by side
+	// per is the payloads per block; 0 means slabPayloads. Goroutines that
+	// send little and are many (the baseline's devices) take small blocks.
+	per int
+	_   [64 - 32]byte // one per cache line: slabs of loops sit side by side
 }
 
 const slabPayloads = 1024
 
 func (s *slab) next() []byte {
 	if len(s.block) < PayloadSize {
-		s.block = make([]byte, PayloadSize*slabPayloads)
+		per := s.per
+		if per <= 0 {
+			per = slabPayloads
+		}
+		s.block = make([]byte, PayloadSize*per)
 	}
 	p := s.block[:PayloadSize:PayloadSize] // capped: an append cannot reach the next payload
 	s.block = s.block[PayloadSize:]
