@@ -30,7 +30,10 @@ midpoint, for -rounds rounds. A failing rate is run again -retries times
 and passes if any run passes. Each run lasts -duration plus its drain.
 
 With -baseline the same search runs on the goroutine-per-device baseline,
-and the final table sets the two side by side at their max passing rates.`
+and the final table sets the two side by side at their max passing rates.
+With -ingress route the producers hand telemetry to the device agents
+through a topic → agent table, as the baseline does with its channels,
+instead of publishing it on the engine's bus.`
 
 // loadCmd is `agentloop load`.
 type loadCmd struct {
@@ -44,6 +47,8 @@ type loadCmd struct {
 	// Overrides of the configuration, applied only when given.
 	devices, loops, producers          int
 	devicesSet, loopsSet, producersSet bool
+	ingress                            gateway.Ingress
+	ingressSet                         bool
 }
 
 func (c *loadCmd) flags(fs *flag.FlagSet) {
@@ -62,6 +67,14 @@ func (c *loadCmd) flags(fs *flag.FlagSet) {
 	fs.Func("devices", "number of devices (default: the configuration's)", intFlag(&c.devices, &c.devicesSet))
 	fs.Func("loops", "event loops, 0 for GOMAXPROCS (default: the configuration's)", intFlag(&c.loops, &c.loopsSet))
 	fs.Func("producers", "goroutines emitting telemetry (default: the configuration's)", intFlag(&c.producers, &c.producersSet))
+	fs.Func("ingress", "how telemetry enters the engine: publish or route (default: the configuration's)", func(s string) error {
+		in, ok := gateway.ParseIngress(s)
+		if !ok {
+			return fmt.Errorf("%q: want publish or route", s)
+		}
+		c.ingress, c.ingressSet = in, true
+		return nil
+	})
 }
 
 func intFlag(dst *int, set *bool) func(string) error {
@@ -99,6 +112,9 @@ func (c *loadCmd) run(e *env, args []string) error {
 		cfg.Load.Producers = c.producers
 		cfg.SetBy("load.producers", "-producers")
 	}
+	if c.ingressSet {
+		cfg.Load.Ingress = c.ingress
+	}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -112,8 +128,8 @@ func (c *loadCmd) run(e *env, args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	fmt.Fprintf(e.stdout, "load: %d devices, %d loops (0: GOMAXPROCS), %d producers, %v per run; pass: p99 ≤ %v and ≥ %.0f%% of the offered rate achieved\n",
-		cfg.Devices(), cfg.Load.Loops, cfg.Load.Producers, cfg.Load.Duration, c.p99, 100*c.achieved)
+	fmt.Fprintf(e.stdout, "load: %d devices, %d loops (0: GOMAXPROCS), %d producers, ingress %v, %v per run; pass: p99 ≤ %v and ≥ %.0f%% of the offered rate achieved\n",
+		cfg.Devices(), cfg.Load.Loops, cfg.Load.Producers, cfg.Load.Ingress, cfg.Load.Duration, c.p99, 100*c.achieved)
 
 	systems := []bool{false}
 	if c.baseline {

@@ -38,12 +38,12 @@ func writeLoadConfig(t *testing.T, text string) string {
 func TestLoadSmoke(t *testing.T) {
 	cfg := writeLoadConfig(t, loadConfig)
 	code, stdout, stderr := runCLI("load", "-config", cfg, "-duration", "250ms", "-start", "2000", "-max", "8000",
-		"-step", "2", "-p99", "1s", "-achieved", "0.5", "-baseline")
+		"-step", "2", "-p99", "1s", "-achieved", "0.5", "-baseline", "-ingress", "route")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
 	}
 	for _, want := range []string{
-		"load: 40 devices, 2 loops (0: GOMAXPROCS), 2 producers, 250ms per run; pass: p99 ≤ 1s and ≥ 50% of the offered rate achieved",
+		"load: 40 devices, 2 loops (0: GOMAXPROCS), 2 producers, ingress route, 250ms per run; pass: p99 ≤ 1s and ≥ 50% of the offered rate achieved",
 		"goroutine-per-device baseline:\n", "agentloop:\n",
 		"  up          2000 msgs/s  pass", "  up          8000 msgs/s  pass",
 		"max rate with p99 ≤ 1s:",
@@ -112,6 +112,7 @@ func TestLoadBadInput(t *testing.T) {
 		{[]string{"load", "-devices", "x"}, exitUsage, `"x" is not an integer`},
 		{[]string{"load", "-duration", "-1s"}, exitUsage, "-duration: -1s is out of range"},
 		{[]string{"load", "extra"}, exitUsage, "load takes no arguments"},
+		{[]string{"load", "-ingress", "teleport"}, exitUsage, `"teleport": want publish or route`},
 		{[]string{"load", "-config", bad}, exitFailure, bad + ":7: agents[2].batch: 0 is out of range 1..4096"},
 		{[]string{"load", "-config", filepath.Join(t.TempDir(), "none.yaml")}, exitFailure, "no such file"},
 	}

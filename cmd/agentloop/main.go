@@ -69,7 +69,7 @@ needs no network: click to zoom, search, and switch sample type and agent type.`
 		},
 		{
 			name:    "load",
-			args:    "[-config FILE] [-duration D] [-start R] [-max R] [-step F] [-p99 D] [-baseline]",
+			args:    "[-config FILE] [-duration D] [-start R] [-max R] [-step F] [-p99 D] [-ingress publish|route] [-baseline]",
 			summary: "find the highest rate the IoT gateway mix sustains within a p99 target",
 			help:    loadHelp,
 			new:     func() command { return new(loadCmd) },

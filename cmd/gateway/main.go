@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	duration := fs.Duration("duration", def.Load.Duration, "how long to offer the load; overrides the configuration")
 	loops := fs.Int("loops", def.Load.Loops, "event loops, 0 for GOMAXPROCS; overrides the configuration")
 	producers := fs.Int("producers", def.Load.Producers, "goroutines emitting telemetry; overrides the configuration")
+	ingress := fs.String("ingress", def.Load.Ingress.String(), "how telemetry enters the engine: publish (on its topic) or route (a topic → device table, then a direct send); overrides the configuration")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics while running, e.g. 127.0.0.1:9464")
 	profileDir := fs.String("profile", "", "profile the run into this `directory` and write flame.html there")
 	sampling := fs.Float64("sampling", 0.2, "with -profile: fraction of wall time profiled")
@@ -56,6 +57,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 
+	in, ok := gateway.ParseIngress(*ingress)
+	if !ok {
+		return fmt.Errorf("-ingress %q: want publish or route", *ingress)
+	}
 	cfg := def
 	if *configFile != "" {
 		var err error
@@ -80,6 +85,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		case "producers":
 			cfg.Load.Producers = *producers
 			cfg.SetBy("load.producers", "-producers")
+		case "ingress":
+			cfg.Load.Ingress = in
+			cfg.SetBy("load.ingress", "-ingress")
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -99,9 +107,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *configFile != "" {
 		source = *configFile
 	}
-	fmt.Fprintf(out, "gateway: %s: %d devices, %d feature, %d inference, %d alert agents; %d msgs/s offered for %v\n",
+	fmt.Fprintf(out, "gateway: %s: %d devices, %d feature, %d inference, %d alert agents; %d msgs/s offered for %v (ingress %v)\n",
 		source, cfg.Devices(), cfg.Type(gateway.Feature).Instances, cfg.Type(gateway.Inference).Instances,
-		cfg.Type(gateway.Alert).Instances, cfg.Load.Rate, cfg.Load.Duration)
+		cfg.Type(gateway.Alert).Instances, cfg.Load.Rate, cfg.Load.Duration, cfg.Load.Ingress)
 
 	opts := gateway.Options{Live: out}
 	if *metricsAddr != "" {

@@ -32,7 +32,7 @@ func TestRunShortSimulation(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{
-		"embedded default.yaml: 100 devices, 16 feature, 4 inference, 1 alert agents; 20000 msgs/s offered for 1.2s",
+		"embedded default.yaml: 100 devices, 16 feature, 4 inference, 1 alert agents; 20000 msgs/s offered for 1.2s (ingress publish)",
 		"t=   1s", "msgs/s", "p99", "agents    121", "summary (agentloop)", "achieved", "dropped", "latency    p50", "cpu",
 	} {
 		if !strings.Contains(s, want) {
@@ -73,12 +73,12 @@ func TestRunConfigFile(t *testing.T) {
 	if want := path + ": 50 devices, 2 feature, 1 inference, 1 alert agents; 10000 msgs/s offered for 300ms"; !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
-	// A flag overrides the file.
+	// Flags override the file.
 	out.Reset()
-	if err := run(context.Background(), []string{"-config", path, "-rate", "5000", "-duration", "200ms"}, &out); err != nil {
+	if err := run(context.Background(), []string{"-config", path, "-rate", "5000", "-duration", "200ms", "-ingress", "route"}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if want := "5000 msgs/s offered for 200ms"; !strings.Contains(out.String(), want) {
+	if want := "5000 msgs/s offered for 200ms (ingress route)"; !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 }
@@ -94,6 +94,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"-duration", "0s"}, "-duration: 0s is out of range"},
 		{[]string{"-loops", "-1"}, "-loops: -1 is out of range 0..1024"},
 		{[]string{"-producers", "0"}, "-producers: 0 is out of range 1..256"},
+		{[]string{"-ingress", "teleport"}, `-ingress "teleport": want publish or route`},
 		{[]string{"-nope"}, "flag provided but not defined"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"-config", filepath.Join(t.TempDir(), "missing.yaml")}, "no such file"},

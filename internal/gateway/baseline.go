@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +17,8 @@ import (
 // reject: the new message is dropped; drop-oldest: the oldest is taken out
 // to make room; block: producers wait, goroutines inside the pipeline drop,
 // as engine handlers get ErrMailboxFull). Producers route each topic to its
-// device with a map lookup, as the engine routes it through its
-// subscriptions; the stages do the same work on the same payloads, the
+// device with a map lookup (the table of ingress route), where the engine
+// routes it through its subscriptions or that same table; the stages do the same work on the same payloads, the
 // inference goroutines take batches of up to the type's batch size and
 // measure the same latency. Priorities have no equivalent: the Go scheduler
 // treats every goroutine alike.
@@ -115,10 +114,7 @@ type paddedCount struct {
 func newBaseline(cfg *Config) *baseline {
 	b := &baseline{cfg: cfg, tp: newTopics(cfg), model: newModel()}
 	b.dev, b.feat, b.inf, b.alert = cfg.Type(Device), cfg.Type(Feature), cfg.Type(Inference), cfg.Type(Alert)
-	b.route = make(map[string]int32, len(b.tp.telemetry))
-	for i, t := range b.tp.telemetry {
-		b.route[t] = int32(i / cfg.Load.Sensors)
-	}
+	b.route = routeTable(b.tp)
 	b.devices = newStage(b.dev.Instances, b.dev.Mailbox, b.dev.Overflow)
 	b.features = newStage(b.feat.Instances, b.feat.Mailbox, b.feat.Overflow)
 	b.infers = newStage(b.inf.Instances, b.inf.Mailbox, b.inf.Overflow)
@@ -280,6 +276,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 	stop := make(chan struct{})
 	var once sync.Once
 	endWindow := func() { once.Do(func() { close(stop) }) }
+	settle()
 	b.origin = time.Now()
 	b.start()
 	cpu0 := CPUTime()
@@ -296,7 +293,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 			send: func(dev, sensor int, payload []byte) error {
 				d, ok := b.route[b.tp.telemetry[dev*cfg.Load.Sensors+sensor]]
 				if !ok {
-					return errors.New("no route")
+					return errNoRoute
 				}
 				b.devices.send(int(d), payload, true, stop)
 				return nil

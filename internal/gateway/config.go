@@ -145,6 +145,41 @@ type Load struct {
 	Producers int           // goroutines emitting telemetry; each offers Rate/Producers
 	Loops     int           // engine event loops; 0 means GOMAXPROCS
 	Sensors   int           // sensors per device: topics telemetry.<device>.s0 ..
+	Ingress   Ingress       // how telemetry enters the engine
+}
+
+// Ingress is how producers hand telemetry to the engine.
+type Ingress uint8
+
+const (
+	// Publish publishes each message on its topic from outside
+	// (Engine.Publish): the bus matches the topic against the
+	// subscriptions and finds the device agent, as a gateway that knows
+	// nothing of its devices would.
+	Publish Ingress = iota
+	// Route looks the topic up in a table built once (topic → device
+	// agent) and sends to the agent (Ref.Send), as the goroutine baseline
+	// looks up its channel: the bus is not on the telemetry path.
+	Route
+)
+
+var ingressNames = [...]string{Publish: "publish", Route: "route"}
+
+func (i Ingress) String() string {
+	if int(i) < len(ingressNames) {
+		return ingressNames[i]
+	}
+	return fmt.Sprintf("Ingress(%d)", uint8(i))
+}
+
+// ParseIngress returns the ingress named s ("publish" or "route").
+func ParseIngress(s string) (Ingress, bool) {
+	for i, n := range ingressNames {
+		if n == s {
+			return Ingress(i), true
+		}
+	}
+	return 0, false
 }
 
 // AgentType is one agent type of the mix.
@@ -293,6 +328,9 @@ func (v *validator) validate() {
 	v.intRange("load.producers", l.Producers, 1, MaxProducers)
 	v.intRange("load.loops", l.Loops, 0, MaxLoops)
 	v.intRange("load.sensors", l.Sensors, 1, MaxSensors)
+	if int(l.Ingress) >= len(ingressNames) {
+		v.fault("load.ingress", "unknown ingress %v: want publish or route", l.Ingress)
+	}
 
 	if len(c.Agents) == 0 {
 		v.fault("agents", "empty: want one agent type of each kind (device, feature, inference, alert)")

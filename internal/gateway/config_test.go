@@ -21,7 +21,7 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("File = %q", cfg.File)
 	}
 	l := cfg.Load
-	if l.Rate != 200000 || l.Duration != 10*time.Second || l.Producers != 2 || l.Loops != 0 || l.Sensors != 4 {
+	if l.Rate != 200000 || l.Duration != 10*time.Second || l.Producers != 2 || l.Loops != 0 || l.Sensors != 4 || l.Ingress != Publish {
 		t.Errorf("load = %+v", l)
 	}
 	want := []AgentType{
@@ -54,7 +54,7 @@ func TestDefaultConfig(t *testing.T) {
 // checks what the omitted fields become.
 func TestDefaultsOfOptionalFields(t *testing.T) {
 	cfg := mustLoad(t, "testdata/valid_small.yaml")
-	if l := cfg.Load; l.Duration != DefaultDuration || l.Producers != DefaultProducers || l.Sensors != DefaultSensors || l.Loops != 0 {
+	if l := cfg.Load; l.Duration != DefaultDuration || l.Producers != DefaultProducers || l.Sensors != DefaultSensors || l.Loops != 0 || l.Ingress != Publish {
 		t.Errorf("load = %+v", l)
 	}
 	dev := cfg.Type(Device)
@@ -90,6 +90,7 @@ func TestInvalidConfigs(t *testing.T) {
 	}{
 		{"agent_not_mapping", 18, "agents[3]", "want a mapping of name, kind, instances, priority, mailbox, overflow, batch, feature_every, subscribe, got \"alert\""},
 		{"bad_duration", 3, "load.duration", "\"ten\" is not a duration (want a number with a unit: 10s, 500ms)"},
+		{"bad_ingress", 3, "load.ingress", "unknown ingress \"teleport\": want publish or route"},
 		{"bad_name", 18, "agents[3].name", "\"my alert\" has characters other than letters, digits, '-' and '_'"},
 		{"bad_overflow", 7, "agents[0].overflow", "unknown overflow policy \"drop-random\": want drop-newest, drop-oldest, reject or block"},
 		{"bad_pattern", 7, "agents[0].subscribe[0]", "messaging: invalid pattern: \"telemetry.**\": wildcard inside a token"},
@@ -134,13 +135,13 @@ func TestInvalidConfigs(t *testing.T) {
 		{"two_documents", 23, "", "a second YAML document: want one"},
 		{"unknown_field", 7, "agents[0].colour", "unknown field (known: name, kind, instances, priority, mailbox, overflow, batch, feature_every, subscribe)"},
 		{"unknown_kind", 19, "agents[3].kind", "unknown kind \"siren\": want device, feature, inference or alert"},
-		{"unknown_load_field", 3, "load.burst", "unknown field (known: rate, duration, producers, loops, sensors)"},
+		{"unknown_load_field", 3, "load.burst", "unknown field (known: rate, duration, producers, loops, sensors, ingress)"},
 		{"unknown_top", 1, "laod", "unknown field (known: load, agents)"},
 		{"wrong_type_agents", 3, "agents", "want a list of agent types, got \"device\""},
 		{"wrong_type_float", 2, "load.rate", "want an integer, got \"1000.5\""},
 		{"wrong_type_int", 11, "agents[1].mailbox", "want an integer, got \"big\""},
 		{"wrong_type_list", 7, "agents[0].subscribe", "want a list of topic patterns, got \"telemetry.*.*\""},
-		{"wrong_type_load", 1, "load", "want a mapping of rate, duration, producers, loops, sensors, got \"1000\""},
+		{"wrong_type_load", 1, "load", "want a mapping of rate, duration, producers, loops, sensors, ingress, got \"1000\""},
 		{"wrong_type_name", 8, "agents[1].name", "want a string, got a list"},
 		{"zero_instances", 10, "agents[1].instances", "0 is out of range 1..10000"},
 		{"zero_producers", 3, "load.producers", "0 is out of range 1..256"},

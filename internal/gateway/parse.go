@@ -331,7 +331,7 @@ func (d *decoder) top(root *yaml.Node) {
 
 func (d *decoder) load(n *yaml.Node) {
 	const path = "load"
-	fields, ok := d.mapping(n, path, "rate", "duration", "producers", "loops", "sensors")
+	fields, ok := d.mapping(n, path, "rate", "duration", "producers", "loops", "sensors", "ingress")
 	if !ok {
 		d.missing["load.rate"] = true
 		return
@@ -349,6 +349,13 @@ func (d *decoder) load(n *yaml.Node) {
 	}{{"producers", &l.Producers}, {"loops", &l.Loops}, {"sensors", &l.Sensors}} {
 		if f, ok := fields[o.name]; ok {
 			d.integer(f.val, "load."+o.name, o.dst)
+		}
+	}
+	if f, ok := fields["ingress"]; ok {
+		if s, ok := d.word(f.val, "load.ingress"); ok {
+			if l.Ingress, ok = ParseIngress(s); !ok {
+				d.fault(deref(f.val), "load.ingress", "unknown ingress %q: want publish or route", s)
+			}
 		}
 	}
 }

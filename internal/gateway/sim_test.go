@@ -111,6 +111,16 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunIngressRoute(t *testing.T) {
+	cfg := tiny(t)
+	cfg.Load.Ingress = Route
+	s, err := Run(context.Background(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSummary(t, cfg, s)
+}
+
 func TestRunBaseline(t *testing.T) {
 	cfg := tiny(t)
 	var live bytes.Buffer
