@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math/bits"
+	"runtime"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ type typeCounters struct {
 	dirty                                  bool
 	hist                                   handlerHist
 	hchanged                               uint32 // bit i: hist.buckets[i] moved since publish
+	lastPer                                int64  // handler ns per message of the last timed run
 
 	// published
 	pReceived, pProcessed, pDropped, pRestarts atomic.Uint64
@@ -77,7 +79,9 @@ func (tc *typeCounters) observe(elapsed int64, n int) {
 // publish stores what changed. An atomic store is an exchange on amd64,
 // while a load is a plain read: comparing first keeps a publish that
 // follows a single message down to the two counters it moved.
-func (tc *typeCounters) publish() {
+// publish stores the counters, and with full the histogram too; it reports
+// whether a histogram change is still unpublished (tc stays dirty).
+func (tc *typeCounters) publish(full bool) (pending bool) {
 	storeIfChanged(&tc.pReceived, tc.received)
 	storeIfChanged(&tc.pProcessed, tc.processed)
 	storeIfChanged(&tc.pDropped, tc.dropped)
@@ -86,6 +90,9 @@ func (tc *typeCounters) publish() {
 		tc.pQueued.Store(tc.queued)
 	}
 	if m := tc.hchanged; m != 0 {
+		if !full {
+			return true
+		}
 		for ; m != 0; m &= m - 1 {
 			i := bits.TrailingZeros32(m)
 			tc.pBuckets[i].Store(tc.hist.buckets[i])
@@ -94,6 +101,7 @@ func (tc *typeCounters) publish() {
 		tc.hchanged = 0
 	}
 	tc.dirty = false
+	return false
 }
 
 // storeIfChanged is for counters with a single writer.
@@ -125,7 +133,9 @@ func (c *Counts) add(o Counts) {
 
 // HandlerStats is a histogram of handler time per message. The loop reads
 // the clock once per run of an agent (up to a quantum of messages, or one
-// batch), so each message of a run counts with the run's mean. Bucket i
+// batch), so each message of a run counts with the run's mean. A loop with
+// a single runnable agent reads it on one turn in eight, and counts the
+// messages of the other turns with the type's last measured mean. Bucket i
 // holds the messages of at most HandlerBucketBound(i); buckets are not
 // cumulative.
 type HandlerStats struct {
@@ -167,6 +177,36 @@ type LoopStats struct {
 	Types []TypeStats // per type on this loop, sorted by type name
 }
 
+// statsWait bounds how long Stats waits for the loops' full publish.
+const statsWait = 5 * time.Millisecond
+
+func (e *Engine) refreshStats() {
+	if !e.started.Load() || e.state.Load() == stateStopped {
+		return
+	}
+	for _, l := range e.loops {
+		if l.stale.Load() { // a loop that published fully since its last turn is left asleep
+			l.fullWanted.Store(true)
+			l.wake()
+		}
+	}
+	var deadline time.Time
+	for _, l := range e.loops {
+		for i := 0; l.fullWanted.Load() && !l.sealed.Load(); i++ {
+			if i < 64 {
+				runtime.Gosched()
+				continue
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(statsWait)
+			} else if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
 // Stats is a snapshot of the engine's counters. Figures are published by
 // each loop once per turn, so a snapshot taken while loops are busy may lag
 // by one turn.
@@ -179,8 +219,12 @@ type Stats struct {
 	Counts                  // totals over all loops
 }
 
-// Stats returns a snapshot. Concurrency-safe.
+// Stats returns a snapshot. Concurrency-safe. It first asks every running
+// loop to publish its histograms, busy time and scheduler counters, and
+// waits up to statsWait for them; a loop that is stuck in a handler is
+// reported as it last published.
 func (e *Engine) Stats() Stats {
+	e.refreshStats()
 	s := Stats{
 		Agents:      e.registry.count(),
 		DeadLetters: e.deadLetters.Load(),
