@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentloop/agentloop/internal/gateway"
@@ -29,8 +31,10 @@ between the highest pass and the lowest failure, at their geometric
 midpoint, for -rounds rounds. A failing rate is run again -retries times
 and passes if any run passes. Each run lasts -duration plus its drain.
 
-With -baseline the same search runs on the goroutine-per-device baseline,
-and the final table sets the two side by side at their max passing rates.
+With -baseline the same search runs on the goroutine-per-device baseline at
+the same time, the two searches taking turns run by run so that a shared
+machine's drift weighs on both alike, and the final table sets the two side
+by side at their max passing rates.
 With -ingress route the producers hand telemetry to the device agents
 through a topic → agent table, as the baseline does with its channels,
 instead of publishing it on the engine's bus.`
@@ -133,26 +137,47 @@ func (c *loadCmd) run(e *env, args []string) error {
 
 	systems := []bool{false}
 	if c.baseline {
-		systems = []bool{true, false} // the baseline first: the table reads left to right
+		// The two searches run side by side, their runs alternating, so
+		// that drift in a shared machine's speed over the minutes of a
+		// search weighs on both alike and their ratio means something.
+		systems = []bool{true, false}
+		fmt.Fprintf(e.stdout, "searching both systems, their runs alternating\n")
 	}
-	results := make(map[bool]gateway.SearchResult)
-	for _, baseline := range systems {
+	var (
+		mu      sync.Mutex // serialises output and results
+		results = make(map[bool]gateway.SearchResult)
+		wg      sync.WaitGroup
+		errs    = make([]error, len(systems))
+		turn    = make(chan struct{}, 1) // the token a run holds: one run at a time
+	)
+	turn <- struct{}{}
+	out := &lockedWriter{mu: &mu, w: e.stdout}
+	for i, baseline := range systems {
 		name := "agentloop"
 		if baseline {
-			name = "goroutine-per-device baseline"
+			name = "baseline"
 		}
-		fmt.Fprintf(e.stdout, "\n%s:\n", name)
-		opts := gateway.Options{Prefix: "      "}
+		opts := gateway.Options{Prefix: fmt.Sprintf("  %-9s   ", name)}
 		if !c.quiet {
-			opts.Live = e.stdout
+			opts.Live = out
 		}
-		res, err := gateway.Search(ctx, gateway.RunnerFor(cfg, baseline, opts), o, func(s gateway.Step) {
-			writeStep(e.stdout, s)
-		})
-		if err != nil {
-			return err
-		}
-		results[baseline] = res
+		run := gateway.RunnerFor(cfg, baseline, opts)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := gateway.Search(ctx, takeTurns(turn, run), o, func(s gateway.Step) {
+				mu.Lock()
+				writeStep(e.stdout, name, s)
+				mu.Unlock()
+			})
+			mu.Lock()
+			results[baseline], errs[i] = res, err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	fmt.Fprintln(e.stdout)
 	var base *gateway.SearchResult
@@ -164,7 +189,35 @@ func (c *loadCmd) run(e *env, args []string) error {
 	return nil
 }
 
-func writeStep(w io.Writer, s gateway.Step) {
+// takeTurns makes run wait for the token before each run and hand it on
+// after: goroutines waiting on a channel are served in order, so two
+// searches sharing the token alternate their runs.
+func takeTurns(token chan struct{}, run gateway.Runner) gateway.Runner {
+	return func(ctx context.Context, rate int) (gateway.Summary, error) {
+		select {
+		case <-token:
+		case <-ctx.Done():
+			return gateway.Summary{}, ctx.Err()
+		}
+		defer func() { token <- struct{}{} }()
+		return run(ctx, rate)
+	}
+}
+
+// lockedWriter serialises the live lines of the two searches with their
+// step lines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func writeStep(w io.Writer, system string, s gateway.Step) {
 	verdict := "FAIL"
 	if s.Pass {
 		verdict = "pass"
@@ -174,8 +227,8 @@ func writeStep(w io.Writer, s gateway.Step) {
 		retry = fmt.Sprintf(" (retry %d)", s.Attempt)
 	}
 	sum := s.Summary
-	fmt.Fprintf(w, "  %-6s %9d msgs/s  %s  achieved %9.0f  p99 %9s  cpu %5.1f%%  dropped %d%s\n",
-		s.Phase, s.Rate, verdict, sum.Achieved, fmtLatency(sum.Latency.P99, sum.Latency.Count), sum.CPU, sum.Dropped, retry)
+	fmt.Fprintf(w, "  %-9s %-6s %9d msgs/s  %s  achieved %9.0f  p99 %9s  cpu %5.1f%%  dropped %d%s\n",
+		system, s.Phase, s.Rate, verdict, sum.Achieved, fmtLatency(sum.Latency.P99, sum.Latency.Count), sum.CPU, sum.Dropped, retry)
 }
 
 func fmtLatency(d time.Duration, n int64) string {

@@ -44,13 +44,28 @@ func TestLoadSmoke(t *testing.T) {
 	}
 	for _, want := range []string{
 		"load: 40 devices, 2 loops (0: GOMAXPROCS), 2 producers, ingress route, 250ms per run; pass: p99 ≤ 1s and ≥ 50% of the offered rate achieved",
-		"goroutine-per-device baseline:\n", "agentloop:\n",
-		"  up          2000 msgs/s  pass", "  up          8000 msgs/s  pass",
+		"searching both systems, their runs alternating\n",
+		"  baseline  up          2000 msgs/s  pass", "  baseline  up          8000 msgs/s  pass",
+		"  agentloop up          2000 msgs/s  pass", "  agentloop up          8000 msgs/s  pass",
 		"max rate with p99 ≤ 1s:",
 		"agentloop / baseline max rate: 1.00×",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	// The two searches take turns: three runs each, alternating.
+	var order []string
+	for _, m := range regexp.MustCompile(`(?m)^  (baseline|agentloop) +up `).FindAllStringSubmatch(stdout, -1) {
+		order = append(order, m[1])
+	}
+	if len(order) != 6 {
+		t.Fatalf("%d runs, want 6:\n%s", len(order), stdout)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i] == order[i-1] {
+			t.Errorf("runs do not alternate: %v", order)
+			break
 		}
 	}
 	table := stdout[strings.Index(stdout, "| metric"):]
@@ -87,11 +102,11 @@ func TestLoadLiveLines(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
 		}
-		live := regexp.MustCompile(`(?m)^      t=   1s +\d+ msgs/s  p99 .* agents +44 `).MatchString(stdout)
+		live := regexp.MustCompile(`(?m)^  agentloop   t=   1s +\d+ msgs/s  p99 .* agents +44 `).MatchString(stdout)
 		if live == quiet {
 			t.Errorf("quiet %v, live line printed %v:\n%s", quiet, live, stdout)
 		}
-		if strings.Contains(stdout, "baseline:") || !regexp.MustCompile(`\| +not run \|`).MatchString(stdout) {
+		if strings.Contains(stdout, "  baseline ") || !regexp.MustCompile(`\| +not run \|`).MatchString(stdout) {
 			t.Errorf("the baseline ran or its column is not marked:\n%s", stdout)
 		}
 	}
