@@ -154,6 +154,24 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 			_ = e.Stop(context.Background(), engine.Immediate())
 		}
 	}()
+	send := func(dev, sensor int, payload []byte) error {
+		return e.Publish(r.tp.telemetry[dev*cfg.Load.Sensors+sensor], payload)
+	}
+	if cfg.Load.Ingress == Route {
+		route, refs, err := r.routes(e)
+		if err != nil {
+			return Summary{}, err
+		}
+		send = func(dev, sensor int, payload []byte) error {
+			d, ok := route[r.tp.telemetry[dev*cfg.Load.Sensors+sensor]]
+			if !ok {
+				return errNoRoute
+			}
+			return refs[d].Send(payload)
+		}
+	}
+	// Nothing fails from here on but the engine's Stop: the hook's stop
+	// function always runs.
 	stopHook := func() {}
 	if opts.OnEngine != nil {
 		s, err := opts.OnEngine(e)
@@ -171,22 +189,6 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	settle()
 	r.origin = time.Now()
 	cpu0 := CPUTime()
-	send := func(dev, sensor int, payload []byte) error {
-		return e.Publish(r.tp.telemetry[dev*cfg.Load.Sensors+sensor], payload)
-	}
-	if cfg.Load.Ingress == Route {
-		route, refs, err := r.routes(e)
-		if err != nil {
-			return Summary{}, err
-		}
-		send = func(dev, sensor int, payload []byte) error {
-			d, ok := route[r.tp.telemetry[dev*cfg.Load.Sensors+sensor]]
-			if !ok {
-				return errNoRoute
-			}
-			return refs[d].Send(payload)
-		}
-	}
 	prods := make([]*producer, cfg.Load.Producers)
 	var wg sync.WaitGroup
 	for i := range prods {
@@ -209,7 +211,8 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 		close(done)
 	}()
 	r.live(runCtx, e, opts, done)
-	<-done                                          // live returns when done closes or ctx ends; producers see runCtx too
+	// live returns when done closes or ctx ends; producers see runCtx too.
+	<-done
 	offeredFor := min(time.Since(r.origin), window) // shorter when ctx ended the run
 
 	drainCtx, drainCancel := context.WithTimeout(ctx, drainLimit(window))
