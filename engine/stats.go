@@ -207,9 +207,12 @@ func (e *Engine) refreshStats() {
 	}
 }
 
-// Stats is a snapshot of the engine's counters. Figures are published by
-// each loop once per turn, so a snapshot taken while loops are busy may lag
-// by one turn.
+// Stats is a snapshot of the engine's counters. Message counts are
+// published by each loop every 64 turns and before it parks; handler
+// histograms, busy time and scheduler counters every 64 turns and on
+// request by Engine.Stats. A snapshot of busy loops may lag by up to 64
+// turns, and the histograms and busy time may be a few turns behind the
+// counts.
 type Stats struct {
 	Agents      int // live agents
 	DeadLetters uint64
