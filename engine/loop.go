@@ -710,13 +710,17 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 		c.a = nil
 	}()
 	obs := l.e.plugins.Load().onMessage
+	var id AgentID
+	if len(obs) > 0 {
+		id = a.ident()
+	}
 	impl := a.impl
 	var m Message
 	for n < max && a.mb.pop(&m) {
 		n++
 		bytes += int64(len(m.Payload))
 		for _, p := range obs {
-			l.e.observe(p, a.ident(), &m)
+			l.e.observe(p, id, &m)
 		}
 		if m.x == nil {
 			impl.Receive(c, m)

@@ -238,9 +238,15 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 func (l *loop) runReply(env *envelope) {
 	rq := env.msg.req()
 	rq.timeout.Stop()
-	a := rq.from
-	if a.gen.Load() != rq.fromGen || a.lc.State() == lifecycle.Terminated {
-		return // the requester is gone
+	l.runCallback(rq.from, rq.fromGen, "Request callback", rq.then, rq.res, rq.err)
+}
+
+// runCallback calls then(c, res, err) as agent a, if incarnation gen still
+// runs: the outcome of a request or of Context.Go. A panic in then is
+// handled like one in Receive (restart or terminate).
+func (l *loop) runCallback(a *agent, gen uint32, hook string, then func(*Context, []byte, error), res []byte, err error) {
+	if a.gen.Load() != gen || a.lc.State() == lifecycle.Terminated {
+		return // the agent is gone: nobody to tell
 	}
 	c := &l.ctx
 	prev := c.a
@@ -248,10 +254,10 @@ func (l *loop) runReply(env *envelope) {
 	defer func() {
 		c.a = prev
 		if r := recover(); r != nil {
-			l.recovered(a, "Request callback", r, debug.Stack())
+			l.recovered(a, hook, r, debug.Stack())
 		}
 	}()
-	rq.then(c, rq.res, rq.err)
+	then(c, res, err)
 }
 
 // requestDone finishes a request whose handler returned: without a reply

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 
-	"github.com/agentloop/agentloop/lifecycle"
 	"github.com/agentloop/agentloop/pool"
 )
 
@@ -60,7 +58,7 @@ func (c *Context) Go(work func() ([]byte, error), then func(c *Context, result [
 	}
 	a, gen, l := c.a, c.a.gen.Load(), c.l
 	err = w.Submit(work, func(res []byte, err error) {
-		l.post(&envelope{op: opFunc, fn: func() { l.runThen(a, gen, then, res, err) }})
+		l.post(&envelope{op: opFunc, fn: func() { l.runCallback(a, gen, "Go callback", then, res, err) }})
 	})
 	switch {
 	case err == nil:
@@ -99,21 +97,4 @@ func (e *Engine) closeWorkers(ctx context.Context) error {
 		return nil
 	}
 	return w.Close(ctx)
-}
-
-// runThen delivers the result of a Go call to its agent, if it still runs.
-func (l *loop) runThen(a *agent, gen uint32, then func(*Context, []byte, error), res []byte, err error) {
-	if a.gen.Load() != gen || a.lc.State() == lifecycle.Terminated {
-		return // the agent is gone: nobody to tell
-	}
-	c := &l.ctx
-	prev := c.a
-	c.a = a
-	defer func() {
-		c.a = prev
-		if r := recover(); r != nil {
-			l.recovered(a, "Go callback", r, debug.Stack())
-		}
-	}()
-	then(c, res, err)
 }
