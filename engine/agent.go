@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"sync/atomic"
 	"unsafe"
 
@@ -115,12 +117,28 @@ func (r Ref) State() lifecycle.State {
 
 // Send delivers payload to the agent from outside the engine. It is safe
 // from any goroutine. Inside a handler use Context.Send, which skips the
-// inbox when both agents share a loop.
+// inbox when both agents share a loop. With a full Block mailbox Send
+// waits for room until the agent terminates or the engine stops;
+// SendContext bounds the wait.
 func (r Ref) Send(payload []byte) error {
 	if r.a == nil {
 		return ErrUnknownAgent
 	}
-	return r.a.loop.e.sendExternal(r, Message{Payload: payload})
+	return r.a.loop.e.sendExternal(nil, r, Message{Payload: payload})
+}
+
+// SendContext is Send with a context: while a full Block mailbox makes it
+// wait for room, it gives up when ctx ends and returns an error matching
+// both ErrMailboxFull and ctx.Err(); the message is then not sent. With
+// the other policies it never waits. Safe from any goroutine.
+func (r Ref) SendContext(ctx context.Context, payload []byte) error {
+	if r.a == nil {
+		return ErrUnknownAgent
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("engine: send to %s: %w", r.ID(), err)
+	}
+	return r.a.loop.e.sendExternal(ctx, r, Message{Payload: payload})
 }
 
 // agent is the engine's record of one agent. Fields marked "loop" are owned
@@ -161,12 +179,13 @@ type agent struct {
 	tc          *typeCounters // loop: this type's counters on this loop
 	windowStart int64         // loop: unix nanos when the restart window opened
 	se          *schedEntry   // loop: the runnable-queue entry, allocated on first schedule
+	cause       error         // loop: why this incarnation ended, unless asked to (Init failed, panics, Stop)
 	terminating bool          // loop: the loop has processed the terminate request
 	drainOnStop bool          // loop: deliver the mailbox before terminating
 	started     bool          // loop: Init ran; the agent is on the loop's list
 	scheduled   bool          // loop: in the runnable queue
 	batcher     bool          // loop: impl is a BatchReceiver
-	_           [19]byte
+	_           [3]byte
 
 	// Line 2: written by the loop per message.
 	mb         mailbox // loop: the mailbox, allocated on first message
@@ -209,6 +228,17 @@ func (a *agent) setImpl(x Agent) {
 func (a *agent) ident() AgentID { return a.idAt(a.gen.Load()) }
 
 func (a *agent) ref() Ref { return Ref{a: a, gen: a.gen.Load()} }
+
+// endReason is the dead-letter reason of a message that reached
+// incarnation gen after it ended: why it ended when the loop knows (its
+// Init failed, it panicked past its budget, the engine stopped), else
+// ErrTerminated. Loop only.
+func (a *agent) endReason(gen uint32) error {
+	if a.gen.Load() == gen && a.cause != nil {
+		return a.cause
+	}
+	return ErrTerminated
+}
 
 // live reports whether incarnation gen of a still takes messages on its
 // loop. Loop only (terminating is loop-owned).

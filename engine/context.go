@@ -3,8 +3,6 @@ package engine
 import (
 	"fmt"
 	"time"
-
-	"github.com/agentloop/agentloop/lifecycle"
 )
 
 // Context is an agent's handle on the engine while one of its handlers or
@@ -16,6 +14,7 @@ type Context struct {
 	a *agent
 
 	rq       *request // the request being handled, if any
+	rqInc    uint64   // the incarnation of rq this handler answers
 	answered bool     // rq was replied to or handed to a ReplyHandle
 }
 
@@ -60,33 +59,30 @@ func (c *Context) send(to Ref, m Message) error {
 	if a == nil {
 		return ErrUnknownAgent
 	}
-	pol := a.typ.cfg.overflow
-	if a.loop == c.l {
-		if !a.live(to.gen) {
-			return fmt.Errorf("%w: send to %s", ErrTerminated, a.ident())
-		}
-		if (pol == Reject || pol == Block) && !a.reserve() {
-			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)
-		}
-		c.l.push(a, &m, true)
-		return nil
-	}
-	if a.gen.Load() != to.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
+	if !a.admits(to.gen) || (a.loop == c.l && a.terminating) {
 		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(to.gen))
 	}
-	if (pol == Reject || pol == Block) && !a.reserve() {
-		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)
+	if pol := a.typ.cfg.overflow; (pol == Reject || pol == Block) && !a.reserve() {
+		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(to.gen), a.typ.cfg.capacity)
+	}
+	if a.loop == c.l {
+		c.l.push(a, &m, true)
+		return nil
 	}
 	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
 	return nil
 }
 
 // Terminate ends the running agent after the current handler returns and
-// its already-queued messages are handled.
+// its already-queued messages are handled: from the call on, new sends to
+// it are refused with ErrTerminated, and its OnTerminate hook runs later
+// on its loop, never inside the handler that called Terminate.
 func (c *Context) Terminate() {
 	a := c.a
 	if a.stopReq.CompareAndSwap(false, true) {
-		c.l.terminate(a, a.gen.Load())
+		// The ready deque runs on a later pass of the loop, after this
+		// handler (and the run it belongs to) has returned.
+		c.l.ready.PushBack(envelope{a: a, gen: a.gen.Load(), op: opTerminate})
 	}
 }
 

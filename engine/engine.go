@@ -41,9 +41,9 @@ type Engine struct {
 	stopCh   chan struct{}
 	idleCh   chan struct{}
 
-	stopOnce sync.Once
-	stopDone chan struct{}
-	stopErr  error
+	stopClaimed atomic.Bool // the first Stop call runs the stop
+	stopDone    chan struct{}
+	stopErr     error // written before stopDone is closed
 
 	loopsWG    sync.WaitGroup
 	shutdownWG sync.WaitGroup
@@ -64,6 +64,7 @@ type Engine struct {
 	// idleWaiters counts WaitIdle callers; while positive, parking loops
 	// signal idleCh as they do while stopping.
 	idleWaiters atomic.Int32
+	goActive    atomic.Int64 // Context.Go work not yet handed back to its loop
 }
 
 // now is the engine clock in unix nanoseconds.
@@ -334,13 +335,29 @@ func (e *Engine) Lookup(id AgentID) (Ref, error) {
 // Send delivers payload to the agent id from outside the engine, spawning
 // it first when its type is registered and it does not exist (a virtual
 // actor). Concurrency-safe. The payload is not copied: do not modify it
-// after Send.
+// after Send. With a full Block mailbox Send waits for room until the
+// engine stops; SendContext bounds the wait.
 func (e *Engine) Send(id AgentID, payload []byte) error {
 	r, err := e.resolve(id)
 	if err != nil {
 		return err
 	}
-	return e.sendExternal(r, Message{Payload: payload})
+	return e.sendExternal(nil, r, Message{Payload: payload})
+}
+
+// SendContext is Send with a context: while a full Block mailbox makes it
+// wait for room, it gives up when ctx ends and returns an error matching
+// both ErrMailboxFull and ctx.Err(); the message is then not sent. With
+// the other policies it never waits (ctx is checked once, before sending).
+func (e *Engine) SendContext(ctx context.Context, id AgentID, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("engine: send to %s: %w", id, err)
+	}
+	r, err := e.resolve(id)
+	if err != nil {
+		return err
+	}
+	return e.sendExternal(ctx, r, Message{Payload: payload})
 }
 
 // resolve finds or lazily spawns id.
@@ -360,21 +377,30 @@ func (e *Engine) resolve(id AgentID) (Ref, error) {
 
 // sendExternal is the path of every send from a goroutine outside the
 // loops: checks, mailbox reservation for Reject/Block, then the inbox.
-func (e *Engine) sendExternal(r Ref, m Message) error {
+// ctx, when not nil, bounds a Block wait.
+func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
 	if e.state.Load() >= stateStopping {
 		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.idAt(r.gen))
 	}
 	a := r.a
-	if a.gen.Load() != r.gen || a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
+	if !a.admits(r.gen) {
 		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(r.gen))
 	}
 	if p := a.typ.cfg.overflow; p == Reject || p == Block {
-		if err := e.reserve(a, p); err != nil {
+		if err := e.reserve(ctx, a, r.gen, p); err != nil {
 			return err
 		}
 	}
 	a.loop.post(&envelope{a: a, gen: r.gen, op: opMsg, msg: m})
 	return nil
+}
+
+// admits reports whether incarnation gen of a still accepts sends: the
+// rule every send path applies before it reserves or posts anything. It
+// reads only atomics, so it holds from any goroutine; the loop checks
+// again on arrival (live), which also sees a terminate in progress.
+func (a *agent) admits(gen uint32) bool {
+	return a.gen.Load() == gen && !a.stopReq.Load() && a.lc.State() != lifecycle.Terminated
 }
 
 // reserve takes a place in a Reject or Block mailbox; false when full.
@@ -387,15 +413,20 @@ func (a *agent) reserve() bool {
 }
 
 // reserve takes a place in a Reject or Block mailbox for an outside sender,
-// waiting for room with Block.
-func (e *Engine) reserve(a *agent, p Overflow) error {
+// waiting for room with Block until the engine stops, the agent
+// terminates, or ctx (when not nil) ends.
+func (e *Engine) reserve(ctx context.Context, a *agent, gen uint32, p Overflow) error {
 	capacity := a.typ.cfg.capacity
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
 	for {
 		if a.reserve() {
 			return nil
 		}
 		if p == Reject {
-			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), capacity)
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(gen), capacity)
 		}
 		l := a.loop
 		l.spaceMu.Lock()
@@ -404,18 +435,23 @@ func (e *Engine) reserve(a *agent, p Overflow) error {
 		// Announce the wait before the last check; the loop frees places
 		// before it looks for waiters, so one of us sees the other.
 		l.spaceWaiters.Add(1)
-		if int(a.occ.Load()) >= capacity && a.lc.State() != lifecycle.Terminated {
+		var ctxErr error
+		if int(a.occ.Load()) >= capacity && a.admits(gen) {
 			select {
 			case <-ch:
 			case <-e.stopCh:
+			case <-done:
+				ctxErr = ctx.Err()
 			}
 		}
 		l.spaceWaiters.Add(-1)
-		if e.state.Load() >= stateStopping {
-			return fmt.Errorf("%w: send to %s", ErrStopped, a.ident())
-		}
-		if a.lc.State() == lifecycle.Terminated {
-			return fmt.Errorf("%w: send to %s", ErrTerminated, a.ident())
+		switch {
+		case ctxErr != nil:
+			return fmt.Errorf("%w: %s (capacity %d): %w", ErrMailboxFull, a.idAt(gen), capacity, ctxErr)
+		case e.state.Load() >= stateStopping:
+			return fmt.Errorf("%w: send to %s", ErrStopped, a.idAt(gen))
+		case !a.admits(gen):
+			return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(gen))
 		}
 	}
 }
@@ -529,7 +565,8 @@ func (e *Engine) reportPanic(pe *PanicError) {
 func (e *Engine) deadLetter(cur *loop, a *agent, gen uint32, m Message, reason error) {
 	if m.x != nil {
 		if rq := m.req(); rq != nil {
-			rq.fail(cur, fmt.Errorf("%w: request to %s", reason, a.idAt(gen)))
+			// The message holds the request: its incarnation is current.
+			rq.fail(cur, rq.pending(), fmt.Errorf("%w: request to %s", reason, a.idAt(gen)))
 		} else {
 			defer m.buffer().Release() // after the plugins have seen the payload
 		}

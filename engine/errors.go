@@ -55,6 +55,10 @@ var (
 	ErrAlreadyReplied = errors.New("engine: request already answered")
 	// ErrInvalidSchedule occurs when a cron spec does not parse.
 	ErrInvalidSchedule = errors.New("engine: invalid cron schedule")
+	// ErrStopInLoop occurs when Stop is called on one of the engine's own
+	// loops (from a handler or hook), where it could never wait for the
+	// loop to drain.
+	ErrStopInLoop = errors.New("engine: Stop called from an agent's loop")
 	// ErrPanicked is the reason an agent terminated after exceeding its
 	// restart budget.
 	ErrPanicked = errors.New("engine: agent panicked")

@@ -14,6 +14,7 @@ import (
 	"github.com/agentloop/agentloop/internal/ring"
 	"github.com/agentloop/agentloop/internal/timerheap"
 	"github.com/agentloop/agentloop/lifecycle"
+	"github.com/agentloop/agentloop/pool"
 	"github.com/agentloop/agentloop/scheduler"
 )
 
@@ -84,6 +85,8 @@ type loop struct {
 	sealed  atomic.Bool
 	sweepMu sync.Mutex
 
+	gid atomic.Uint64 // the loop goroutine's ID (see Engine.onLoop)
+
 	// Space notification for outside senders blocked on a full Block
 	// mailbox of this loop.
 	spaceWaiters atomic.Int32
@@ -101,8 +104,8 @@ type loop struct {
 	agents   *agent                   // the started agents, linked through agent.prev/next
 	ctx      Context
 	dirty    []*typeCounters
-	handles  map[*agent][]*request // ReplyLater handles not yet answered
-	label    *agentType            // the type whose pprof labels are set, nil if none
+	handles  map[*agent][]ReplyHandle // ReplyLater handles not yet answered
+	label    *agentType               // the type whose pprof labels are set, nil if none
 
 	timers     timerheap.Heap[*timer]
 	zombies    atomic.Int32 // stopped timers still in the heap
@@ -233,14 +236,65 @@ const (
 // postFrom hands env to l from loop src. A loop never waits: when l's inbox
 // is full the envelope stays in src's outbox for l, and everything src posts
 // to l after it queues behind it, so order between two agents is kept.
+//
+// The outbox is bounded by the target's overflow policies, as if it were
+// part of the target's mailboxes: once it holds as many envelopes as l's
+// inbox, a message to a DropNewest agent and a publish are dead-lettered
+// (ErrMailboxFull) instead of queued, and a message to a DropOldest agent
+// pushes out the oldest message for the same agent at the front of the
+// outbox, or else is dropped itself. Messages to Reject and Block agents
+// hold mailbox places reserved before sending, so their capacity bounds
+// them already; control work (replies, lifecycle steps) is never shed.
 func (l *loop) postFrom(src *loop, env *envelope) {
 	ob := &src.outbox[l.idx]
 	if ob.Len() > 0 || !l.inbox.TryPush(env) {
+		if ob.Len() >= l.inbox.Cap() && src.shed(ob, env) {
+			return
+		}
 		ob.PushBack(*env)
 		src.pending++
 		return
 	}
 	l.wake()
+}
+
+// shed applies the target's overflow policy to env, bound for a full
+// outbox ob of src; it reports whether env was consumed (dead-lettered).
+// Drops are counted on src's counters for the target's type, since the
+// target's own belong to its loop.
+func (src *loop) shed(ob *ring.Deque[envelope], env *envelope) bool {
+	switch env.op {
+	case opMsg:
+		a := env.a
+		switch a.typ.cfg.overflow {
+		case DropOldest:
+			if front := ob.Front(); front.op == opMsg && front.a == a {
+				old, _ := ob.PopFront()
+				src.pending--
+				src.shedMsg(old.a, old.gen, old.msg)
+				return false // env takes the freed place
+			}
+			fallthrough
+		case DropNewest:
+			src.shedMsg(a, env.gen, env.msg)
+			return true
+		}
+	case opPublish:
+		for _, a := range env.subs {
+			src.shedMsg(a, a.gen.Load(), env.msg)
+		}
+		return true
+	}
+	return false
+}
+
+// shedMsg dead-letters a message src could not hand to a's loop.
+func (src *loop) shedMsg(a *agent, gen uint32, m Message) {
+	tc := a.typ.perLoop[src.idx]
+	tc.received++
+	tc.dropped++
+	src.touch(tc)
+	src.deadLetterAt(a, gen, m, ErrMailboxFull)
 }
 
 func (l *loop) trySpill(env *envelope) bool {
@@ -319,6 +373,7 @@ func (l *loop) sweep() {
 // ---- the loop goroutine ----
 
 func (l *loop) run() {
+	l.gid.Store(goroutineID())
 	defer l.e.loopsWG.Done()
 	defer l.stopWheel()
 	l.parkT = time.NewTimer(time.Hour)
@@ -412,6 +467,15 @@ func (l *loop) park() {
 			}
 		}
 	}
+	// Under a clock other than the system one, the clock calls wake when
+	// the deadline passes on it. The alarm is registered before the loop
+	// declares itself idle: whoever moves the clock once the engine looks
+	// idle (the enginetest harness) must find it, or it would step past
+	// the deadline and the timer would fire late, out of turn or never.
+	var stopAlarm func() bool
+	if l.e.virtual && l.pending == 0 && timeout >= 0 {
+		stopAlarm = l.e.clock.AfterFunc(timeout, l.wakeFn)
+	}
 	if l.pending > 0 {
 		// Another loop's inbox was full; retry soon without spinning.
 		if timeout < 0 || timeout > 50*time.Microsecond {
@@ -427,11 +491,9 @@ func (l *loop) park() {
 	switch {
 	case timeout < 0:
 		<-l.wakeCh
-	case l.e.virtual && l.pending == 0:
-		// The clock calls wake when the deadline passes on it.
-		stop := l.e.clock.AfterFunc(timeout, l.wakeFn)
+	case stopAlarm != nil:
 		<-l.wakeCh
-		stop()
+		stopAlarm()
 	default:
 		l.parkT.Reset(timeout)
 		select {
@@ -535,7 +597,7 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 		if pol := a.typ.cfg.overflow; reserved && (pol == Reject || pol == Block) {
 			a.occ.Add(-1)
 		}
-		l.deadLetterAt(a, gen, *m, ErrTerminated)
+		l.deadLetterAt(a, gen, *m, a.endReason(gen))
 		return
 	}
 	l.push(a, m, reserved)
@@ -703,8 +765,12 @@ const timeSampleTurns = 8
 func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 	c := &l.ctx
 	c.a = a
+	var held *pool.Buffer // the reference of the delivery in Receive, if any
 	defer func() {
 		if r := recover(); r != nil {
+			if held != nil {
+				held.Release() // the panicking delivery is over too
+			}
 			l.recovered(a, "Receive", r, debug.Stack())
 		}
 		c.a = nil
@@ -727,13 +793,15 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 			continue
 		}
 		if rq := m.req(); rq != nil {
-			c.rq = rq
+			c.rq, c.rqInc = rq, rq.pending()
 			impl.Receive(c, m)
 			l.requestDone(c)
 			continue
 		}
+		held = m.buffer()
 		impl.Receive(c, m)
-		m.buffer().Release() // this delivery's reference
+		held.Release() // this delivery's reference
+		held = nil
 	}
 	return n, bytes
 }
@@ -978,7 +1046,7 @@ func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
 	l.e.reportPanic(pe)
 	if c := &l.ctx; c.rq != nil {
 		if !c.answered {
-			c.rq.fail(l, pe)
+			c.rq.fail(l, c.rqInc, pe)
 		}
 		c.rq, c.answered = nil, false
 	}
@@ -1045,6 +1113,7 @@ func (l *loop) finalize(a *agent, reason error) {
 	dlReason := ErrTerminated
 	if reason != nil && reason != ErrTerminated {
 		dlReason = reason
+		a.cause = reason // for messages still on their way (endReason)
 	}
 	var m Message
 	n := int32(0)
@@ -1069,6 +1138,7 @@ func (l *loop) finalize(a *agent, reason error) {
 	a.stopReq.Store(true)    // refuses new subscriptions (see subscribeAgent)
 	l.e.dropSubscriptions(a) // before Terminated is observable
 	l.e.transition(a, lifecycle.Terminated)
+	l.e.notifyTerminated(a, dlReason)
 	l.unlink(a)
 	l.e.registry.remove(a)
 	if a.typ.cfg.overflow == Block {
@@ -1089,7 +1159,7 @@ func (l *loop) finalize(a *agent, reason error) {
 func (l *loop) recycleAgents() {
 	for i, a := range l.recycled {
 		l.recycled[i] = nil
-		a.terminating, a.drainOnStop = false, false
+		a.terminating, a.drainOnStop, a.cause = false, false, nil
 		a.restarts, a.windowStart = 0, 0
 		a.stopReq.Store(false)
 		a.hasSubs.Store(false)

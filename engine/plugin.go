@@ -3,7 +3,8 @@ package engine
 import "github.com/agentloop/agentloop/lifecycle"
 
 // Plugin observes the engine. A plugin implements any of MessageObserver,
-// TransitionObserver, PanicObserver and DeadLetterObserver; Use finds them
+// TransitionObserver, PanicObserver, DeadLetterObserver and
+// TerminationObserver; Use finds them
 // by interface. Callbacks run on the goroutine where the event happens
 // (mostly a loop), so they must be quick and must not block; a panicking
 // callback is recovered and counted, never fatal.
@@ -25,6 +26,15 @@ type (
 	}
 	// DeadLetterObserver sees every message that could not be delivered.
 	DeadLetterObserver interface{ OnDeadLetter(d DeadLetter) }
+	// TerminationObserver sees every agent incarnation end, with why:
+	// ErrTerminated when it was asked to (Terminate, Context.Terminate),
+	// an error matching ErrInitFailed and wrapping Init's error (or its
+	// *PanicError) when Init failed, a *PanicError when it panicked past
+	// its restart budget, ErrStopped when the engine stopped it. It runs
+	// on the agent's loop after the agent reached Terminated.
+	TerminationObserver interface {
+		OnTerminated(id AgentID, reason error)
+	}
 )
 
 // DeadLetter is a message that was dropped or could not be delivered.
@@ -39,6 +49,7 @@ type pluginSet struct {
 	onTransition []TransitionObserver
 	onPanic      []PanicObserver
 	onDeadLetter []DeadLetterObserver
+	onTerminated []TerminationObserver
 }
 
 // Use installs plugins. It is safe at any time and from any goroutine; a
@@ -53,6 +64,7 @@ func (e *Engine) Use(plugins ...Plugin) {
 		onTransition: append([]TransitionObserver(nil), cur.onTransition...),
 		onPanic:      append([]PanicObserver(nil), cur.onPanic...),
 		onDeadLetter: append([]DeadLetterObserver(nil), cur.onDeadLetter...),
+		onTerminated: append([]TerminationObserver(nil), cur.onTerminated...),
 	}
 	for _, p := range plugins {
 		if o, ok := p.(MessageObserver); ok {
@@ -66,6 +78,9 @@ func (e *Engine) Use(plugins ...Plugin) {
 		}
 		if o, ok := p.(DeadLetterObserver); ok {
 			next.onDeadLetter = append(next.onDeadLetter, o)
+		}
+		if o, ok := p.(TerminationObserver); ok {
+			next.onTerminated = append(next.onTerminated, o)
 		}
 	}
 	// Empty lists stay nil so the hot path tests a single pointer.
@@ -81,6 +96,9 @@ func (e *Engine) Use(plugins ...Plugin) {
 	if len(next.onDeadLetter) == 0 {
 		next.onDeadLetter = nil
 	}
+	if len(next.onTerminated) == 0 {
+		next.onTerminated = nil
+	}
 	e.plugins.Store(next)
 }
 
@@ -93,4 +111,14 @@ func (e *Engine) observe(p MessageObserver, id AgentID, m *Message) {
 		}
 	}()
 	p.OnMessage(id, *m)
+}
+
+// notifyTerminated tells TerminationObservers that a's incarnation ended.
+func (e *Engine) notifyTerminated(a *agent, reason error) {
+	if ps := e.plugins.Load().onTerminated; ps != nil {
+		id := a.ident()
+		for _, p := range ps {
+			e.safePlugin(func() { p.OnTerminated(id, reason) })
+		}
+	}
 }

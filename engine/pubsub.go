@@ -293,7 +293,7 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 				b.Retain(1)
 			}
 			if c == nil {
-				err = e.sendExternal(r, m)
+				err = e.sendExternal(nil, r, m)
 			} else {
 				err = c.send(r, m)
 			}

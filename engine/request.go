@@ -13,17 +13,19 @@ import (
 	"github.com/agentloop/agentloop/lifecycle"
 )
 
-// Request states.
-const (
-	reqPending uint32 = iota
-	reqDone
-)
-
 // request is one request/response exchange. Exactly one completion wins
 // (reply, timeout, cancellation, or failure of the target); the others find
 // it done and drop their result.
+//
+// The request of Engine.Request is recycled, so every completion names the
+// incarnation it answers: state holds inc<<1 | done, and completing is a
+// compare-and-swap from "incarnation inc, pending" to "incarnation inc,
+// done". Recycling moves state to the next incarnation, pending. A Context
+// or ReplyHandle that still holds an earlier incarnation therefore fails
+// with ErrAlreadyReplied instead of answering whoever uses the object now:
+// exactly-once holds by construction, whatever the timing.
 type request struct {
-	state atomic.Uint32
+	state atomic.Uint64
 
 	// An outside requester waits on ch (buffered: completing never blocks).
 	ch chan reply
@@ -37,16 +39,28 @@ type request struct {
 	err     error
 
 	to *agent // the target, for error messages
+}
 
-	handle bool // a ReplyHandle was taken: the request may outlive its reply
+const reqDone = 1
+
+// pending returns the incarnation the request is in, as the state value
+// that means "pending" for it. A message carrying the request is delivered
+// (or dead-lettered) only while that incarnation is current: a request is
+// recycled only after a completion that consumed its message.
+func (rq *request) pending() uint64 { return rq.state.Load() &^ reqDone }
+
+// recycle moves a completed request to its next incarnation, pending.
+func (rq *request) recycle() {
+	rq.state.Store((rq.state.Load() | reqDone) + 1)
 }
 
 // outsideRequests recycles the request and channel of Engine.Request. A
-// request goes back only when its reply arrived through Context.Reply or a
-// failure and no ReplyHandle was taken: then nothing else refers to it (the
-// Context forgets it once answered, mailbox and inbox slots are cleared).
-// Cancelled or timed-out requests may still sit in a mailbox and are left
-// to the collector.
+// request goes back once its requester has taken the reply that someone
+// else settled: then its message has been consumed (handled or
+// dead-lettered), and anything still holding it (the Context of a handler
+// that keeps running, a ReplyHandle) holds an older incarnation. Requests
+// the requester gave up on (cancelled, engine stopped) may still sit in a
+// mailbox under their current incarnation and are left to the collector.
 var outsideRequests = sync.Pool{New: func() any { return &request{ch: make(chan reply, 1)} }}
 
 type reply struct {
@@ -54,10 +68,11 @@ type reply struct {
 	err     error
 }
 
-// complete settles the request once. cur is the loop the caller runs on,
-// nil outside the loops. It reports whether this call settled it.
-func (rq *request) complete(cur *loop, payload []byte, err error) bool {
-	if !rq.state.CompareAndSwap(reqPending, reqDone) {
+// complete settles incarnation inc of the request once. cur is the loop
+// the caller runs on, nil outside the loops. It reports whether this call
+// settled it.
+func (rq *request) complete(cur *loop, inc uint64, payload []byte, err error) bool {
+	if !rq.state.CompareAndSwap(inc, inc|reqDone) {
 		return false
 	}
 	if rq.ch != nil {
@@ -78,13 +93,17 @@ func (rq *request) complete(cur *loop, payload []byte, err error) bool {
 	return true
 }
 
-// fail settles the request with err, keeping whatever already settled it.
-func (rq *request) fail(cur *loop, err error) { rq.complete(cur, nil, err) }
+// fail settles incarnation inc with err, keeping whatever already settled
+// it.
+func (rq *request) fail(cur *loop, inc uint64, err error) { rq.complete(cur, inc, nil, err) }
 
 // ReplyHandle answers a request after the handler that received it has
 // returned, from a later message or from another goroutine. Each request
-// is answered once.
-type ReplyHandle struct{ rq *request }
+// is answered once. The zero ReplyHandle answers nothing (ErrNoRequest).
+type ReplyHandle struct {
+	rq  *request
+	inc uint64
+}
 
 // Reply answers the request. It returns ErrAlreadyReplied when the request
 // was answered before, timed out or was cancelled. Safe from any
@@ -93,21 +112,22 @@ func (h ReplyHandle) Reply(payload []byte) error {
 	if h.rq == nil {
 		return ErrNoRequest
 	}
-	if !h.rq.complete(nil, payload, nil) {
+	if !h.rq.complete(nil, h.inc, payload, nil) {
 		return ErrAlreadyReplied
 	}
 	return nil
 }
 
 // Reply answers the request being handled. It returns ErrNoRequest when the
-// current message is not a request and ErrAlreadyReplied for a second reply.
+// current message is not a request and ErrAlreadyReplied for a second reply
+// (or a reply after ReplyLater, or to a request whose requester gave up).
 func (c *Context) Reply(payload []byte) error {
 	rq := c.rq
 	if rq == nil {
 		return fmt.Errorf("%w: %s", ErrNoRequest, c.a.ident())
 	}
 	c.answered = true
-	if !rq.complete(c.l, payload, nil) {
+	if !rq.complete(c.l, c.rqInc, payload, nil) {
 		return fmt.Errorf("%w: %s", ErrAlreadyReplied, c.a.ident())
 	}
 	return nil
@@ -116,38 +136,43 @@ func (c *Context) Reply(payload []byte) error {
 // ReplyLater takes the current request out of the handler's hands: the
 // handler may return without replying, and the returned handle answers it
 // later. If the agent terminates first the requester gets ErrTerminated.
+// It returns ErrNoRequest when the current message is not a request, and
+// ErrAlreadyReplied when the request was answered already (a Reply or an
+// earlier ReplyLater in this handler) or its requester gave up.
 func (c *Context) ReplyLater() (ReplyHandle, error) {
 	rq := c.rq
 	if rq == nil {
 		return ReplyHandle{}, fmt.Errorf("%w: %s", ErrNoRequest, c.a.ident())
 	}
+	if c.answered || rq.state.Load() != c.rqInc {
+		return ReplyHandle{}, fmt.Errorf("%w: %s", ErrAlreadyReplied, c.a.ident())
+	}
 	c.answered = true
-	rq.handle = true
+	h := ReplyHandle{rq, c.rqInc}
 	l := c.l
 	if l.handles == nil {
-		l.handles = make(map[*agent][]*request)
+		l.handles = make(map[*agent][]ReplyHandle)
 	}
 	hs := l.handles[c.a][:0:0]
-	for _, h := range l.handles[c.a] { // keep the list to unanswered ones
-		if h.state.Load() == reqPending {
-			hs = append(hs, h)
+	for _, old := range l.handles[c.a] { // keep the list to unanswered ones
+		if old.rq.state.Load() == old.inc {
+			hs = append(hs, old)
 		}
 	}
-	l.handles[c.a] = append(hs, rq)
-	return ReplyHandle{rq}, nil
+	l.handles[c.a] = append(hs, h)
+	return h, nil
 }
 
-// failHandles answers a terminating agent's outstanding handles.
-// failHandles fails the requests a still holds ReplyHandles for; the error
-// is built only when there are some.
+// failHandles fails the requests a terminating agent still holds
+// ReplyHandles for; the error is built only when there are some.
 func (l *loop) failHandles(a *agent, reason error) {
 	hs := l.handles[a]
 	if len(hs) == 0 {
 		return
 	}
 	err := fmt.Errorf("%w: %s", reason, a.ident())
-	for _, rq := range hs {
-		rq.fail(l, err)
+	for _, h := range hs {
+		h.rq.fail(l, h.inc, err)
 	}
 	delete(l.handles, a)
 }
@@ -169,11 +194,11 @@ func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then fu
 	if to.a == nil {
 		return ErrUnknownAgent
 	}
-	rq := &request{from: c.a, fromGen: c.a.gen.Load(), then: then, to: to.a}
+	rq := &request{from: c.a, fromGen: c.a.gen.Load(), then: then, to: to.a} // incarnation agentRequest
 	if err := c.send(to, Message{Payload: payload, Sender: c.a.ref(), x: unsafe.Pointer(rq)}); err != nil {
 		return err
 	}
-	if rq.state.Load() == reqPending {
+	if rq.state.Load() == agentRequest {
 		rq.timeout = c.l.addTimer(c.a, timeout, 0, nil)
 		rq.timeout.t.rq = rq
 	}
@@ -190,14 +215,21 @@ func (c *Context) RequestID(id AgentID, payload []byte, timeout time.Duration, t
 	return c.Request(r, payload, timeout, then)
 }
 
+// agentRequest is the incarnation of every request made by Context.Request:
+// those are allocated per request and never recycled.
+const agentRequest = 0
+
 // Request sends payload to the agent id from outside the engine and waits
-// for its reply, honouring ctx's deadline and cancellation. A deadline
-// returns an error matching both ErrTimeout and context.DeadlineExceeded.
-// See Context.Request for the other errors. Every pending request is
-// answered when the engine stops. Concurrency-safe.
+// for its reply, honouring ctx's deadline and cancellation throughout,
+// including while it waits for room in a full Block mailbox. A deadline,
+// whether it passes before or during the call, returns an error matching
+// both ErrTimeout and context.DeadlineExceeded; a cancellation returns an
+// error matching context.Canceled. See Context.Request for the other
+// errors. Every pending request is answered when the engine stops.
+// Concurrency-safe.
 func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, requestCtxErr(id, err)
 	}
 	r, err := e.resolve(id)
 	if err != nil {
@@ -205,33 +237,48 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 	}
 	rq := outsideRequests.Get().(*request)
 	rq.to = r.a
-	if err := e.sendExternal(r, Message{Payload: payload, x: unsafe.Pointer(rq)}); err != nil {
+	inc := rq.pending()
+	if err := e.sendExternal(ctx, r, Message{Payload: payload, x: unsafe.Pointer(rq)}); err != nil {
 		rq.to = nil
 		outsideRequests.Put(rq) // never sent
+		if ce := ctx.Err(); ce != nil && errors.Is(err, ce) {
+			return nil, requestCtxErr(id, ce)
+		}
 		return nil, err
 	}
 	select {
 	case rep := <-rq.ch:
-		if !rq.handle {
-			rq.to = nil
-			rq.state.Store(reqPending)
-			outsideRequests.Put(rq)
-		}
+		e.recycleRequest(rq)
 		return rep.payload, rep.err
 	case <-ctx.Done():
-		if rq.state.CompareAndSwap(reqPending, reqDone) {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("%w: request to %s: %w", ErrTimeout, id, ctx.Err())
-			}
-			return nil, ctx.Err()
+		if rq.state.CompareAndSwap(inc, inc|reqDone) {
+			return nil, requestCtxErr(id, ctx.Err()) // rq may still be queued: not recycled
 		}
 	case <-e.stopDone:
-		if rq.state.CompareAndSwap(reqPending, reqDone) {
+		if rq.state.CompareAndSwap(inc, inc|reqDone) {
 			return nil, fmt.Errorf("%w: request to %s", ErrStopped, id)
 		}
 	}
 	rep := <-rq.ch // settled by someone else just now
+	e.recycleRequest(rq)
 	return rep.payload, rep.err
+}
+
+// recycleRequest returns an outside request that someone else completed
+// (so its message was consumed) to the pool, in its next incarnation.
+func (e *Engine) recycleRequest(rq *request) {
+	rq.to = nil
+	rq.recycle()
+	outsideRequests.Put(rq)
+}
+
+// requestCtxErr is the error of a request whose ctx ended: a deadline
+// matches ErrTimeout as well as context.DeadlineExceeded.
+func requestCtxErr(id AgentID, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: request to %s: %w", ErrTimeout, id, err)
+	}
+	return fmt.Errorf("engine: request to %s: %w", id, err)
 }
 
 // runReply delivers a settled request's outcome to the requesting agent.
@@ -264,7 +311,7 @@ func (l *loop) runCallback(a *agent, gen uint32, hook string, then func(*Context
 // or a handle taken, the requester learns there will be none.
 func (l *loop) requestDone(c *Context) {
 	if !c.answered {
-		c.rq.fail(l, fmt.Errorf("%w: %s", ErrNoReply, c.a.ident()))
+		c.rq.fail(l, c.rqInc, fmt.Errorf("%w: %s", ErrNoReply, c.a.ident()))
 	}
 	c.rq, c.answered = nil, false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,22 +14,38 @@ import (
 	"github.com/agentloop/agentloop/enginetest"
 )
 
-// server answers requests according to the payload's first word.
+// server answers requests according to the payload's first word. What it
+// sees go wrong inside the agent it reports on faults, where the test
+// reads it; a panic there would be swallowed by supervision.
 type server struct {
-	held *engine.ReplyHandle
-	mu   *sync.Mutex
+	held   *engine.ReplyHandle
+	mu     *sync.Mutex
+	holds  chan<- struct{} // one token per request taken with ReplyLater
+	faults chan<- string
+}
+
+func (s *server) fault(format string, args ...any) {
+	select {
+	case s.faults <- fmt.Sprintf(format, args...):
+	default:
+	}
 }
 
 func (s *server) Receive(c *engine.Context, m engine.Message) {
 	switch cmd := string(m.Payload); {
 	case strings.HasPrefix(cmd, "echo "):
 		if err := c.Reply(bytes.ToUpper(m.Payload[5:])); err != nil {
-			panic(err)
+			s.fault("echo: %v", err)
 		}
 	case cmd == "twice":
-		_ = c.Reply([]byte("one"))
+		if err := c.Reply([]byte("one")); err != nil {
+			s.fault("first reply: %v", err)
+		}
 		if err := c.Reply([]byte("two")); !errors.Is(err, engine.ErrAlreadyReplied) {
-			panic("second reply: " + errString(err))
+			s.fault("second reply: %s", errString(err))
+		}
+		if _, err := c.ReplyLater(); !errors.Is(err, engine.ErrAlreadyReplied) {
+			s.fault("ReplyLater after Reply: %s", errString(err))
 		}
 	case cmd == "ignore":
 	case cmd == "panic":
@@ -36,24 +53,26 @@ func (s *server) Receive(c *engine.Context, m engine.Message) {
 	case cmd == "hold":
 		h, err := c.ReplyLater()
 		if err != nil {
-			panic(err)
+			s.fault("hold: %v", err)
+			return
 		}
 		s.mu.Lock()
 		*s.held = h
 		s.mu.Unlock()
+		s.holds <- struct{}{}
 	case cmd == "release":
 		s.mu.Lock()
 		h := *s.held
 		s.mu.Unlock()
 		if err := h.Reply([]byte("released")); err != nil {
-			panic(err)
+			s.fault("release: %v", err)
 		}
 	case cmd == "notify":
 		if err := c.Reply(nil); !errors.Is(err, engine.ErrNoRequest) {
-			panic("reply without request: " + errString(err))
+			s.fault("reply without request: %s", errString(err))
 		}
 		if _, err := c.ReplyLater(); !errors.Is(err, engine.ErrNoRequest) {
-			panic("ReplyLater without request: " + errString(err))
+			s.fault("ReplyLater without request: %s", errString(err))
 		}
 	}
 }
@@ -65,7 +84,16 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func newServerEngine(t *testing.T) (*engine.Engine, func() engine.ReplyHandle) {
+// serverEngine is a started engine running the server type, with what the
+// server reports.
+type serverEngine struct {
+	*engine.Engine
+	holds  <-chan struct{}
+	faults <-chan string
+	held   func() engine.ReplyHandle
+}
+
+func newServerEngine(t *testing.T) serverEngine {
 	t.Helper()
 	e, err := engine.New(engine.WithLoops(2))
 	if err != nil {
@@ -73,20 +101,49 @@ func newServerEngine(t *testing.T) (*engine.Engine, func() engine.ReplyHandle) {
 	}
 	var held engine.ReplyHandle
 	var mu sync.Mutex
-	if err := e.Register("srv", func() engine.Agent { return &server{held: &held, mu: &mu} }, engine.WithRestarts(100, time.Minute)); err != nil {
+	holds := make(chan struct{}, 16)
+	faults := make(chan string, 16)
+	if err := e.Register("srv", func() engine.Agent {
+		return &server{held: &held, mu: &mu, holds: holds, faults: faults}
+	}, engine.WithRestarts(100, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return e, func() engine.ReplyHandle {
+	return serverEngine{e, holds, faults, func() engine.ReplyHandle {
 		mu.Lock()
 		defer mu.Unlock()
 		return held
+	}}
+}
+
+// noFaults fails the test with whatever the server reported.
+func (se serverEngine) noFaults(t *testing.T) {
+	t.Helper()
+	for {
+		select {
+		case f := <-se.faults:
+			t.Errorf("server: %s", f)
+		default:
+			return
+		}
 	}
 }
 
-func stop(t *testing.T, e *engine.Engine) {
+// waitHold waits until the server has taken a request with ReplyLater.
+func (se serverEngine) waitHold(t *testing.T) {
+	t.Helper()
+	select {
+	case <-se.holds:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server never took the request")
+	}
+}
+
+func stop(t *testing.T, e interface {
+	Stop(context.Context, ...engine.StopOption) error
+}) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -98,8 +155,9 @@ func stop(t *testing.T, e *engine.Engine) {
 var srv = engine.AgentID{Type: "srv", Key: "1"}
 
 func TestRequestOutcomes(t *testing.T) {
-	e, _ := newServerEngine(t)
+	e := newServerEngine(t)
 	defer stop(t, e)
+	defer e.noFaults(t)
 	ctx := context.Background()
 	cases := []struct {
 		payload string
@@ -110,6 +168,7 @@ func TestRequestOutcomes(t *testing.T) {
 		{"twice", "one", nil},
 		{"ignore", "", engine.ErrNoReply},
 		{"panic", "", engine.ErrPanicked},
+		{"echo after", "AFTER", nil},
 	}
 	for _, c := range cases {
 		got, err := e.Request(ctx, srv, []byte(c.payload))
@@ -117,17 +176,14 @@ func TestRequestOutcomes(t *testing.T) {
 			t.Errorf("Request(%q) = %q, %v; want %q, %v", c.payload, got, err, c.reply, c.err)
 		}
 	}
-	// Reply and ReplyLater outside a request fail (the server panics if
-	// they do not); a request after the notification proves it was handled.
-	before := e.Stats().Panics
+	// Reply and ReplyLater outside a request fail with ErrNoRequest (the
+	// server reports a fault otherwise); a request after the notification
+	// proves it was handled.
 	if err := e.Send(srv, []byte("notify")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.Request(ctx, srv, []byte("echo x")); err != nil {
 		t.Fatal(err)
-	}
-	if after := e.Stats().Panics; after != before {
-		t.Errorf("Reply outside a request did not fail with ErrNoRequest")
 	}
 	_, err := e.Request(ctx, srv, []byte("panic"))
 	var pe *engine.PanicError
@@ -137,66 +193,72 @@ func TestRequestOutcomes(t *testing.T) {
 }
 
 func TestRequestReplyLater(t *testing.T) {
-	e, _ := newServerEngine(t)
+	e := newServerEngine(t)
 	defer stop(t, e)
-	ctx := context.Background()
-	done := make(chan string)
+	defer e.noFaults(t)
+	done := make(chan string, 1)
 	go func() {
-		got, err := e.Request(ctx, srv, []byte("hold"))
-		done <- string(got) + errString(err)
+		got, err := e.Request(context.Background(), srv, []byte("hold"))
+		done <- string(got) + " " + errString(err)
 	}()
 	// The server holds the request until a later message releases it.
-	// Retry the release until the held request is in place.
-	for {
-		if err := e.Send(srv, []byte("release")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case got := <-done:
-			if got != "releasednil" {
-				t.Fatalf("held request = %q", got)
-			}
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
+	e.waitHold(t)
+	if err := e.Send(srv, []byte("release")); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; got != "released nil" {
+		t.Fatalf("held request = %q", got)
+	}
+	if err := e.held().Reply([]byte("again")); !errors.Is(err, engine.ErrAlreadyReplied) {
+		t.Fatalf("second answer through the handle: %v", err)
 	}
 }
 
 func TestRequestDeadlineAndCancel(t *testing.T) {
-	e, held := newServerEngine(t)
+	e := newServerEngine(t)
 	defer stop(t, e)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	_, err := e.Request(ctx, srv, []byte("hold"))
-	if !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("deadline: %v", err)
+	defer e.noFaults(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.Request(ctx, srv, []byte("hold"))
+		errc <- err
+	}()
+	e.waitHold(t)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) || errors.Is(err, engine.ErrTimeout) {
+		t.Fatalf("cancelled while held: %v", err)
 	}
 	// The late reply is refused: the requester has gone.
-	for held() == (engine.ReplyHandle{}) {
-		time.Sleep(time.Millisecond) // the server has not taken the request yet
-	}
-	if err := held().Reply([]byte("late")); !errors.Is(err, engine.ErrAlreadyReplied) {
+	if err := e.held().Reply([]byte("late")); !errors.Is(err, engine.ErrAlreadyReplied) {
 		t.Fatalf("late reply: %v", err)
+	}
+	// A deadline that has passed, before the call or during it, is a timeout.
+	past, cancelPast := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelPast()
+	if _, err := e.Request(past, srv, []byte("echo x")); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired deadline: %v", err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer dcancel()
+	if _, err := e.Request(dctx, srv, []byte("hold")); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("deadline while held: %v", err)
 	}
 	cctx, ccancel := context.WithCancel(context.Background())
 	ccancel()
 	if _, err := e.Request(cctx, srv, []byte("echo x")); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled: %v", err)
+		t.Fatalf("cancelled before the call: %v", err)
 	}
 }
 
 func TestRequestAnsweredAtStop(t *testing.T) {
-	e, _ := newServerEngine(t)
+	e := newServerEngine(t)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := e.Request(context.Background(), srv, []byte("hold"))
 		errc <- err
 	}()
-	// Wait until the server holds the request: the agent exists and has
-	// handled one message.
-	for e.Stats().Processed < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	e.waitHold(t)
 	stop(t, e)
 	err := <-errc
 	if !errors.Is(err, engine.ErrTerminated) && !errors.Is(err, engine.ErrStopped) {
@@ -208,7 +270,7 @@ func TestRequestAnsweredAtStop(t *testing.T) {
 }
 
 func TestRequestBadInput(t *testing.T) {
-	e, _ := newServerEngine(t)
+	e := newServerEngine(t)
 	defer stop(t, e)
 	if _, err := e.Request(context.Background(), engine.AgentID{Type: "nope", Key: "1"}, nil); !errors.Is(err, engine.ErrUnknownType) {
 		t.Errorf("unknown type: %v", err)

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -16,19 +18,32 @@ import (
 // With Immediate, or when ctx ends before the engine has drained, queued
 // messages are dead-lettered instead; OnTerminate still runs once each. On
 // a deadline Stop returns a *StopError that wraps ctx.Err() and says what
-// was left. Stop is idempotent: later calls wait for the first and return
-// its result.
+// was left; the call that stops the engine then still gives the loops a
+// short grace (about two seconds) to dead-letter and exit, so that no
+// goroutine is left behind unless a handler never returns.
+//
+// Stop is idempotent and every caller gets its own deadline: the first
+// call stops the engine; a later or concurrent call waits for that stop
+// to finish and returns its result, or returns a *StopError wrapping its
+// own ctx.Err() as soon as its ctx ends. Stop called on one of the
+// engine's loops (from a handler or hook) cannot wait for that loop to
+// drain: it returns ErrStopInLoop at once and stops nothing; signal a
+// goroutine outside the engine to call it instead.
 func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
+	if e.onLoop() {
+		return ErrStopInLoop
+	}
 	var sc stopConfig
 	for _, o := range opts {
 		if o != nil {
 			o.applyStop(&sc)
 		}
 	}
-	e.stopOnce.Do(func() {
+	if e.stopClaimed.CompareAndSwap(false, true) {
 		e.stopErr = e.stop(ctx, sc)
 		close(e.stopDone)
-	})
+		return e.stopErr
+	}
 	select {
 	case <-e.stopDone: // finished: its result wins even over a done ctx
 		return e.stopErr
@@ -38,8 +53,40 @@ func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
 	case <-e.stopDone:
 		return e.stopErr
 	case <-ctx.Done():
-		return ctx.Err()
+		return &StopError{Err: ctx.Err(), Queued: int(e.stopDropped.Load()), Agents: e.registry.count()}
 	}
+}
+
+// onLoop reports whether the caller runs on one of the engine's loop
+// goroutines. It reads the goroutine's ID from its stack header: a few
+// hundred nanoseconds, paid only by Stop.
+func (e *Engine) onLoop() bool {
+	if !e.started.Load() {
+		return false
+	}
+	id := goroutineID()
+	for _, l := range e.loops {
+		if l.gid.Load() == id {
+			return true
+		}
+	}
+	return false
+}
+
+// goroutineID returns the running goroutine's ID, parsed from the first
+// line of its stack trace ("goroutine 42 [running]:").
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
@@ -138,6 +185,9 @@ func (e *Engine) waitQuiescent(ctx context.Context) error {
 }
 
 func (e *Engine) quiescent() (uint64, bool) {
+	if e.goActive.Load() > 0 {
+		return 0, false // work on the worker pool will post its result
+	}
 	var sum uint64
 	for _, l := range e.loops {
 		// sleeping is cleared by whoever wakes the loop (a post, a clock
@@ -159,8 +209,8 @@ func (e *Engine) quiescent() (uint64, bool) {
 }
 
 // WaitIdle waits until the engine has nothing to do: every loop parked,
-// no message in flight, no ready task. Timers that are not due yet do not
-// count as work. It is meant for tests and tools (package enginetest steps
+// no message in flight, no ready task, no Context.Go work running or its
+// result on its way. Timers that are not due yet do not count as work. It is meant for tests and tools (package enginetest steps
 // a manual clock with it); a busy engine may never be idle.
 func (e *Engine) WaitIdle(ctx context.Context) error {
 	if e.state.Load() != stateRunning {

@@ -195,7 +195,7 @@ func (l *loop) fireTimers(now int64) {
 		}
 		if t.rq != nil {
 			t.setStatus(timerDone)
-			t.rq.fail(l, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.ident()))
+			t.rq.fail(l, agentRequest, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.ident()))
 			l.recycle(t)
 			continue
 		}

@@ -57,9 +57,21 @@ func (c *Context) Go(work func() ([]byte, error), then func(c *Context, result [
 		return err
 	}
 	a, gen, l := c.a, c.a.gen.Load(), c.l
+	// goActive counts work from Submit until its callback is in the
+	// loop's inbox, so that WaitIdle never sees an idle engine while work
+	// runs: the post is counted by the inbox before the work stops being
+	// counted here, and waiters are told to look again after that.
+	e.goActive.Add(1)
 	err = w.Submit(work, func(res []byte, err error) {
 		l.post(&envelope{op: opFunc, fn: func() { l.runCallback(a, gen, "Go callback", then, res, err) }})
+		e.goActive.Add(-1)
+		if e.idleWaiters.Load() > 0 || e.stopping.Load() {
+			e.signalIdle()
+		}
 	})
+	if err != nil {
+		e.goActive.Add(-1)
+	}
 	switch {
 	case err == nil:
 		return nil
