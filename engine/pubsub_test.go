@@ -342,9 +342,7 @@ func TestSubscriptionsEndWithTheAgent(t *testing.T) {
 			close(done)
 		}
 	}))
-	for ref.State().String() != "Running" {
-		time.Sleep(time.Millisecond)
-	}
+	waitState(t, ref, lifecycle.Running)
 	if err := e.Publish("self.a", []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
