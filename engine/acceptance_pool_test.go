@@ -268,4 +268,3 @@ func (a *pooledAgent) Receive(c *engine.Context, m engine.Message) {
 }
 
 func (a *pooledAgent) Reset() { a.resets.Add(1); a.dirty = false }
-
