@@ -239,7 +239,7 @@ const (
 //
 // The outbox is bounded by the target's overflow policies, as if it were
 // part of the target's mailboxes: once it holds as many envelopes as l's
-// inbox, a message to a DropNewest agent and a publish are dead-lettered
+// inbox (and at least minOutbox), a message to a DropNewest agent and a publish are dead-lettered
 // (ErrMailboxFull) instead of queued, and a message to a DropOldest agent
 // pushes out the oldest message for the same agent at the front of the
 // outbox, or else is dropped itself. Messages to Reject and Block agents
@@ -248,7 +248,7 @@ const (
 func (l *loop) postFrom(src *loop, env *envelope) {
 	ob := &src.outbox[l.idx]
 	if ob.Len() > 0 || !l.inbox.TryPush(env) {
-		if ob.Len() >= l.inbox.Cap() && src.shed(ob, env) {
+		if ob.Len() >= max(l.inbox.Cap(), minOutbox) && src.shed(ob, env) {
 			return
 		}
 		ob.PushBack(*env)
@@ -257,6 +257,11 @@ func (l *loop) postFrom(src *loop, env *envelope) {
 	}
 	l.wake()
 }
+
+// minOutbox is the least number of envelopes an outbox holds before the
+// targets' overflow policies apply to it, so that a small inbox
+// (WithInboxSize) does not turn a burst into drops.
+const minOutbox = 4096
 
 // shed applies the target's overflow policy to env, bound for a full
 // outbox ob of src; it reports whether env was consumed (dead-lettered).
@@ -357,15 +362,12 @@ func (l *loop) sweep() {
 			runtime.Gosched() // a producer is between reserving and writing
 			continue
 		}
-		switch env.op {
-		case opMsg:
-			l.e.deadLetter(nil, env.a, env.gen, env.msg, ErrStopped)
-		case opInit:
+		if env.op == opInit {
 			l.e.transition(env.a, lifecycle.Terminated)
 			l.e.registry.remove(env.a)
-		case opPublish:
-			releaseUndelivered(&env)
+			continue
 		}
+		l.e.dropEnvelope(nil, &env, ErrStopped)
 	}
 	l.inbox.Commit()
 }
@@ -556,10 +558,14 @@ func (l *loop) dispatch(env *envelope) bool {
 		l.enqueue(env.a, env.gen, &env.msg, true)
 	case opInit:
 		l.initAgent(env.a)
+	// Each Pause and Resume posts its own envelope, and each runs its hook
+	// even when a later move has already changed the state again (Pause
+	// then Resume before the loop got here): hooks follow the moves, in
+	// order; the runnable queue follows the current state.
 	case opPaused:
 		a := env.a
-		if a.gen.Load() == env.gen && a.lc.State() == lifecycle.Paused {
-			if a.scheduled { // keep its messages, leave the queue
+		if a.gen.Load() == env.gen && !a.terminating && a.lc.State() != lifecycle.Terminated {
+			if a.scheduled && a.lc.State() == lifecycle.Paused { // keep its messages, leave the queue
 				a.scheduled = false
 				l.runq.Remove(a.se)
 			}
@@ -567,9 +573,11 @@ func (l *loop) dispatch(env *envelope) bool {
 		}
 	case opResumed:
 		a := env.a
-		if a.gen.Load() == env.gen && a.lc.State() == lifecycle.Running {
+		if a.gen.Load() == env.gen && !a.terminating && a.lc.State() != lifecycle.Terminated {
 			l.callHook(a, "OnResume", hookResume)
-			l.schedule(a)
+			if a.lc.State() == lifecycle.Running {
+				l.schedule(a)
+			}
 		}
 	case opTerminate:
 		l.terminate(env.a, env.gen)
@@ -1229,14 +1237,7 @@ func (l *loop) shutdown(immediate bool) {
 func (l *loop) quit() {
 	var env envelope
 	for l.inbox.Pop(&env) {
-		switch env.op {
-		case opMsg:
-			l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
-		case opInit:
-			l.finalize(env.a, ErrStopped)
-		case opPublish:
-			releaseUndelivered(&env)
-		}
+		l.drop(&env)
 	}
 	l.inbox.Commit()
 	l.spillMu.Lock()
@@ -1244,15 +1245,8 @@ func (l *loop) quit() {
 	l.spill = nil
 	l.spilling.Store(false)
 	l.spillMu.Unlock()
-	for _, env := range spill {
-		switch env.op {
-		case opMsg:
-			l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
-		case opInit:
-			l.finalize(env.a, ErrStopped)
-		case opPublish:
-			releaseUndelivered(&env)
-		}
+	for i := range spill {
+		l.drop(&spill[i])
 	}
 	for i := range l.outbox {
 		for {
@@ -1260,26 +1254,47 @@ func (l *loop) quit() {
 			if !ok {
 				break
 			}
-			switch env.op {
-			case opMsg:
-				l.deadLetterAt(env.a, env.gen, env.msg, ErrStopped)
-			case opPublish:
-				releaseUndelivered(&env)
-			}
+			l.e.dropEnvelope(l, &env, ErrStopped) // for another loop: no opInit
 		}
 	}
 	l.pending = 0
 	l.publish(true)
 }
 
-// releaseUndelivered gives back the buffer references of a publish that a
-// stopped loop will never deliver.
-func releaseUndelivered(env *envelope) {
-	if b := env.msg.buffer(); b != nil {
-		for range env.subs {
-			b.Release()
+// drop gives up on an envelope of this loop that will never be handled:
+// an agent that never started is finalized, messages are dead-lettered.
+func (l *loop) drop(env *envelope) {
+	if env.op == opInit {
+		l.finalize(env.a, ErrStopped)
+		return
+	}
+	l.e.dropEnvelope(l, env, ErrStopped)
+}
+
+// dropEnvelope dead-letters the messages env holds with reason: one dead
+// letter for a message, one per subscriber for a publish (each releasing
+// its buffer reference), so that every path that gives up on an envelope
+// keeps "accepted = delivered + dead-lettered". Control work (replies,
+// lifecycle steps, functions) holds no message and is dropped. cur is the
+// loop it runs on, nil off the loops.
+func (e *Engine) dropEnvelope(cur *loop, env *envelope, reason error) {
+	switch env.op {
+	case opMsg:
+		e.deadLetterOn(cur, env.a, env.gen, env.msg, reason)
+	case opPublish:
+		for _, a := range env.subs {
+			e.deadLetterOn(cur, a, a.gen.Load(), env.msg, reason)
 		}
 	}
+}
+
+// deadLetterOn records a dead letter on loop cur, or off the loops.
+func (e *Engine) deadLetterOn(cur *loop, a *agent, gen uint32, m Message, reason error) {
+	if cur != nil {
+		cur.deadLetterAt(a, gen, m, reason)
+		return
+	}
+	e.deadLetter(nil, a, gen, m, reason)
 }
 
 // deadLetter records an undeliverable message on the loop.
