@@ -328,6 +328,84 @@ func TestEngineCronRefusals(t *testing.T) {
 	}
 }
 
+// Each documented form is accepted by ParseCron, Context.Cron and
+// Engine.Cron alike, and first fires when it says. The harness epoch is
+// Thursday 1 January 2026, 00:00 UTC.
+func TestCronDocumentedFormsFireOnTheirSchedule(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, c := range []struct {
+		spec  string
+		first time.Duration
+	}{
+		{"*/5 * * * *", 5 * time.Minute},
+		{"0 */5 * * * *", 5 * time.Minute},
+		{"30 * * * * *", 30 * time.Second},
+		{"@hourly", time.Hour},
+		{"@daily", day},
+		{"@midnight", day},
+		{"@weekly", 3 * day}, // Sunday 4 January
+		{"@monthly", 31 * day},
+		{"@yearly", 365 * day},
+		{"@annually", 365 * day},
+		{"@every 1h30m", 90 * time.Minute},
+		{"@every 250ms", 250 * time.Millisecond},
+		{"TZ=Asia/Tokyo @daily", 15 * time.Hour}, // midnight in Tokyo is 15:00 UTC
+		{"CRON_TZ=Europe/Paris 0 9 * * *", 8 * time.Hour},
+		{"TZ=UTC\t0 9 * * *", 9 * time.Hour},
+	} {
+		t.Run(c.spec, func(t *testing.T) {
+			if err := parseCronSafely(t, c.spec); err != nil {
+				t.Fatalf("ParseCron: %v", err)
+			}
+			lab := newTimerLab(t)
+			var tm engine.Timer
+			lab.do("ctx", func(ctx *engine.Context) {
+				var err error
+				if tm, err = ctx.Cron(c.spec, []byte("tick")); err != nil {
+					t.Errorf("Context.Cron: %v", err)
+				}
+			})
+			if _, err := lab.h.Engine.Cron(c.spec, labID("engine"), []byte("tick")); err != nil {
+				t.Fatalf("Engine.Cron: %v", err)
+			}
+			lab.h.Settle()
+			lab.h.Advance(c.first - time.Nanosecond)
+			lab.expect("ctx")
+			lab.expect("engine")
+			lab.h.Advance(time.Nanosecond)
+			want := fmt.Sprintf("%v tick", c.first)
+			lab.expect("ctx", want)
+			lab.expect("engine", want)
+			if !tm.Stop() || tm.Stop() {
+				t.Fatal("Stop of a ticking Context.Cron schedule: want true, then false")
+			}
+		})
+	}
+}
+
+// Engine.Cron is safe from many goroutines at once.
+func TestEngineCronConcurrently(t *testing.T) {
+	lab := newTimerLab(t, engine.WithLoops(2))
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := lab.h.Engine.Cron("@every 1s", labID(fmt.Sprint(i)), []byte("tick"))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	lab.h.Settle()
+	lab.h.Advance(2 * time.Second)
+	for i := range n {
+		lab.expect(fmt.Sprint(i), "1s tick", "2s tick")
+	}
+}
+
 // FuzzParseCron: any string is a schedule or an error wrapping
 // ErrInvalidSchedule, never a panic, and a spec is judged the same way
 // each time.
