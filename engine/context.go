@@ -87,7 +87,12 @@ func (c *Context) Terminate() {
 }
 
 // After delivers payload to the running agent once, d from now, as a
-// Message with an empty Topic and zero Sender. The Timer can cancel it.
+// Message with an empty Topic and zero Sender, unless the Timer is stopped
+// first or the agent terminates. It never fires early. A d that is zero or
+// negative is refused with ErrInvalidDuration. A deadline past the end of
+// the engine's time (unix nanoseconds in an int64, which end in April
+// 2262), as with d = math.MaxInt64, means never: the timer stays armed,
+// never fires, and Stop cancels it and returns true.
 func (c *Context) After(d time.Duration, payload []byte) (Timer, error) {
 	if d <= 0 {
 		return Timer{}, fmt.Errorf("%w: After(%v)", ErrInvalidDuration, d)
@@ -98,7 +103,12 @@ func (c *Context) After(d time.Duration, payload []byte) (Timer, error) {
 // Every delivers payload to the running agent every d, the first time d
 // from now, until the Timer is stopped or the agent terminates. Ticks do
 // not drift: each due time is the previous due time plus d, and ticks
-// missed while the loop was busy are skipped, not bunched.
+// missed while the loop was busy are skipped, not bunched (one late tick
+// is delivered, then the schedule resumes in phase). A d that is zero or
+// negative is refused with ErrInvalidDuration. As with After, a due time
+// past the end of the engine's time (April 2262) means never: the ticks
+// before it are delivered, then the timer stays armed without firing until
+// it is stopped.
 func (c *Context) Every(d time.Duration, payload []byte) (Timer, error) {
 	if d <= 0 {
 		return Timer{}, fmt.Errorf("%w: Every(%v)", ErrInvalidDuration, d)

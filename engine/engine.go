@@ -142,8 +142,8 @@ func (e *Engine) Loops() int { return len(e.loops) }
 // agent of this type is spawned (or restarted). Types may be registered
 // before or after Start. Concurrency-safe.
 func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOption) error {
-	if name == "" || len(name) > MaxIDLen {
-		return fmt.Errorf("%w: type name %q", ErrInvalidID, name)
+	if err := checkTypeName(name); err != nil {
+		return err
 	}
 	if factory == nil {
 		return fmt.Errorf("%w: type %q", ErrNilFactory, name)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -34,15 +35,25 @@ type timer struct {
 	sched   cron.Schedule // a cron timer: the next due time comes from it
 }
 
-// Timer cancels a delivery scheduled with Context.After or Context.Every.
-// The zero Timer is valid and stops nothing. Safe from any goroutine.
+// Timer cancels a delivery scheduled with Context.After, Context.Every,
+// Context.Cron or Engine.Cron. The zero Timer is valid and stops nothing.
+// A Timer refers to one scheduling only: once that is over (fired,
+// stopped, or dropped) its Timer stops nothing, whatever the engine
+// schedules later. Safe from any goroutine.
 type Timer struct {
 	t   *timer
 	seq uint32
 }
 
-// Stop cancels the timer. It reports whether this call stopped it: false
-// when it had already fired (one-shot) or was stopped before.
+// Stop cancels the timer. It reports whether this call stopped it: true
+// when the timer was still armed (a one-shot timer not yet due, a
+// repeating timer between two ticks, a timer that never fires); false for
+// the zero Timer, after an earlier Stop, and once the timer is over (a
+// one-shot timer fired, any timer came due after its agent terminated, or
+// the engine's stop dropped it). Of concurrent calls at most one returns
+// true. After a Stop that returned true a one-shot timer delivers nothing
+// and a repeating one no tick due after the Stop; a tick handed to the
+// mailbox just before it may still arrive.
 func (t Timer) Stop() bool {
 	if t.t == nil {
 		return false
@@ -69,6 +80,39 @@ type wheelBucket struct {
 	timers []*timer
 	stop   func() bool
 }
+
+// never is the deadline of a timer that does not fire. Deadlines are unix
+// nanoseconds; one past the end of that range (April 2262) saturates to
+// never instead of wrapping round into the past.
+const never = math.MaxInt64
+
+// deadline is now+d for d > 0, saturated at never.
+func deadline(now, d int64) int64 {
+	if now > never-d {
+		return never
+	}
+	return now + d
+}
+
+// nextTick is the due time of a repeating timer of the given period after
+// the tick due at when, handled at now: when+period, or, when the loop
+// fell behind, the first time of the same phase later than now (the
+// missed ticks are skipped, not bunched). Saturated at never.
+func nextTick(when, period, now int64) int64 {
+	next := deadline(when, period)
+	if next > now {
+		return next
+	}
+	// next ≤ now, so the remainder is in [0, period): no overflow.
+	return deadline(now, period-(now-next)%period)
+}
+
+// wheelHorizon is the latest deadline the wheel takes. The timing-wheel
+// library reckons in wall-clock unix nanoseconds, which end in 2262, from
+// its own reading of the clock, a little after the loop's; later
+// deadlines, never among them, wait on the heap, which compares them
+// exactly.
+const wheelHorizon = never - int64(24*time.Hour)
 
 func (t *timer) status() uint64      { return t.state.Load() & 3 }
 func (t *timer) setStatus(st uint64) { t.state.Store(uint64(t.seq)<<2 | st) }
@@ -103,7 +147,7 @@ func (l *loop) addTimer(a *agent, d time.Duration, period time.Duration, payload
 	t := l.newTimer()
 	t.a, t.gen, t.payload, t.period = a, a.gen.Load(), payload, int64(period)
 	now := l.e.now()
-	t.when = now + int64(d)
+	t.when = deadline(now, int64(d))
 	l.schedTimer(t, now)
 	return Timer{t, t.seq}
 }
@@ -114,7 +158,7 @@ func (l *loop) schedTimer(t *timer, now int64) {
 		return
 	}
 	tick := int64(l.e.cfg.tick)
-	if l.wheel == nil || t.when-now < coarseTicks*tick {
+	if l.wheel == nil || t.when > wheelHorizon || t.when-now < coarseTicks*tick {
 		l.timers.Push(t.when, t)
 		return
 	}
@@ -189,19 +233,21 @@ func (l *loop) fireTimers(now int64) {
 		}
 		a := t.a
 		if a.gen.Load() != t.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
-			t.setStatus(timerDone)
+			l.retire(t)
 			l.recycle(t)
 			continue
 		}
 		if t.rq != nil {
-			t.setStatus(timerDone)
-			t.rq.fail(l, agentRequest, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.ident()))
+			if l.retire(t) {
+				t.rq.fail(l, agentRequest, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.ident()))
+			}
 			l.recycle(t)
 			continue
 		}
 		if t.period == 0 && t.sched == nil {
-			t.setStatus(timerDone)
-			l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
+			if l.retire(t) {
+				l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
+			}
 			l.recycle(t)
 			continue
 		}
@@ -212,13 +258,23 @@ func (l *loop) fireTimers(now int64) {
 			continue
 		}
 		if t.period > 0 {
-			t.when += t.period
-			if t.when <= now { // fell behind: skip missed ticks, keep phase
-				t.when += ((now-t.when)/t.period + 1) * t.period
-			}
+			t.when = nextTick(t.when, t.period, now)
 			l.schedTimer(t, now)
 		}
 	}
+}
+
+// retire marks a due timer done and reports whether it was still armed. A
+// Stop from another goroutine may have won since fireTimers looked at it:
+// then the timer leaves the heap as the zombie it became, and a one-shot
+// timer whose Stop returned true delivers nothing.
+func (l *loop) retire(t *timer) bool {
+	gen := uint64(t.seq) << 2 // timerArmed is 0: gen is the armed state
+	if t.state.CompareAndSwap(gen, gen|timerDone) {
+		return true
+	}
+	l.zombies.Add(-1)
+	return false
 }
 
 // dropTimers cancels every timer of the loop (engine stop).
