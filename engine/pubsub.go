@@ -224,8 +224,10 @@ func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 	return nil
 }
 
-// UnsubscribeAgent removes one subscription made with SubscribeAgent. Its
-// cost does not grow with the agent's number of subscriptions.
+// UnsubscribeAgent removes one subscription made with SubscribeAgent. The
+// agent's own bookkeeping is O(1) however many subscriptions it has; the
+// bus's change costs what messaging.Sublist.Remove does: O(log n) in the
+// loop's patterns, and O(m) in the subscribers that share this pattern.
 func (e *Engine) UnsubscribeAgent(pattern string, id AgentID) error {
 	r, err := e.Lookup(id)
 	if err != nil {
