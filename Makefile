@@ -20,7 +20,7 @@ BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drif
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
 BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
 
-.PHONY: run test vet race benchonce peers bench benchmarks lint profile flame browser-deps
+.PHONY: run test vet race stress benchonce peers bench benchmarks lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
@@ -34,6 +34,11 @@ vet:
 
 race:
 	$(GO) test -race -count=1 $(PKGS)
+
+## stress: the race suite three times over while two busy loops occupy the
+## CPUs, as on a loaded machine: no test may depend on CPU speed or share
+stress:
+	bash scripts/contend.sh 2 $(GO) test -race -count=3 $(PKGS)
 
 benchonce:
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)

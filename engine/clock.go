@@ -8,7 +8,8 @@ import (
 )
 
 // Clock is the engine's source of time. Every timer path follows it: the
-// precise heap, the coarse wheel, cron schedules and request timeouts. The
+// precise heap, the coarse wheel, cron schedules and request timeouts; so
+// does the measure of handler time when it is not the system clock. The
 // default is the system clock; package enginetest provides a manual clock
 // so tests of timer-driven agents run without sleeping.
 type Clock interface {
@@ -23,6 +24,16 @@ type Clock interface {
 // WithClock makes the engine read time from c instead of the system
 // clock. Under a clock other than the system one the engine drives its own
 // wheel from c (the timing-wheel library reads the system clock itself).
+//
+// The loops then measure handler time on c too: each run of an agent is
+// charged the time that passed on c while it ran, in its type's handler
+// histogram (Stats), in the loop's busy time and in the CPU share that
+// weighs it in the scheduler. On a manual clock (package enginetest) a
+// handler costs what it advances the clock by, and nothing if it does not,
+// so a test can give handlers exact costs and the scheduling is
+// independent of the machine's speed and load. c is read at most once per
+// run, never per message. On the system clock handler time is the
+// monotonic clock's.
 func WithClock(c Clock) Option {
 	return optionFunc(func(cfg *config) error {
 		if c == nil {

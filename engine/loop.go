@@ -685,7 +685,7 @@ func (l *loop) runAgents(budget int) {
 	timed := l.runq.Len() > 1 || l.turns&(timeSampleTurns-1) == 0
 	var t0 int64
 	if timed {
-		t0 = nanotime()
+		t0 = l.e.runTime()
 	}
 	for budget > 0 {
 		se, ok := l.runq.Pop()
@@ -706,7 +706,7 @@ func (l *loop) runAgents(budget int) {
 		tc := a.tc
 		measure := timed || tc.lastPer == 0
 		if measure && !timed {
-			t0 = nanotime()
+			t0 = l.e.runTime()
 		}
 		var done int
 		var bytes int64
@@ -717,7 +717,7 @@ func (l *loop) runAgents(budget int) {
 		}
 		var el int64
 		if measure {
-			t1 := nanotime()
+			t1 := l.e.runTime()
 			el, t0 = t1-t0, t1
 			if done > 0 {
 				tc.lastPer = max(el/int64(done), 1)

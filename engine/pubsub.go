@@ -18,9 +18,83 @@ type pubsub struct {
 	perLoop []*messaging.Sublist[*agent]
 	types   messaging.Sublist[*typeSub]
 
-	mu     sync.Mutex          // protects byAgent and the typeSubs index
-	agents map[*agent][]string // patterns each agent subscribed, for cleanup
+	mu     sync.Mutex            // protects agents and byType
+	agents map[*agent]*agentSubs // patterns each agent subscribed, for Unsubscribe and cleanup
 	byType map[typeSubKey]*typeSub
+}
+
+// agentSubs are the patterns one agent subscribed, each with its
+// multiplicity (the bus is a multiset: subscribing twice takes two
+// unsubscribes). The first fewSubs are kept in a slice, scanned; past that
+// they move to a map from pattern to count. Adding or removing one is O(1)
+// either way, however many the agent has, and listing them all is linear.
+type agentSubs struct {
+	few  []string       // while many is nil: one entry per subscription, unordered
+	many map[string]int // pattern → subscriptions, once there were more than fewSubs
+	n    int            // subscriptions in all
+}
+
+// fewSubs is how many subscriptions an agent keeps in a slice before they
+// move to a map; a map costs a few hundred bytes even for one entry, and
+// most agents subscribe to a handful of patterns.
+const fewSubs = 8
+
+func (s *agentSubs) add(pattern string) {
+	s.n++
+	switch {
+	case s.many != nil:
+		s.many[pattern]++
+	case len(s.few) < fewSubs:
+		s.few = append(s.few, pattern)
+	default:
+		s.many = make(map[string]int, 2*fewSubs)
+		for _, p := range s.few {
+			s.many[p]++
+		}
+		s.many[pattern]++
+		s.few = nil
+	}
+}
+
+// remove takes one subscription to pattern away and reports whether there
+// was one.
+func (s *agentSubs) remove(pattern string) bool {
+	if s.many != nil {
+		c, ok := s.many[pattern]
+		if !ok {
+			return false
+		}
+		if c > 1 {
+			s.many[pattern] = c - 1
+		} else {
+			delete(s.many, pattern)
+		}
+		s.n--
+		return true
+	}
+	for i, p := range s.few {
+		if p == pattern {
+			last := len(s.few) - 1
+			s.few[i] = s.few[last]
+			s.few[last] = ""
+			s.few = s.few[:last]
+			s.n--
+			return true
+		}
+	}
+	return false
+}
+
+// each calls f once per subscription.
+func (s *agentSubs) each(f func(pattern string)) {
+	for _, p := range s.few {
+		f(p)
+	}
+	for p, c := range s.many {
+		for range c {
+			f(p)
+		}
+	}
 }
 
 type typeSubKey struct{ pattern, typ string }
@@ -37,7 +111,7 @@ func (ps *pubsub) init(loops int) {
 	for i := range ps.perLoop {
 		ps.perLoop[i] = messaging.NewSublist[*agent]()
 	}
-	ps.agents = make(map[*agent][]string)
+	ps.agents = make(map[*agent]*agentSubs)
 	ps.byType = make(map[typeSubKey]*typeSub)
 }
 
@@ -134,7 +208,12 @@ func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 		ps.mu.Unlock()
 		return err
 	}
-	ps.agents[a] = append(ps.agents[a], pattern)
+	subs := ps.agents[a]
+	if subs == nil {
+		subs = new(agentSubs)
+		ps.agents[a] = subs
+	}
+	subs.add(pattern)
 	a.hasSubs.Store(true)
 	ps.mu.Unlock()
 	if a.stopReq.Load() || a.lc.State() == lifecycle.Terminated {
@@ -145,7 +224,10 @@ func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 	return nil
 }
 
-// UnsubscribeAgent removes one subscription made with SubscribeAgent.
+// UnsubscribeAgent removes one subscription made with SubscribeAgent. The
+// agent's own bookkeeping is O(1) however many subscriptions it has; the
+// bus's change costs what messaging.Sublist.Remove does: O(log n) in the
+// loop's patterns, and O(m) in the subscribers that share this pattern.
 func (e *Engine) UnsubscribeAgent(pattern string, id AgentID) error {
 	r, err := e.Lookup(id)
 	if err != nil {
@@ -158,17 +240,14 @@ func (e *Engine) unsubscribeAgent(pattern string, a *agent) error {
 	ps := &e.pubsub
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	pats := ps.agents[a]
-	for i, p := range pats {
-		if p == pattern {
-			ps.agents[a] = append(pats[:i:i], pats[i+1:]...)
-			if len(ps.agents[a]) == 0 {
-				delete(ps.agents, a)
-			}
-			return ps.perLoop[a.loop.idx].Remove(pattern, a)
-		}
+	subs := ps.agents[a]
+	if subs == nil || !subs.remove(pattern) {
+		return fmt.Errorf("%w: %q for %s", messaging.ErrNotFound, pattern, a.ident())
 	}
-	return fmt.Errorf("%w: %q for %s", messaging.ErrNotFound, pattern, a.ident())
+	if subs.n == 0 {
+		delete(ps.agents, a)
+	}
+	return ps.perLoop[a.loop.idx].Remove(pattern, a)
 }
 
 // dropSubscriptions removes every subscription of a (it terminated).
@@ -184,8 +263,9 @@ func (e *Engine) dropSubscriptions(a *agent) {
 	ps := &e.pubsub
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for _, p := range ps.agents[a] {
-		_ = ps.perLoop[a.loop.idx].Remove(p, a)
+	if subs := ps.agents[a]; subs != nil {
+		sl := ps.perLoop[a.loop.idx]
+		subs.each(func(p string) { _ = sl.Remove(p, a) })
 	}
 	delete(ps.agents, a)
 	a.hasSubs.Store(false)

@@ -209,3 +209,30 @@ func BenchmarkSublistChurn(b *testing.B) {
 		b.ReportMetric(float64(spent.Nanoseconds())/float64(matches), "ns/match")
 	}
 }
+
+// BenchmarkSublistRemoveShared removes one of n values stored under one
+// pattern and inserts it again: what one subscriber leaving a pattern
+// that n share costs. Remove copies the pattern's values, so the cost
+// grows with n (see Sublist.Remove).
+func BenchmarkSublistRemoveShared(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			var s Sublist[int]
+			for i := range n {
+				_ = s.Insert("alerts.>", i)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				v := i * 7919 % n
+				i++
+				if err := s.Remove("alerts.>", v); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Insert("alerts.>", v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -77,6 +77,11 @@ func (s *Sublist[T]) insert(pattern string, v T) error {
 // [ErrNotFound] if v is not there, or [ErrInvalidPattern] if pattern is
 // invalid.
 //
+// Besides copying the trie's path to pattern (O(log n) in the patterns),
+// Remove copies the values stored under pattern, since snapshots that
+// readers hold must not change: with m values on one pattern it costs O(m),
+// and removing all of them one by one O(m²).
+//
 // Remove is safe for concurrent use; it waits for other writers, never for
 // readers.
 func (s *Sublist[T]) Remove(pattern string, v T) error {
