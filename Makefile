@@ -5,7 +5,7 @@ GO        ?= go
 PKGS      := ./...
 BENCHTIME ?= 1s
 COUNT     ?= 6
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
 # The peers suite (ants, protoactor, channels beside agentloop) is a module

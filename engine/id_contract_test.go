@@ -46,7 +46,7 @@ func idEngine(t *testing.T) *engine.Engine {
 	return e
 }
 
-var nopAgent = func() engine.Agent {
+var newNopAgent = func() engine.Agent {
 	return timerFuncAgent(func(*engine.Context, engine.Message) {})
 }
 
@@ -54,7 +54,7 @@ func TestRegisterRefusesBadTypeNames(t *testing.T) {
 	e := idEngine(t)
 	bad := append([]string{"a/b", "/", "type/"}, badNames...)
 	for _, name := range bad {
-		err := e.Register(name, nopAgent)
+		err := e.Register(name, newNopAgent)
 		if !errors.Is(err, engine.ErrInvalidID) {
 			t.Errorf("Register(%q) = %v, want ErrInvalidID", name, err)
 			continue
@@ -74,7 +74,7 @@ func TestRegisterRefusesBadTypeNames(t *testing.T) {
 func TestRegisterAcceptsPrintableTypeNames(t *testing.T) {
 	e := idEngine(t)
 	for _, name := range goodNames {
-		if err := e.Register(name, nopAgent); err != nil {
+		if err := e.Register(name, newNopAgent); err != nil {
 			t.Errorf("Register(%q): %v", name, err)
 		}
 	}
@@ -117,7 +117,7 @@ func TestValidate(t *testing.T) {
 // Every call by ID refuses a bad key, and none of them creates the agent.
 func TestCallsByIDRefuseBadKeys(t *testing.T) {
 	e := idEngine(t)
-	if err := e.Register("t", nopAgent); err != nil {
+	if err := e.Register("t", newNopAgent); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
@@ -189,7 +189,7 @@ func FuzzAgentID(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rerr := e.Register(typ, nopAgent)
+		rerr := e.Register(typ, newNopAgent)
 		if rerr != nil && !errors.Is(rerr, engine.ErrInvalidID) {
 			t.Fatalf("Register(%q) = %v, not ErrInvalidID", typ, rerr)
 		}
