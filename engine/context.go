@@ -62,7 +62,7 @@ func (c *Context) send(to Ref, m Message) error {
 	if !a.admits(to.gen) || (a.loop == c.l && a.terminating) {
 		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(to.gen))
 	}
-	if pol := a.typ.cfg.overflow; (pol == Reject || pol == Block) && !a.reserve() {
+	if a.typ.cfg.reserves() && !a.reserve() {
 		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(to.gen), a.typ.cfg.capacity)
 	}
 	if a.loop == c.l {

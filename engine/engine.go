@@ -386,8 +386,8 @@ func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
 	if !a.admits(r.gen) {
 		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(r.gen))
 	}
-	if p := a.typ.cfg.overflow; p == Reject || p == Block {
-		if err := e.reserve(ctx, a, r.gen, p); err != nil {
+	if a.typ.cfg.reserves() {
+		if err := e.reserve(ctx, a, r.gen, a.typ.cfg.overflow); err != nil {
 			return err
 		}
 	}

@@ -285,6 +285,9 @@ func (src *loop) shed(ob *ring.Deque[envelope], env *envelope) bool {
 			return true
 		}
 	case opPublish:
+		if env.gen == publishReserved {
+			return false // bounded by the subscribers' capacity, like a send
+		}
 		for _, a := range env.subs {
 			src.shedMsg(a, a.gen.Load(), env.msg)
 		}
@@ -582,8 +585,9 @@ func (l *loop) dispatch(env *envelope) bool {
 	case opTerminate:
 		l.terminate(env.a, env.gen)
 	case opPublish:
+		reserved := env.gen == publishReserved
 		for _, a := range env.subs {
-			l.enqueue(a, a.gen.Load(), &env.msg, false)
+			l.enqueue(a, a.gen.Load(), &env.msg, reserved)
 		}
 	case opShutdown:
 		l.shutdown(env.gen != 0)
@@ -602,7 +606,7 @@ func (l *loop) dispatch(env *envelope) bool {
 // already holds a place in a Reject or Block mailbox.
 func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 	if !a.live(gen) {
-		if pol := a.typ.cfg.overflow; reserved && (pol == Reject || pol == Block) {
+		if reserved && a.typ.cfg.reserves() {
 			a.occ.Add(-1)
 		}
 		l.deadLetterAt(a, gen, *m, a.endReason(gen))
@@ -618,8 +622,8 @@ func (l *loop) push(a *agent, m *Message, reserved bool) {
 	l.touch(tc)
 	tc.received++
 	switch {
-	case pol == Reject || pol == Block:
-		if !reserved && !a.reserve() { // a publish or a timer
+	case a.typ.cfg.reserves():
+		if !reserved && !a.reserve() { // a timer tick
 			tc.dropped++
 			l.deadLetter(a, *m, ErrMailboxFull)
 			return
@@ -732,7 +736,7 @@ func (l *loop) runAgents(budget int) {
 		tc.observe(el, done)
 		l.touch(tc)
 		l.busy += el
-		if p := a.typ.cfg.overflow; p == Reject || p == Block {
+		if a.typ.cfg.reserves() {
 			a.occ.Add(int32(-done)) // give the places back, once per run
 		}
 		if a.lc.State() == lifecycle.Terminated {
@@ -1130,7 +1134,7 @@ func (l *loop) finalize(a *agent, reason error) {
 		n++
 		l.deadLetter(a, m, dlReason)
 	}
-	if p := a.typ.cfg.overflow; p == Reject || p == Block {
+	if a.typ.cfg.reserves() {
 		a.occ.Add(-n)
 	}
 	l.touch(a.tc)

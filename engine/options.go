@@ -182,6 +182,11 @@ type typeConfig struct {
 	hasRest  bool
 }
 
+// reserves reports whether the type's mailbox bound is kept by senders
+// reserving a place before they send (Reject, Block) rather than by the
+// loop on arrival (DropNewest, DropOldest).
+func (c *typeConfig) reserves() bool { return c.overflow == Reject || c.overflow == Block }
+
 // DefaultMailboxSize is the bound of a mailbox registered without WithMailbox.
 const DefaultMailboxSize = 4096
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentloop/agentloop/lifecycle"
 	"github.com/agentloop/agentloop/messaging"
@@ -14,9 +15,17 @@ import (
 // for agent subscriptions, so a publish makes one inbox post per loop that
 // has subscribers (not one per subscriber), and one list of type
 // subscriptions, which name their target by a key taken from the topic.
+//
+// Agents whose mailbox reserves places (Reject, Block) subscribe in a list
+// of their own per loop, so that a publish applies their policy as a send
+// does (reserve first: an error or a wait when full) while publishing to
+// the others costs nothing more; nReserving lets a publish skip the empty
+// lists without a lookup.
 type pubsub struct {
-	perLoop []*messaging.Sublist[*agent]
-	types   messaging.Sublist[*typeSub]
+	perLoop    []*messaging.Sublist[*agent] // DropNewest and DropOldest subscribers
+	reserving  []*messaging.Sublist[*agent] // Reject and Block subscribers
+	nReserving []atomic.Int64               // subscriptions in reserving[i]
+	types      messaging.Sublist[*typeSub]
 
 	mu     sync.Mutex            // protects agents and byType
 	agents map[*agent]*agentSubs // patterns each agent subscribed, for Unsubscribe and cleanup
@@ -106,10 +115,23 @@ type typeSub struct {
 	key     func(topic string) (string, bool)
 }
 
+// list returns the subscription list of a's loop that a belongs in, and
+// the count to keep beside it (nil for the non-reserving lists).
+func (ps *pubsub) list(a *agent) (*messaging.Sublist[*agent], *atomic.Int64) {
+	i := a.loop.idx
+	if a.typ.cfg.reserves() {
+		return ps.reserving[i], &ps.nReserving[i]
+	}
+	return ps.perLoop[i], nil
+}
+
 func (ps *pubsub) init(loops int) {
 	ps.perLoop = make([]*messaging.Sublist[*agent], loops)
+	ps.reserving = make([]*messaging.Sublist[*agent], loops)
+	ps.nReserving = make([]atomic.Int64, loops)
 	for i := range ps.perLoop {
 		ps.perLoop[i] = messaging.NewSublist[*agent]()
+		ps.reserving[i] = messaging.NewSublist[*agent]()
 	}
 	ps.agents = make(map[*agent]*agentSubs)
 	ps.byType = make(map[typeSubKey]*typeSub)
@@ -204,9 +226,13 @@ func (e *Engine) SubscribeAgent(pattern string, id AgentID) error {
 func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 	ps := &e.pubsub
 	ps.mu.Lock()
-	if err := ps.perLoop[a.loop.idx].Insert(pattern, a); err != nil {
+	sl, n := ps.list(a)
+	if err := sl.Insert(pattern, a); err != nil {
 		ps.mu.Unlock()
 		return err
+	}
+	if n != nil {
+		n.Add(1)
 	}
 	subs := ps.agents[a]
 	if subs == nil {
@@ -247,7 +273,11 @@ func (e *Engine) unsubscribeAgent(pattern string, a *agent) error {
 	if subs.n == 0 {
 		delete(ps.agents, a)
 	}
-	return ps.perLoop[a.loop.idx].Remove(pattern, a)
+	sl, n := ps.list(a)
+	if n != nil {
+		n.Add(-1)
+	}
+	return sl.Remove(pattern, a)
 }
 
 // dropSubscriptions removes every subscription of a (it terminated).
@@ -264,8 +294,12 @@ func (e *Engine) dropSubscriptions(a *agent) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if subs := ps.agents[a]; subs != nil {
-		sl := ps.perLoop[a.loop.idx]
-		subs.each(func(p string) { _ = sl.Remove(p, a) })
+		sl, n := ps.list(a)
+		subs.each(func(p string) {
+			if sl.Remove(p, a) == nil && n != nil {
+				n.Add(-1)
+			}
+		})
 	}
 	delete(ps.agents, a)
 	a.hasSubs.Store(false)
@@ -329,6 +363,13 @@ func (e *Engine) UnsubscribeType(pattern, agentType string) error {
 // subscribers. Every receiver gets the same payload slice: nobody may
 // modify it. Message.Topic is topic and Message.Sender is zero. Publishing
 // to a topic nobody subscribes to is not an error. Concurrency-safe.
+//
+// Each subscriber's overflow policy applies as it does to a send: a full
+// DropNewest or DropOldest mailbox dead-letters a message, a full Reject
+// mailbox is left out and reported in the returned error (which joins an
+// ErrMailboxFull error per such subscriber; the others still receive the
+// message), and a full Block mailbox makes Publish wait for room, as Send
+// does, until the subscriber terminates or the engine stops.
 func (e *Engine) Publish(topic string, payload []byte) error {
 	if e.state.Load() >= stateStopping {
 		return fmt.Errorf("%w: publish %q", ErrStopped, topic)
@@ -336,30 +377,32 @@ func (e *Engine) Publish(topic string, payload []byte) error {
 	return e.publish(nil, topic, Message{Payload: payload, Topic: topic})
 }
 
+// publishReserved marks (in envelope.gen) an opPublish whose subscribers
+// hold a mailbox place reserved by the publisher.
+const publishReserved = 1
+
 // publish fans m out; from is the publishing loop context, nil outside.
 func (e *Engine) publish(c *Context, topic string, m Message) error {
 	found := false
+	var errs []error
 	for i, l := range e.loops {
-		subs := e.pubsub.perLoop[i].Match(topic)
+		if subs := e.pubsub.perLoop[i].Match(topic); len(subs) > 0 {
+			found = true
+			e.fanOut(c, l, subs, &m, false)
+		}
+		if e.pubsub.nReserving[i].Load() == 0 {
+			continue
+		}
+		subs := e.pubsub.reserving[i].Match(topic)
 		if len(subs) == 0 {
 			continue
 		}
 		found = true
-		if b := m.buffer(); b != nil {
-			b.Retain(len(subs)) // one reference per delivery
-		}
-		switch {
-		case c == nil:
-			l.post(&envelope{op: opPublish, msg: m, subs: subs})
-		case c.l == l:
-			for _, a := range subs {
-				l.enqueue(a, a.gen.Load(), &m, false)
-			}
-		default:
-			l.postFrom(c.l, &envelope{op: opPublish, msg: m, subs: subs})
+		subs, errs = e.reserveSubs(c, subs, errs)
+		if len(subs) > 0 {
+			e.fanOut(c, l, subs, &m, true)
 		}
 	}
-	var errs []error
 	for _, s := range e.pubsub.types.Match(topic) {
 		found = true
 		key, ok := s.key(topic)
@@ -391,6 +434,61 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// fanOut delivers m to subs, the subscribers on loop l: straight into
+// their mailboxes from a handler on l, else in one post to l. reserved says
+// each holds a mailbox place taken by reserveSubs.
+func (e *Engine) fanOut(c *Context, l *loop, subs []*agent, m *Message, reserved bool) {
+	if b := m.buffer(); b != nil {
+		b.Retain(len(subs)) // one reference per delivery
+	}
+	env := envelope{op: opPublish, msg: *m, subs: subs}
+	if reserved {
+		env.gen = publishReserved
+	}
+	switch {
+	case c == nil:
+		l.post(&env)
+	case c.l == l:
+		for _, a := range subs {
+			l.enqueue(a, a.gen.Load(), m, reserved)
+		}
+	default:
+		l.postFrom(c.l, &env)
+	}
+}
+
+// reserveSubs takes a mailbox place for m in each of subs (Reject and
+// Block subscribers) the way a send does: from outside a Block subscriber
+// is waited for; a subscriber that is full (or gone) is left out with an
+// error appended to errs. It returns the subscribers that hold a place:
+// subs itself when all do, else a new slice (subs is the bus's, shared).
+func (e *Engine) reserveSubs(c *Context, subs []*agent, errs []error) ([]*agent, []error) {
+	var kept []*agent
+	for i, a := range subs {
+		var err error
+		switch p := a.typ.cfg.overflow; {
+		case c == nil:
+			err = e.reserve(nil, a, a.gen.Load(), p)
+		case !a.reserve():
+			err = fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)
+		}
+		if err == nil {
+			if kept != nil {
+				kept = append(kept, a)
+			}
+			continue
+		}
+		errs = append(errs, err)
+		if kept == nil {
+			kept = append(make([]*agent, 0, len(subs)-1), subs[:i]...)
+		}
+	}
+	if kept == nil {
+		return subs, errs
+	}
+	return kept, errs
 }
 
 // resolveIn is resolve for a type already looked up: the registry, else a
