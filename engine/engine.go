@@ -139,8 +139,9 @@ func New(opts ...Option) (*Engine, error) {
 func (e *Engine) Loops() int { return len(e.loops) }
 
 // Register adds an agent type: factory makes a new agent value each time an
-// agent of this type is spawned (or restarted). Types may be registered
-// before or after Start. Concurrency-safe.
+// agent of this type is spawned (or restarted). The name follows the rules
+// of AgentID.Type (ErrInvalidID otherwise). Types may be registered before
+// or after Start. Concurrency-safe.
 func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOption) error {
 	if err := checkTypeName(name); err != nil {
 		return err

@@ -8,7 +8,9 @@ import (
 // Errors returned by the engine. Compare with errors.Is: most are returned
 // wrapped with the offending value.
 var (
-	// ErrInvalidID occurs when an AgentID has an empty or over-long type or key.
+	// ErrInvalidID occurs when an AgentID's type or key is empty, longer
+	// than MaxIDLen, not printable UTF-8, or (the type) contains '/': see
+	// AgentID.
 	ErrInvalidID = errors.New("engine: invalid agent id")
 	// ErrNilFactory occurs when Register is given a nil factory.
 	ErrNilFactory = errors.New("engine: nil agent factory")

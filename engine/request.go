@@ -183,7 +183,8 @@ func (l *loop) failHandles(a *agent, reason error) {
 // ErrTerminated when it terminated first, a *PanicError when it panicked,
 // ErrStopped when the engine stopped. The loop never waits: a request
 // between two agents that request each other cannot deadlock. The timeout
-// lives on the loop's timers and costs no goroutine.
+// lives on the loop's timers and costs no goroutine; one that reaches past
+// the end of int64 time (April 2262) means no timeout.
 func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then func(c *Context, reply []byte, err error)) error {
 	if timeout <= 0 {
 		return fmt.Errorf("%w: request timeout %v", ErrInvalidDuration, timeout)
