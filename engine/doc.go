@@ -58,8 +58,9 @@
 // # Supervision
 //
 // A panic in a handler or hook never kills a loop or the process. A panic
-// in Receive restarts the agent: a fresh value from its factory, Init again,
-// the mailbox kept. More restarts than its budget within the window
+// in Receive restarts the agent: a fresh value from its factory (for a
+// Pooled type with a Reset method, the same value after Reset), Init
+// again, the mailbox kept. More restarts than its budget within the window
 // (WithRestarts) terminate it instead. A panic in OnPause, OnResume or
 // OnTerminate is reported and ignored; a terminating agent is never brought
 // back. PanicObserver plugins see every recovered value with its stack.

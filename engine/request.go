@@ -184,7 +184,10 @@ func (l *loop) failHandles(a *agent, reason error) {
 // ErrStopped when the engine stopped. The loop never waits: a request
 // between two agents that request each other cannot deadlock. The timeout
 // lives on the loop's timers and costs no goroutine; one that reaches past
-// the end of int64 time (April 2262) means no timeout.
+// the end of int64 time (April 2262) means no timeout. When Request itself
+// returns an error (a bad argument, a target that is gone or full) the
+// request was not sent and then is never called; otherwise then is called
+// exactly once.
 func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then func(c *Context, reply []byte, err error)) error {
 	if timeout <= 0 {
 		return fmt.Errorf("%w: request timeout %v", ErrInvalidDuration, timeout)
