@@ -187,7 +187,7 @@ func (l *loop) failHandles(a *agent, reason error) {
 // the end of int64 time (April 2262) means no timeout. When Request itself
 // returns an error (a bad argument, a target that is gone or full) the
 // request was not sent and then is never called; otherwise then is called
-// exactly once.
+// exactly once, unless the requesting agent has terminated by then.
 func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then func(c *Context, reply []byte, err error)) error {
 	if timeout <= 0 {
 		return fmt.Errorf("%w: request timeout %v", ErrInvalidDuration, timeout)
