@@ -54,25 +54,6 @@ func (c *Context) SendID(id AgentID, payload []byte) error {
 	return c.Send(r, payload)
 }
 
-func (c *Context) send(to Ref, m Message) error {
-	a := to.a
-	if a == nil {
-		return ErrUnknownAgent
-	}
-	if !a.admits(to.gen) || (a.loop == c.l && a.terminating) {
-		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(to.gen))
-	}
-	if a.typ.cfg.reserves() && !a.reserve() {
-		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(to.gen), a.typ.cfg.capacity)
-	}
-	if a.loop == c.l {
-		c.l.push(a, &m, true)
-		return nil
-	}
-	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
-	return nil
-}
-
 // Terminate ends the running agent after the current handler returns and
 // its already-queued messages are handled: from the call on, new sends to
 // it are refused with ErrTerminated, and its OnTerminate hook runs later

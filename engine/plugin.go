@@ -122,3 +122,31 @@ func (e *Engine) notifyTerminated(a *agent, reason error) {
 		}
 	}
 }
+
+func (e *Engine) notifyTransition(a *agent, from, to lifecycle.State) {
+	if ps := e.plugins.Load().onTransition; ps != nil {
+		for _, p := range ps {
+			e.safePlugin(func() { p.OnTransition(a.ident(), from, to) })
+		}
+	}
+}
+
+func (e *Engine) reportPanic(pe *PanicError) {
+	e.panics.Add(1)
+	if ps := e.plugins.Load().onPanic; ps != nil {
+		for _, p := range ps {
+			e.safePlugin(func() { p.OnPanic(pe.ID, pe.Value, pe.Stack) })
+		}
+	}
+}
+
+// safePlugin runs a plugin callback; a panicking plugin is counted and
+// otherwise ignored so it can never take a loop down.
+func (e *Engine) safePlugin(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.panics.Add(1)
+		}
+	}()
+	f()
+}

@@ -491,22 +491,6 @@ func (e *Engine) reserveSubs(c *Context, subs []*agent, errs []error) ([]*agent,
 	return kept, errs
 }
 
-// resolveIn is resolve for a type already looked up: the registry, else a
-// validated spawn.
-func (e *Engine) resolveIn(id AgentID, t *agentType) (Ref, error) {
-	if a := e.registry.get(id, id.hash()); a != nil {
-		return a.ref(), nil
-	}
-	if err := id.Validate(); err != nil {
-		return Ref{}, err
-	}
-	a, _, err := e.getOrSpawn(id, t, -1)
-	if err != nil {
-		return Ref{}, err
-	}
-	return a.ref(), nil
-}
-
 // Publish delivers payload to every subscriber of topic, as Engine.Publish,
 // with Message.Sender set to the running agent. Subscribers on this loop
 // get it straight in their mailboxes; each other loop gets one post.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/agentloop/agentloop/lifecycle"
 )
 
 // Stop shuts the engine down and waits for it.
@@ -234,5 +236,86 @@ func waitCtx(ctx context.Context, wg interface{ Wait() }) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// shutdown terminates every agent of the loop for Stop. Graceful: deliver
+// every queued message (paused agents included) first. Immediate: dead-
+// letter them. OnTerminate runs once either way.
+func (l *loop) shutdown(immediate bool) {
+	l.shut = true
+	l.dropTimers()
+	for a, next := l.agents, (*agent)(nil); a != nil; a = next {
+		next = a.next // finalize unlinks a
+		if a.lc.State() == lifecycle.Terminated {
+			continue
+		}
+		a.terminating = true
+		if immediate || a.mb.len() == 0 {
+			if n := a.mb.len(); n > 0 {
+				l.e.stopDropped.Add(int64(n))
+			}
+			l.finalize(a, ErrStopped)
+			continue
+		}
+		a.drainOnStop = true
+		l.schedule(a)
+	}
+	// Drain what shutdown scheduled; runAgents finalizes each agent when
+	// its mailbox empties.
+	for l.runq.Len() > 0 {
+		l.runAgents(l.e.cfg.budget)
+	}
+	for a := l.agents; a != nil; a = l.agents { // any left undrained
+		l.finalize(a, ErrStopped)
+		l.unlink(a)
+	}
+	l.publish(true)
+	l.e.shutdownWG.Done()
+}
+
+// quit dead-letters whatever is still in the inbox or outbox; after it the
+// loop goroutine exits and late producers sweep for themselves.
+func (l *loop) quit() {
+	var env envelope
+	for l.inbox.Pop(&env) {
+		l.drop(&env)
+	}
+	l.inbox.Commit()
+	l.spillMu.Lock()
+	spill := l.spill
+	l.spill = nil
+	l.spilling.Store(false)
+	l.spillMu.Unlock()
+	for i := range spill {
+		l.drop(&spill[i])
+	}
+	for i := range l.outbox {
+		for {
+			env, ok := l.outbox[i].PopFront()
+			if !ok {
+				break
+			}
+			l.e.dropEnvelope(l, &env, ErrStopped) // for another loop: no opInit
+		}
+	}
+	l.pending = 0
+	l.publish(true)
+}
+
+// drop gives up on an envelope of this loop that will never be handled:
+// an agent that never started is finalized, messages are dead-lettered.
+func (l *loop) drop(env *envelope) {
+	if env.op == opInit {
+		l.finalize(env.a, ErrStopped)
+		return
+	}
+	l.e.dropEnvelope(l, env, ErrStopped)
+}
+
+func (e *Engine) signalIdle() {
+	select {
+	case e.idleCh <- struct{}{}:
+	default:
 	}
 }

@@ -1,0 +1,118 @@
+package engine
+
+// This file: what a loop does with each envelope, and the one door into a mailbox.
+
+import "github.com/agentloop/agentloop/lifecycle"
+
+// dispatch handles one envelope on the loop; it reports whether to quit.
+func (l *loop) dispatch(env *envelope) bool {
+	switch env.op {
+	case opMsg:
+		l.enqueue(env.a, env.gen, &env.msg, true)
+	case opInit:
+		l.initAgent(env.a)
+	// Each Pause and Resume posts its own envelope, and each runs its hook
+	// even when a later move has already changed the state again (Pause
+	// then Resume before the loop got here): hooks follow the moves, in
+	// order; the runnable queue follows the current state.
+	case opPaused:
+		a := env.a
+		if a.gen.Load() == env.gen && !a.terminating && a.lc.State() != lifecycle.Terminated {
+			if a.scheduled && a.lc.State() == lifecycle.Paused { // keep its messages, leave the queue
+				a.scheduled = false
+				l.runq.Remove(a.se)
+			}
+			l.callHook(a, "OnPause", hookPause)
+		}
+	case opResumed:
+		a := env.a
+		if a.gen.Load() == env.gen && !a.terminating && a.lc.State() != lifecycle.Terminated {
+			l.callHook(a, "OnResume", hookResume)
+			if a.lc.State() == lifecycle.Running {
+				l.schedule(a)
+			}
+		}
+	case opTerminate:
+		l.terminate(env.a, env.gen)
+	case opPublish:
+		reserved := env.gen == publishReserved
+		for _, a := range env.subs {
+			l.enqueue(a, a.gen.Load(), &env.msg, reserved)
+		}
+	case opShutdown:
+		l.shutdown(env.gen != 0)
+	case opQuit:
+		return true // run calls quit once the envelope has left the inbox
+	case opFunc:
+		env.fn()
+	case opReply:
+		l.runReply(env)
+	}
+	return false
+}
+
+// enqueue puts m into a's mailbox, applying the overflow policy, and makes
+// a runnable. It is the one door into a mailbox. reserved says the sender
+// already holds a place in a Reject or Block mailbox.
+func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
+	if !a.live(gen) {
+		if reserved && a.typ.cfg.reserves() {
+			a.occ.Add(-1)
+		}
+		l.deadLetterAt(a, gen, *m, a.endReason(gen))
+		return
+	}
+	l.push(a, m, reserved)
+}
+
+// push is enqueue for a caller that has checked a.live itself.
+func (l *loop) push(a *agent, m *Message, reserved bool) {
+	pol := a.typ.cfg.overflow
+	tc := a.tc
+	l.touch(tc)
+	tc.received++
+	switch {
+	case a.typ.cfg.reserves():
+		if !reserved && !a.reserve() { // a timer tick
+			tc.dropped++
+			l.deadLetter(a, *m, ErrMailboxFull)
+			return
+		}
+	case a.mb.len() >= a.typ.cfg.capacity:
+		tc.dropped++
+		if pol == DropOldest {
+			var old Message
+			a.mb.pop(&old)
+			tc.queued--
+			l.deadLetter(a, old, ErrMailboxFull)
+		} else {
+			l.deadLetter(a, *m, ErrMailboxFull)
+			return
+		}
+	}
+	*a.mb.push() = *m
+	a.qbytes += int64(len(m.Payload))
+	tc.queued++
+	if !a.scheduled && a.lc.State() == lifecycle.Running {
+		l.makeRunnable(a)
+	}
+}
+
+func (l *loop) schedule(a *agent) {
+	if !a.scheduled && a.mb.len() > 0 {
+		l.makeRunnable(a)
+	}
+}
+
+// makeRunnable queues a by its weight. The queue entry is allocated on the
+// first schedule, so an agent that never gets a message costs nothing.
+func (l *loop) makeRunnable(a *agent) {
+	se := a.se
+	if se == nil {
+		se = &schedEntry{Value: a}
+		se.SetPriority(a.typ.cfg.priority) // validated by WithPriority
+		a.se = se
+	}
+	a.scheduled = true
+	l.runq.Push(se)
+}

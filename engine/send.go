@@ -1,0 +1,138 @@
+package engine
+
+// This file: send admission, the one rule every send path applies.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// Send delivers payload to the agent id from outside the engine, spawning
+// it first when its type is registered and it does not exist (a virtual
+// actor). Concurrency-safe. The payload is not copied: do not modify it
+// after Send. With a full Block mailbox Send waits for room until the
+// engine stops; SendContext bounds the wait.
+func (e *Engine) Send(id AgentID, payload []byte) error {
+	r, err := e.resolve(id)
+	if err != nil {
+		return err
+	}
+	return e.sendExternal(nil, r, Message{Payload: payload})
+}
+
+// SendContext is Send with a context: while a full Block mailbox makes it
+// wait for room, it gives up when ctx ends and returns an error matching
+// both ErrMailboxFull and ctx.Err(); the message is then not sent. With
+// the other policies it never waits (ctx is checked once, before sending).
+func (e *Engine) SendContext(ctx context.Context, id AgentID, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("engine: send to %s: %w", id, err)
+	}
+	r, err := e.resolve(id)
+	if err != nil {
+		return err
+	}
+	return e.sendExternal(ctx, r, Message{Payload: payload})
+}
+
+// sendExternal is the path of every send from a goroutine outside the
+// loops: checks, mailbox reservation for Reject/Block, then the inbox.
+// ctx, when not nil, bounds a Block wait.
+func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
+	if e.state.Load() >= stateStopping {
+		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.idAt(r.gen))
+	}
+	a := r.a
+	if !a.admits(r.gen) {
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(r.gen))
+	}
+	if a.typ.cfg.reserves() {
+		if err := e.reserve(ctx, a, r.gen, a.typ.cfg.overflow); err != nil {
+			return err
+		}
+	}
+	a.loop.post(&envelope{a: a, gen: r.gen, op: opMsg, msg: m})
+	return nil
+}
+
+// admits reports whether incarnation gen of a still accepts sends: the
+// rule every send path applies before it reserves or posts anything. It
+// reads only atomics, so it holds from any goroutine; the loop checks
+// again on arrival (live), which also sees a terminate in progress.
+func (a *agent) admits(gen uint32) bool {
+	return a.gen.Load() == gen && !a.stopReq.Load() && a.lc.State() != lifecycle.Terminated
+}
+
+// reserve takes a place in a Reject or Block mailbox; false when full.
+func (a *agent) reserve() bool {
+	if int(a.occ.Add(1)) <= a.typ.cfg.capacity {
+		return true
+	}
+	a.occ.Add(-1)
+	return false
+}
+
+// reserve takes a place in a Reject or Block mailbox for an outside sender,
+// waiting for room with Block until the engine stops, the agent
+// terminates, or ctx (when not nil) ends.
+func (e *Engine) reserve(ctx context.Context, a *agent, gen uint32, p Overflow) error {
+	capacity := a.typ.cfg.capacity
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
+	for {
+		if a.reserve() {
+			return nil
+		}
+		if p == Reject {
+			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(gen), capacity)
+		}
+		l := a.loop
+		l.spaceMu.Lock()
+		ch := l.spaceCh
+		l.spaceMu.Unlock()
+		// Announce the wait before the last check; the loop frees places
+		// before it looks for waiters, so one of us sees the other.
+		l.spaceWaiters.Add(1)
+		var ctxErr error
+		if int(a.occ.Load()) >= capacity && a.admits(gen) {
+			select {
+			case <-ch:
+			case <-e.stopCh:
+			case <-done:
+				ctxErr = ctx.Err()
+			}
+		}
+		l.spaceWaiters.Add(-1)
+		switch {
+		case ctxErr != nil:
+			return fmt.Errorf("%w: %s (capacity %d): %w", ErrMailboxFull, a.idAt(gen), capacity, ctxErr)
+		case e.state.Load() >= stateStopping:
+			return fmt.Errorf("%w: send to %s", ErrStopped, a.idAt(gen))
+		case !a.admits(gen):
+			return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(gen))
+		}
+	}
+}
+
+func (c *Context) send(to Ref, m Message) error {
+	a := to.a
+	if a == nil {
+		return ErrUnknownAgent
+	}
+	if !a.admits(to.gen) || (a.loop == c.l && a.terminating) {
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(to.gen))
+	}
+	if a.typ.cfg.reserves() && !a.reserve() {
+		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(to.gen), a.typ.cfg.capacity)
+	}
+	if a.loop == c.l {
+		c.l.push(a, &m, true)
+		return nil
+	}
+	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
+	return nil
+}

@@ -1,0 +1,139 @@
+package engine
+
+// This file: spawning agents and finding them by ID.
+
+import (
+	"fmt"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// Spawn creates the agent id and returns its Ref. The agent's Init runs on
+// its loop shortly after (or at Start); messages sent before then wait in
+// its mailbox. Spawning an ID that is alive returns its Ref and an error
+// wrapping ErrAgentExists. Concurrency-safe.
+func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	loopIdx := -1
+	if len(opts) > 0 { // the options escape: only pay for them when given
+		sc := spawnConfig{loop: -1}
+		for _, o := range opts {
+			if o == nil {
+				continue
+			}
+			if err := o.applySpawn(&sc); err != nil {
+				return Ref{}, err
+			}
+		}
+		if sc.loop >= len(e.loops) {
+			return Ref{}, fmt.Errorf("%w: OnLoop(%d) with %d loops", ErrInvalidOption, sc.loop, len(e.loops))
+		}
+		loopIdx = sc.loop
+	}
+	t, err := e.lookupType(id.Type)
+	if err != nil {
+		return Ref{}, err
+	}
+	if a := e.registry.get(id, id.hash()); a != nil {
+		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
+	}
+	a, created, err := e.getOrSpawn(id, t, loopIdx)
+	if err != nil {
+		return Ref{}, err
+	}
+	if !created {
+		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
+	}
+	return a.ref(), nil
+}
+
+// getOrSpawn returns the live agent id, creating it when absent.
+//
+// Callers have looked the ID up already, so it goes straight to creating
+// the agent; putIfAbsent settles races (the loser's agent is dropped).
+func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool, error) {
+	h := id.hash()
+	if e.stopping.Load() {
+		return nil, false, fmt.Errorf("%w: spawn %s", ErrStopped, id)
+	}
+	if loopIdx < 0 {
+		loopIdx = int(h % uint64(len(e.loops)))
+	}
+	l := e.loops[loopIdx]
+	var a *agent
+	if t.pools != nil {
+		a = t.pools[loopIdx].Get()
+	}
+	if a != nil && a.typ != nil {
+		// A recycled record: new incarnation first, then the new key (see
+		// idAt), then Terminated → Idle.
+		a.gen.Add(1)
+		a.setID(id)
+		if err := a.lc.Reset(); err == nil {
+			e.notifyTransition(a, lifecycle.Terminated, lifecycle.Idle)
+		}
+	} else {
+		if a == nil {
+			a = &agent{}
+		}
+		a.typ, a.loop, a.tc = t, l, t.perLoop[loopIdx]
+		a.setID(id)
+		impl := t.factory()
+		if impl == nil {
+			return nil, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
+		}
+		a.setImpl(impl)
+	}
+	actual, created := e.registry.putIfAbsent(id, h, a)
+	if !created {
+		return actual, false, nil
+	}
+	e.transition(a, lifecycle.Initializing)
+	l.post(&envelope{a: a, gen: a.gen.Load(), op: opInit})
+	return a, true, nil
+}
+
+// Lookup returns the Ref of a live agent.
+func (e *Engine) Lookup(id AgentID) (Ref, error) {
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	a := e.registry.get(id, id.hash())
+	if a == nil {
+		return Ref{}, fmt.Errorf("%w: %s", ErrUnknownAgent, id)
+	}
+	return a.ref(), nil
+}
+
+// resolve finds or lazily spawns id.
+func (e *Engine) resolve(id AgentID) (Ref, error) {
+	if a := e.registry.get(id, id.hash()); a != nil {
+		return a.ref(), nil
+	}
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	t, err := e.lookupType(id.Type)
+	if err != nil {
+		return Ref{}, err
+	}
+	return e.resolveIn(id, t)
+}
+
+// resolveIn is resolve for a type already looked up: the registry, else a
+// validated spawn.
+func (e *Engine) resolveIn(id AgentID, t *agentType) (Ref, error) {
+	if a := e.registry.get(id, id.hash()); a != nil {
+		return a.ref(), nil
+	}
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	a, _, err := e.getOrSpawn(id, t, -1)
+	if err != nil {
+		return Ref{}, err
+	}
+	return a.ref(), nil
+}

@@ -1,0 +1,275 @@
+package engine
+
+// This file: agent hooks, supervision (restarts) and termination on the loop.
+
+import (
+	"runtime/debug"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
+
+// link adds a to the loop's list of started agents (an intrusive list: no
+// map entry and no allocation per agent).
+func (l *loop) link(a *agent) {
+	a.started = true
+	a.prev, a.next = nil, l.agents
+	if l.agents != nil {
+		l.agents.prev = a
+	}
+	l.agents = a
+}
+
+func (l *loop) unlink(a *agent) {
+	if !a.started {
+		return
+	}
+	a.started = false
+	if a.prev != nil {
+		a.prev.next = a.next
+	} else {
+		l.agents = a.next
+	}
+	if a.next != nil {
+		a.next.prev = a.prev
+	}
+	a.prev, a.next = nil, nil
+}
+
+func (l *loop) initAgent(a *agent) {
+	if a.lc.State() != lifecycle.Initializing {
+		return // terminated before it could start
+	}
+	if l.shut {
+		l.finalize(a, ErrStopped)
+		return
+	}
+	l.link(a)
+	if err := l.callInit(a); err != nil {
+		l.finalize(a, err)
+		return
+	}
+	l.e.transition(a, lifecycle.Ready)
+	l.e.transition(a, lifecycle.Running)
+	if a.terminating {
+		if a.mb.len() == 0 {
+			l.finalize(a, ErrTerminated)
+			return
+		}
+	}
+	l.schedule(a)
+}
+
+// callInit runs Init, converting a panic into an error.
+func (l *loop) callInit(a *agent) (err error) {
+	in, ok := a.impl.(Initializer)
+	if !ok {
+		return nil
+	}
+	c := &l.ctx
+	prev := c.a
+	c.a = a
+	defer func() {
+		c.a = prev
+		if r := recover(); r != nil {
+			pe := &PanicError{ID: a.ident(), Hook: "Init", Value: r, Stack: debug.Stack()}
+			l.e.reportPanic(pe)
+			err = &initError{id: a.ident(), err: pe}
+		}
+	}()
+	if err = in.Init(c); err != nil {
+		return &initError{id: a.ident(), err: err}
+	}
+	return nil
+}
+
+type hookKind uint8
+
+// callHook runs an optional hook; a panic is reported and otherwise
+// ignored (a panicking hook does not restart the agent).
+func (l *loop) callHook(a *agent, name string, k hookKind) {
+	c := &l.ctx
+	prev := c.a
+	c.a = a
+	defer func() {
+		c.a = prev
+		if r := recover(); r != nil {
+			l.e.reportPanic(&PanicError{ID: a.ident(), Hook: name, Value: r, Stack: debug.Stack()})
+		}
+	}()
+	switch k {
+	case hookPause:
+		if h, ok := a.impl.(Pauser); ok {
+			h.OnPause(c)
+		}
+	case hookResume:
+		if h, ok := a.impl.(Resumer); ok {
+			h.OnResume(c)
+		}
+	case hookTerminate:
+		if h, ok := a.impl.(Terminator); ok {
+			h.OnTerminate(c)
+		}
+	}
+}
+
+// recovered handles a panic from Receive: report it, then restart the agent
+// (a fresh instance from its factory, Init again, mailbox kept) unless its
+// restart budget for the window is spent, in which case it terminates.
+func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
+	pe := &PanicError{ID: a.ident(), Hook: hook, Value: v, Stack: stack}
+	l.e.reportPanic(pe)
+	if c := &l.ctx; c.rq != nil {
+		if !c.answered {
+			c.rq.fail(l, c.rqInc, pe)
+		}
+		c.rq, c.answered = nil, false
+	}
+	if a.terminating && a.drainOnStop {
+		// Already on its way out: keep draining, never restart.
+		return
+	}
+	pol := a.typ.restarts
+	now := l.e.now()
+	if now-a.windowStart > int64(pol.window) {
+		a.windowStart, a.restarts = now, 0
+	}
+	if int(a.restarts) >= pol.max {
+		l.finalize(a, pe)
+		return
+	}
+	a.restarts++
+	a.tc.restarts++
+	l.touch(a.tc)
+	a.setImpl(a.typ.newInstance(a.impl))
+	if err := l.callInit(a); err != nil {
+		l.finalize(a, err)
+	}
+}
+
+// terminate handles a Terminate request: queued messages are delivered
+// first when the agent is running; a paused or unstarted agent's mailbox is
+// dead-lettered.
+func (l *loop) terminate(a *agent, gen uint32) {
+	if a.gen.Load() != gen || a.terminating {
+		return
+	}
+	a.terminating = true
+	switch a.lc.State() {
+	case lifecycle.Running:
+		a.drainOnStop = true
+		if a.mb.len() == 0 {
+			l.finalize(a, ErrTerminated)
+		} else {
+			l.schedule(a)
+		}
+	case lifecycle.Initializing, lifecycle.Ready:
+		// Init has not run yet: initAgent will see terminating.
+		if a.started {
+			l.finalize(a, ErrTerminated)
+		}
+	default:
+		l.finalize(a, ErrTerminated)
+	}
+}
+
+// finalize ends an agent's incarnation: OnTerminate (once, if it started),
+// dead letters for whatever is still queued, the Terminated state, and
+// removal from the registry.
+func (l *loop) finalize(a *agent, reason error) {
+	st := a.lc.State()
+	if st == lifecycle.Terminated {
+		return
+	}
+	a.terminating = true
+	if st == lifecycle.Running || st == lifecycle.Paused {
+		l.callHook(a, "OnTerminate", hookTerminate)
+	}
+	dlReason := ErrTerminated
+	if reason != nil && reason != ErrTerminated {
+		dlReason = reason
+		a.cause = reason // for messages still on their way (endReason)
+	}
+	var m Message
+	n := int32(0)
+	for a.mb.pop(&m) {
+		a.tc.queued--
+		n++
+		l.deadLetter(a, m, dlReason)
+	}
+	if a.typ.cfg.reserves() {
+		a.occ.Add(-n)
+	}
+	l.touch(a.tc)
+	l.failHandles(a, dlReason)
+	if a.se != nil {
+		l.runq.Forget(a.se)
+	}
+	a.scheduled, a.qbytes = false, 0
+	pooled := a.typ.cfg.pooled && !l.shut
+	if !pooled {
+		a.mb.release()
+	}
+	a.stopReq.Store(true)    // refuses new subscriptions (see subscribeAgent)
+	l.e.dropSubscriptions(a) // before Terminated is observable
+	l.e.transition(a, lifecycle.Terminated)
+	l.e.notifyTerminated(a, dlReason)
+	l.unlink(a)
+	l.e.registry.remove(a)
+	if a.typ.cfg.overflow == Block {
+		l.signalSpace()
+	}
+	if pooled {
+		// Recycled at the end of the turn: the run that finalized a may
+		// still be updating its loop-owned fields.
+		l.recycled = append(l.recycled, a)
+	}
+}
+
+// recycleAgents readies the agents finalized this turn for reuse and puts
+// them in their type's pool for this loop. A recycled record keeps its
+// mailbox buffer and queue entry, its agent value is Reset (or, without a
+// Reset method, made anew), and it stays Terminated until a Spawn takes it:
+// so an envelope still addressed to the old incarnation finds it dead.
+func (l *loop) recycleAgents() {
+	for i, a := range l.recycled {
+		l.recycled[i] = nil
+		a.terminating, a.drainOnStop, a.cause = false, false, nil
+		a.restarts, a.windowStart = 0, 0
+		a.stopReq.Store(false)
+		a.hasSubs.Store(false)
+		if !l.resetAgent(a) {
+			continue // Reset panicked: leave the record to the collector
+		}
+		a.typ.pools[l.idx].Put(a)
+	}
+	l.recycled = l.recycled[:0]
+}
+
+// resetAgent calls the agent value's Reset, or replaces the value when it
+// has none; false if Reset panicked.
+func (l *loop) resetAgent(a *agent) (ok bool) {
+	r, has := a.impl.(Resetter)
+	if !has {
+		a.setImpl(a.typ.factory())
+		return a.impl != nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			l.e.reportPanic(&PanicError{ID: a.ident(), Hook: "Reset", Value: v, Stack: debug.Stack()})
+			ok = false
+		}
+	}()
+	r.Reset()
+	return true
+}
+
+type initError struct {
+	id  AgentID
+	err error
+}
+
+func (e *initError) Error() string { return "engine: init " + e.id.String() + ": " + e.err.Error() }
+
+func (e *initError) Unwrap() []error {
+	return []error{ErrInitFailed, e.err}
+}
