@@ -240,8 +240,16 @@ func (a *agent) endReason(gen uint32) error {
 	return ErrTerminated
 }
 
+// current reports whether gen is a's incarnation and it has not reached
+// Terminated (it may be draining): the test for delivering outcomes (a
+// request's reply, Context.Go's result) to it. Any goroutine.
+func (a *agent) current(gen uint32) bool {
+	return a.gen.Load() == gen && a.lc.State() != lifecycle.Terminated
+}
+
 // live reports whether incarnation gen of a still takes messages on its
-// loop. Loop only (terminating is loop-owned).
+// loop: current and not terminating. Loop only (terminating is
+// loop-owned).
 func (a *agent) live(gen uint32) bool {
-	return a.gen.Load() == gen && !a.terminating && a.lc.State() != lifecycle.Terminated
+	return a.current(gen) && !a.terminating
 }

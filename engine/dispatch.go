@@ -17,7 +17,7 @@ func (l *loop) dispatch(env *envelope) bool {
 	// order; the runnable queue follows the current state.
 	case opPaused:
 		a := env.a
-		if a.gen.Load() == env.gen && !a.terminating && a.lc.State() != lifecycle.Terminated {
+		if a.live(env.gen) {
 			if a.scheduled && a.lc.State() == lifecycle.Paused { // keep its messages, leave the queue
 				a.scheduled = false
 				l.runq.Remove(a.se)
@@ -26,7 +26,7 @@ func (l *loop) dispatch(env *envelope) bool {
 		}
 	case opResumed:
 		a := env.a
-		if a.gen.Load() == env.gen && !a.terminating && a.lc.State() != lifecycle.Terminated {
+		if a.live(env.gen) {
 			l.callHook(a, "OnResume", hookResume)
 			if a.lc.State() == lifecycle.Running {
 				l.schedule(a)

@@ -459,21 +459,15 @@ func (e *Engine) fanOut(c *Context, l *loop, subs []*agent, m *Message, reserved
 	}
 }
 
-// reserveSubs takes a mailbox place for m in each of subs (Reject and
-// Block subscribers) the way a send does: from outside a Block subscriber
-// is waited for; a subscriber that is full (or gone) is left out with an
-// error appended to errs. It returns the subscribers that hold a place:
+// reserveSubs admits m for each of subs (Reject and Block subscribers) as
+// a send to it would be (admit: a place reserved, waited for from
+// outside with Block); a subscriber that is full or gone is left out with
+// its error appended to errs. It returns the subscribers that hold a place:
 // subs itself when all do, else a new slice (subs is the bus's, shared).
 func (e *Engine) reserveSubs(c *Context, subs []*agent, errs []error) ([]*agent, []error) {
 	var kept []*agent
 	for i, a := range subs {
-		var err error
-		switch p := a.typ.cfg.overflow; {
-		case c == nil:
-			err = e.reserve(nil, a, a.gen.Load(), p)
-		case !a.reserve():
-			err = fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.ident(), a.typ.cfg.capacity)
-		}
+		err := e.admit(nil, c, a, a.gen.Load())
 		if err == nil {
 			if kept != nil {
 				kept = append(kept, a)

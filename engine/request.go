@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"github.com/agentloop/agentloop/lifecycle"
 )
 
 // request is one request/response exchange. Exactly one completion wins
@@ -296,19 +293,12 @@ func (l *loop) runReply(env *envelope) {
 // runs: the outcome of a request or of Context.Go. A panic in then is
 // handled like one in Receive (restart or terminate).
 func (l *loop) runCallback(a *agent, gen uint32, hook string, then func(*Context, []byte, error), res []byte, err error) {
-	if a.gen.Load() != gen || a.lc.State() == lifecycle.Terminated {
+	if !a.current(gen) {
 		return // the agent is gone: nobody to tell
 	}
-	c := &l.ctx
-	prev := c.a
-	c.a = a
-	defer func() {
-		c.a = prev
-		if r := recover(); r != nil {
-			l.recovered(a, hook, r, debug.Stack())
-		}
-	}()
-	then(c, res, err)
+	if pe := l.call(a, hook, func(c *Context) { then(c, res, err) }); pe != nil {
+		l.supervise(a, pe)
+	}
 }
 
 // requestDone finishes a request whose handler returned: without a reply

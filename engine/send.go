@@ -38,27 +38,61 @@ func (e *Engine) SendContext(ctx context.Context, id AgentID, payload []byte) er
 }
 
 // sendExternal is the path of every send from a goroutine outside the
-// loops: checks, mailbox reservation for Reject/Block, then the inbox.
-// ctx, when not nil, bounds a Block wait.
+// loops: admission, then the target loop's inbox. ctx, when not nil,
+// bounds a Block wait.
 func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
-	if e.state.Load() >= stateStopping {
-		return fmt.Errorf("%w: send to %s", ErrStopped, r.a.idAt(r.gen))
+	if err := e.admit(ctx, nil, r.a, r.gen); err != nil {
+		return err
 	}
-	a := r.a
-	if !a.admits(r.gen) {
-		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(r.gen))
-	}
-	if a.typ.cfg.reserves() {
-		if err := e.reserve(ctx, a, r.gen, a.typ.cfg.overflow); err != nil {
-			return err
-		}
-	}
-	a.loop.post(&envelope{a: a, gen: r.gen, op: opMsg, msg: m})
+	r.a.loop.post(&envelope{a: r.a, gen: r.gen, op: opMsg, msg: m})
 	return nil
 }
 
-// admits reports whether incarnation gen of a still accepts sends: the
-// rule every send path applies before it reserves or posts anything. It
+// send is the path of every send from a handler: admission, then straight
+// into the mailbox on the same loop, else through the target loop's inbox.
+func (c *Context) send(to Ref, m Message) error {
+	a := to.a
+	if a == nil {
+		return ErrUnknownAgent
+	}
+	if err := c.l.e.admit(nil, c, a, to.gen); err != nil {
+		return err
+	}
+	if a.loop == c.l {
+		c.l.push(a, &m, true)
+		return nil
+	}
+	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
+	return nil
+}
+
+// admit is send admission, the one rule of every send path (Ref.Send,
+// Engine.Send, Context.Send, requests, type-subscription publishes, and
+// per subscriber the publishes to Reject and Block agents): the engine
+// takes outside work only until Stop (from is nil outside the loops;
+// handlers may still send while their engine drains); incarnation gen of
+// a must still admit sends; and a Reject or Block mailbox must have a
+// place, which admit reserves: at once from a handler (a loop never
+// waits), waiting for room with Block from outside until ctx (when not
+// nil) ends, a terminates or the engine stops. On success the message must
+// be handed over with reserved set.
+func (e *Engine) admit(ctx context.Context, from *Context, a *agent, gen uint32) error {
+	if from == nil && e.state.Load() >= stateStopping {
+		return fmt.Errorf("%w: send to %s", ErrStopped, a.idAt(gen))
+	}
+	if !a.admits(gen) || (from != nil && a.loop == from.l && a.terminating) {
+		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(gen))
+	}
+	switch {
+	case !a.typ.cfg.reserves() || a.reserve():
+		return nil
+	case from != nil || a.typ.cfg.overflow == Reject:
+		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(gen), a.typ.cfg.capacity)
+	}
+	return e.waitForRoom(ctx, a, gen)
+}
+
+// admits reports whether incarnation gen of a still accepts sends. It
 // reads only atomics, so it holds from any goroutine; the loop checks
 // again on arrival (live), which also sees a terminate in progress.
 func (a *agent) admits(gen uint32) bool {
@@ -74,22 +108,16 @@ func (a *agent) reserve() bool {
 	return false
 }
 
-// reserve takes a place in a Reject or Block mailbox for an outside sender,
-// waiting for room with Block until the engine stops, the agent
-// terminates, or ctx (when not nil) ends.
-func (e *Engine) reserve(ctx context.Context, a *agent, gen uint32, p Overflow) error {
+// waitForRoom takes a place in a full Block mailbox for an outside sender,
+// waiting until one is freed, the engine stops, the agent terminates, or
+// ctx (when not nil) ends.
+func (e *Engine) waitForRoom(ctx context.Context, a *agent, gen uint32) error {
 	capacity := a.typ.cfg.capacity
 	var done <-chan struct{}
 	if ctx != nil {
 		done = ctx.Done()
 	}
 	for {
-		if a.reserve() {
-			return nil
-		}
-		if p == Reject {
-			return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(gen), capacity)
-		}
 		l := a.loop
 		l.spaceMu.Lock()
 		ch := l.spaceCh
@@ -115,24 +143,8 @@ func (e *Engine) reserve(ctx context.Context, a *agent, gen uint32, p Overflow) 
 		case !a.admits(gen):
 			return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(gen))
 		}
+		if a.reserve() {
+			return nil
+		}
 	}
-}
-
-func (c *Context) send(to Ref, m Message) error {
-	a := to.a
-	if a == nil {
-		return ErrUnknownAgent
-	}
-	if !a.admits(to.gen) || (a.loop == c.l && a.terminating) {
-		return fmt.Errorf("%w: send to %s", ErrTerminated, a.idAt(to.gen))
-	}
-	if a.typ.cfg.reserves() && !a.reserve() {
-		return fmt.Errorf("%w: %s (capacity %d)", ErrMailboxFull, a.idAt(to.gen), a.typ.cfg.capacity)
-	}
-	if a.loop == c.l {
-		c.l.push(a, &m, true)
-		return nil
-	}
-	a.loop.postFrom(c.l, &envelope{a: a, gen: to.gen, op: opMsg, msg: m})
-	return nil
 }

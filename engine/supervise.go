@@ -60,26 +60,44 @@ func (l *loop) initAgent(a *agent) {
 }
 
 // callInit runs Init, converting a panic into an error.
-func (l *loop) callInit(a *agent) (err error) {
+func (l *loop) callInit(a *agent) error {
 	in, ok := a.impl.(Initializer)
 	if !ok {
 		return nil
 	}
+	var err error
+	if pe := l.call(a, "Init", func(c *Context) { err = in.Init(c) }); pe != nil {
+		err = pe
+	}
+	if err != nil {
+		return &initError{id: a.ident(), err: err}
+	}
+	return nil
+}
+
+// call runs f as agent a (the loop's Context set to a, and set back after)
+// with recovery: the one way the loop calls agent code outside a delivery
+// run. A panic in f is reported to PanicObservers and returned; what it
+// means (restart, terminate, ignore) is the caller's to decide.
+func (l *loop) call(a *agent, hook string, f func(c *Context)) (pe *PanicError) {
 	c := &l.ctx
 	prev := c.a
 	c.a = a
 	defer func() {
 		c.a = prev
 		if r := recover(); r != nil {
-			pe := &PanicError{ID: a.ident(), Hook: "Init", Value: r, Stack: debug.Stack()}
-			l.e.reportPanic(pe)
-			err = &initError{id: a.ident(), err: pe}
+			pe = l.panicked(a, hook, r, debug.Stack())
 		}
 	}()
-	if err = in.Init(c); err != nil {
-		return &initError{id: a.ident(), err: err}
-	}
+	f(c)
 	return nil
+}
+
+// panicked reports a panic recovered from agent a's hook.
+func (l *loop) panicked(a *agent, hook string, v any, stack []byte) *PanicError {
+	pe := &PanicError{ID: a.ident(), Hook: hook, Value: v, Stack: stack}
+	l.e.reportPanic(pe)
+	return pe
 }
 
 type hookKind uint8
@@ -87,43 +105,43 @@ type hookKind uint8
 // callHook runs an optional hook; a panic is reported and otherwise
 // ignored (a panicking hook does not restart the agent).
 func (l *loop) callHook(a *agent, name string, k hookKind) {
-	c := &l.ctx
-	prev := c.a
-	c.a = a
-	defer func() {
-		c.a = prev
-		if r := recover(); r != nil {
-			l.e.reportPanic(&PanicError{ID: a.ident(), Hook: name, Value: r, Stack: debug.Stack()})
+	l.call(a, name, func(c *Context) {
+		switch k {
+		case hookPause:
+			if h, ok := a.impl.(Pauser); ok {
+				h.OnPause(c)
+			}
+		case hookResume:
+			if h, ok := a.impl.(Resumer); ok {
+				h.OnResume(c)
+			}
+		case hookTerminate:
+			if h, ok := a.impl.(Terminator); ok {
+				h.OnTerminate(c)
+			}
 		}
-	}()
-	switch k {
-	case hookPause:
-		if h, ok := a.impl.(Pauser); ok {
-			h.OnPause(c)
-		}
-	case hookResume:
-		if h, ok := a.impl.(Resumer); ok {
-			h.OnResume(c)
-		}
-	case hookTerminate:
-		if h, ok := a.impl.(Terminator); ok {
-			h.OnTerminate(c)
-		}
-	}
+	})
 }
 
 // recovered handles a panic from Receive: report it, then restart the agent
 // (a fresh instance from its factory, Init again, mailbox kept) unless its
 // restart budget for the window is spent, in which case it terminates.
 func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
-	pe := &PanicError{ID: a.ident(), Hook: hook, Value: v, Stack: stack}
-	l.e.reportPanic(pe)
+	pe := l.panicked(a, hook, v, stack)
 	if c := &l.ctx; c.rq != nil {
 		if !c.answered {
 			c.rq.fail(l, c.rqInc, pe)
 		}
 		c.rq, c.answered = nil, false
 	}
+	l.supervise(a, pe)
+}
+
+// supervise applies a's restart policy after the panic pe in its handler:
+// restart it (a fresh instance from its factory, Init again, mailbox kept)
+// unless its restart budget for the window is spent, in which case it
+// terminates; an agent already draining for termination is left to drain.
+func (l *loop) supervise(a *agent, pe *PanicError) {
 	if a.terminating && a.drainOnStop {
 		// Already on its way out: keep draining, never restart.
 		return
@@ -247,20 +265,13 @@ func (l *loop) recycleAgents() {
 
 // resetAgent calls the agent value's Reset, or replaces the value when it
 // has none; false if Reset panicked.
-func (l *loop) resetAgent(a *agent) (ok bool) {
+func (l *loop) resetAgent(a *agent) bool {
 	r, has := a.impl.(Resetter)
 	if !has {
 		a.setImpl(a.typ.factory())
 		return a.impl != nil
 	}
-	defer func() {
-		if v := recover(); v != nil {
-			l.e.reportPanic(&PanicError{ID: a.ident(), Hook: "Reset", Value: v, Stack: debug.Stack()})
-			ok = false
-		}
-	}()
-	r.Reset()
-	return true
+	return l.call(a, "Reset", func(*Context) { r.Reset() }) == nil
 }
 
 type initError struct {

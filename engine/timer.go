@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-
-	"github.com/agentloop/agentloop/lifecycle"
 )
 
 // Timer states, in the low two bits of timer.state; the bits above hold
@@ -232,7 +230,7 @@ func (l *loop) fireTimers(now int64) {
 			continue
 		}
 		a := t.a
-		if a.gen.Load() != t.gen || a.terminating || a.lc.State() == lifecycle.Terminated {
+		if !a.live(t.gen) {
 			l.retire(t)
 			l.recycle(t)
 			continue
