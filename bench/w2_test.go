@@ -15,7 +15,7 @@ func BenchmarkW2_RefSend(b *testing.B) {
 	e := newEngine(b, 2)
 	done := make(chan struct{})
 	must(b, e.Register("sink", func() engine.Agent { return &sink{target: b.N, done: done} },
-		engine.WithMailbox(1<<16, engine.Block)))
+		engine.Mailbox(1<<16, engine.Block)))
 	must(b, e.Start())
 	ref, err := e.Spawn(engine.AgentID{Type: "sink", Key: "1"})
 	must(b, err)
@@ -37,7 +37,7 @@ func BenchmarkW2_RefSendDrop(b *testing.B) {
 	e := newEngine(b, 2)
 	done := make(chan struct{})
 	var got atomic.Int64
-	must(b, e.Register("sink", func() engine.Agent { return &countSink{n: &got} }, engine.WithMailbox(1<<20, engine.DropNewest)))
+	must(b, e.Register("sink", func() engine.Agent { return &countSink{n: &got} }, engine.Mailbox(1<<20, engine.DropNewest)))
 	must(b, e.Start())
 	ref, err := e.Spawn(engine.AgentID{Type: "sink", Key: "1"})
 	must(b, err)

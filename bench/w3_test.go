@@ -20,7 +20,7 @@ func BenchmarkW3_FanIn(b *testing.B) {
 			total := per * p
 			done := make(chan struct{})
 			must(b, e.Register("sink", func() engine.Agent { return &sink{target: total, done: done} },
-				engine.WithMailbox(1<<16, engine.Block)))
+				engine.Mailbox(1<<16, engine.Block)))
 			must(b, e.Start())
 			ref, err := e.Spawn(engine.AgentID{Type: "sink", Key: "1"})
 			must(b, err)

@@ -23,7 +23,7 @@ func BenchmarkW5_Request(b *testing.B) {
 	must(b, e.Start())
 	id := engine.AgentID{Type: "echo", Key: "1"}
 	ctx := context.Background()
-	_, err := e.Request(ctx, id, payload)
+	_, err := e.RequestID(ctx, id, payload)
 	must(b, err)
 	hist := hdrhistogram.New(1, int64(time.Second), 3)
 	b.ReportAllocs()
@@ -33,7 +33,7 @@ func BenchmarkW5_Request(b *testing.B) {
 		if i&7 == 0 {
 			t0 = time.Now()
 		}
-		if _, err := e.Request(ctx, id, payload); err != nil {
+		if _, err := e.RequestID(ctx, id, payload); err != nil {
 			b.Fatal(err)
 		}
 		if i&7 == 0 {

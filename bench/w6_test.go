@@ -48,7 +48,7 @@ func BenchmarkW6_EnginePublish(b *testing.B) {
 				e := newEngine(b, 2)
 				done := make(chan struct{}, 1)
 				var left int
-				must(b, e.Register("sub", func() engine.Agent { return w6Sub{left: &left, done: done} }, engine.WithMailbox(1<<20, engine.DropNewest)))
+				must(b, e.Register("sub", func() engine.Agent { return w6Sub{left: &left, done: done} }, engine.Mailbox(1<<20, engine.DropNewest)))
 				pub := &w6Publisher{topic: "sensor.room1.temp"}
 				must(b, e.Register("pub", func() engine.Agent { return pub }))
 				for i := 0; i < subs; i++ {

@@ -119,7 +119,7 @@ func BenchmarkW7_TimerBurst(b *testing.B) {
 		}))
 		must(b, e.Start())
 		for a := 0; a < w7BurstAgents; a++ {
-			must(b, e.Send(engine.AgentID{Type: "burst", Key: string(rune('A' + a))}, nil))
+			must(b, e.SendID(engine.AgentID{Type: "burst", Key: string(rune('A' + a))}, nil))
 		}
 		<-done
 		reportLateness(b, late)

@@ -58,14 +58,14 @@ func TestAcceptanceErrorsRegister(t *testing.T) {
 		{"long name", e.Register(long, f), engine.ErrInvalidID},
 		{"nil factory", e.Register("b", nil), engine.ErrNilFactory},
 		{"duplicate", e.Register("a", f), engine.ErrDuplicateType},
-		{"WithPriority(101)", e.Register("c", f, engine.WithPriority(101)), engine.ErrInvalidOption},
-		{"WithPriority(-1)", e.Register("c", f, engine.WithPriority(-1)), engine.ErrInvalidOption},
-		{"WithBatch(0)", e.Register("c", f, engine.WithBatch(0)), engine.ErrInvalidOption},
-		{"WithBatch(MaxBatch+1)", e.Register("c", f, engine.WithBatch(engine.MaxBatch+1)), engine.ErrInvalidOption},
-		{"WithMailbox(0)", e.Register("c", f, engine.WithMailbox(0, engine.DropNewest)), engine.ErrInvalidOption},
-		{"WithMailbox policy", e.Register("c", f, engine.WithMailbox(1, engine.Overflow(9))), engine.ErrInvalidOption},
-		{"WithRestarts(-1)", e.Register("c", f, engine.WithRestarts(-1, time.Second)), engine.ErrInvalidOption},
-		{"WithRestarts window", e.Register("c", f, engine.WithRestarts(1, -time.Second)), engine.ErrInvalidDuration},
+		{"Priority(101)", e.Register("c", f, engine.Priority(101)), engine.ErrInvalidOption},
+		{"Priority(-1)", e.Register("c", f, engine.Priority(-1)), engine.ErrInvalidOption},
+		{"Batch(0)", e.Register("c", f, engine.Batch(0)), engine.ErrInvalidOption},
+		{"Batch(MaxBatch+1)", e.Register("c", f, engine.Batch(engine.MaxBatch+1)), engine.ErrInvalidOption},
+		{"Mailbox(0)", e.Register("c", f, engine.Mailbox(0, engine.DropNewest)), engine.ErrInvalidOption},
+		{"Mailbox policy", e.Register("c", f, engine.Mailbox(1, engine.Overflow(9))), engine.ErrInvalidOption},
+		{"Restarts(-1)", e.Register("c", f, engine.Restarts(-1, time.Second)), engine.ErrInvalidOption},
+		{"Restarts window", e.Register("c", f, engine.Restarts(1, -time.Second)), engine.ErrInvalidDuration},
 	}
 	for _, tc := range cases {
 		accIs(t, tc.name, tc.err, tc.want)
@@ -83,21 +83,21 @@ func TestAcceptanceErrorsAgentsAndSends(t *testing.T) {
 		accIs(t, "Validate "+id.String()[:min(20, len(id.String()))], id.Validate(), engine.ErrInvalidID)
 		_, err := e.Spawn(id)
 		accIs(t, "Spawn invalid id", err, engine.ErrInvalidID)
-		accIs(t, "Send invalid id", e.Send(id, nil), engine.ErrInvalidID)
+		accIs(t, "Send invalid id", e.SendID(id, nil), engine.ErrInvalidID)
 		_, err = e.Lookup(id)
 		accIs(t, "Lookup invalid id", err, engine.ErrInvalidID)
 		accIs(t, "Pause invalid id", e.Pause(id), engine.ErrInvalidID)
-		_, err = e.Request(context.Background(), id, nil)
+		_, err = e.RequestID(context.Background(), id, nil)
 		accIs(t, "Request invalid id", err, engine.ErrInvalidID)
 		accIs(t, "SubscribeAgent invalid id", e.SubscribeAgent("x", id), engine.ErrInvalidID)
 	}
 	unknownType := engine.AgentID{Type: "nope", Key: "k"}
 	_, err := e.Spawn(unknownType)
 	accIs(t, "Spawn unknown type", err, engine.ErrUnknownType)
-	accIs(t, "Send unknown type", e.Send(unknownType, nil), engine.ErrUnknownType)
+	accIs(t, "Send unknown type", e.SendID(unknownType, nil), engine.ErrUnknownType)
 	_, err = e.Cron("@every 1m", unknownType, nil)
 	accIs(t, "Cron unknown type", err, engine.ErrUnknownType)
-	_, err = e.Request(context.Background(), unknownType, nil)
+	_, err = e.RequestID(context.Background(), unknownType, nil)
 	accIs(t, "Request unknown type", err, engine.ErrUnknownType)
 	accIs(t, "SubscribeType unknown type", e.SubscribeType("x", "nope"), engine.ErrUnknownType)
 
@@ -127,8 +127,9 @@ func TestAcceptanceErrorsAgentsAndSends(t *testing.T) {
 
 	_, err = e.Cron("not a cron", id, nil)
 	accIs(t, "Engine.Cron bad spec", err, engine.ErrInvalidSchedule)
-	accIs(t, "ParseCron", engine.ParseCron("61 * * * *"), engine.ErrInvalidSchedule)
-	if err := engine.ParseCron("@every 5m"); err != nil {
+	_, err = engine.ParseCron("61 * * * *")
+	accIs(t, "ParseCron", err, engine.ErrInvalidSchedule)
+	if _, err := engine.ParseCron("@every 5m"); err != nil {
 		t.Errorf("ParseCron(@every 5m): %v", err)
 	}
 
@@ -146,10 +147,10 @@ func TestAcceptanceErrorsAgentsAndSends(t *testing.T) {
 	accIs(t, "KeyFunc(nil)", e.SubscribeType("u.*", "a", engine.KeyFunc(nil)), engine.ErrInvalidOption)
 	accIs(t, "UnsubscribeType missing", e.UnsubscribeType("v.*", "a"), messaging.ErrNotFound)
 	accIs(t, "UnsubscribeAgent missing", e.UnsubscribeAgent("v", id), messaging.ErrNotFound)
-	accIs(t, "PublishBuffer(nil)", e.PublishBuffer("t.1", nil), engine.ErrInvalidOption)
+	accIs(t, "PublishBuffer(nil)", e.PublishBuffer("t.1", nil), engine.ErrInvalidArgument)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = e.Request(ctx, id, nil)
+	_, err = e.RequestID(ctx, id, nil)
 	accIs(t, "Request with a cancelled ctx", err, context.Canceled)
 	var h engine.ReplyHandle
 	accIs(t, "zero ReplyHandle", h.Reply(nil), engine.ErrNoRequest)
@@ -188,7 +189,7 @@ func TestAcceptanceErrorsContext(t *testing.T) {
 		results <- r
 	}))
 	accStart(t, e)
-	if err := e.Send(engine.AgentID{Type: "a", Key: "1"}, nil); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "a", Key: "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := accRecv(t, results, "handler")
@@ -196,11 +197,11 @@ func TestAcceptanceErrorsContext(t *testing.T) {
 	want := map[string]error{
 		"After(0)": engine.ErrInvalidDuration, "Every(-1)": engine.ErrInvalidDuration,
 		"Cron(bad)": engine.ErrInvalidSchedule, "Reply": engine.ErrNoRequest, "ReplyLater": engine.ErrNoRequest,
-		"Request timeout 0": engine.ErrInvalidDuration, "Request nil then": engine.ErrInvalidOption,
+		"Request timeout 0": engine.ErrInvalidDuration, "Request nil then": engine.ErrInvalidArgument,
 		"Request zero Ref": engine.ErrUnknownAgent, "Send zero Ref": engine.ErrUnknownAgent,
 		"SendID unknown type": engine.ErrUnknownType, "SendID invalid": engine.ErrInvalidID,
 		"Subscribe bad": messaging.ErrInvalidPattern, "Publish bad": messaging.ErrInvalidTopic,
-		"PublishBuffer nil": engine.ErrInvalidOption, "Go nil": engine.ErrInvalidOption,
+		"PublishBuffer nil": engine.ErrInvalidArgument, "Go nil": engine.ErrInvalidArgument,
 		"Go overloaded": engine.ErrOverloaded,
 	}
 	for k, w := range want {

@@ -95,7 +95,7 @@ func TestAcceptanceLifecycleTransitionsAndHooks(t *testing.T) {
 	}
 	accIs(t, "Ref.Send to a terminated agent", r.Send(nil), engine.ErrTerminated)
 	// README: "A later Send by ID spawns a new instance."
-	if err := e.Send(id, []byte("again")); err != nil {
+	if err := e.SendID(id, []byte("again")); err != nil {
 		t.Fatal(err)
 	}
 	accIdle(t, e)
@@ -124,7 +124,7 @@ func TestAcceptanceLifecyclePauseResumeHooksWhileLoopBusy(t *testing.T) {
 			accSpawn(t, e, id)
 			accStart(t, e)
 			accIdle(t, e)
-			if err := e.Send(engine.AgentID{Type: "busy", Key: "1"}, nil); err != nil {
+			if err := e.SendID(engine.AgentID{Type: "busy", Key: "1"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			accRecv(t, entered, "busy handler")
@@ -356,7 +356,7 @@ func TestAcceptanceLifecycleInitFailure(t *testing.T) {
 
 // doc.go Supervision: "A panic in Receive restarts the agent: a fresh value
 // from its factory, Init again, the mailbox kept. More restarts than its
-// budget within the window (WithRestarts) terminate it instead."
+// budget within the window (Restarts) terminate it instead."
 func TestAcceptanceLifecycleSupervision(t *testing.T) {
 	t.Run("restart", func(t *testing.T) {
 		e := accNew(t, engine.WithLoops(1))
@@ -381,7 +381,7 @@ func TestAcceptanceLifecycleSupervision(t *testing.T) {
 					}
 				},
 			}
-		}, engine.WithRestarts(5, time.Minute))
+		}, engine.Restarts(5, time.Minute))
 		r := accSpawn(t, e, engine.AgentID{Type: "h", Key: "1"})
 		accStart(t, e)
 		for _, p := range []string{"hold", "a", "panic", "b", "c"} {
@@ -429,7 +429,7 @@ func TestAcceptanceLifecycleSupervision(t *testing.T) {
 				},
 				terminate: func(c *engine.Context) { terminated.Add(1) },
 			}
-		}, engine.WithRestarts(0, time.Minute)) // "terminates on the first panic"
+		}, engine.Restarts(0, time.Minute)) // "terminates on the first panic"
 		r := accSpawn(t, e, engine.AgentID{Type: "h", Key: "1"})
 		accStart(t, e)
 		for _, p := range []string{"hold", "panic", "x", "y"} {
@@ -470,7 +470,7 @@ func TestAcceptanceLifecycleSupervision(t *testing.T) {
 				resume:    func(c *engine.Context) { panic("resume") },
 				terminate: func(c *engine.Context) { panic("terminate") },
 			}
-		}, engine.WithRestarts(0, time.Minute))
+		}, engine.Restarts(0, time.Minute))
 		id := engine.AgentID{Type: "h", Key: "1"}
 		r := accSpawn(t, e, id)
 		accStart(t, e)

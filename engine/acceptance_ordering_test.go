@@ -51,7 +51,7 @@ func TestAcceptanceOrderingOutsideSenders(t *testing.T) {
 	const senders, n = 4, 400
 	e := accNew(t, engine.WithLoops(2), engine.WithInboxSize(4))
 	s := &orderSink{got: map[string][]int{}}
-	accRegister(t, e, "sink", s.agent, engine.WithMailbox(senders*n, engine.DropNewest))
+	accRegister(t, e, "sink", s.agent, engine.Mailbox(senders*n, engine.DropNewest))
 	id := engine.AgentID{Type: "sink", Key: "1"}
 	r := accSpawn(t, e, id, engine.OnLoop(1))
 	accStart(t, e)
@@ -68,7 +68,7 @@ func TestAcceptanceOrderingOutsideSenders(t *testing.T) {
 				if i%2 == 0 {
 					err = r.Send([]byte(fmt.Sprintf("%s:%d", tag, i)))
 				} else {
-					err = e.Send(id, []byte(fmt.Sprintf("%s:%d", tag, i)))
+					err = e.SendID(id, []byte(fmt.Sprintf("%s:%d", tag, i)))
 				}
 				if err != nil {
 					t.Error(err)
@@ -88,7 +88,7 @@ func TestAcceptanceOrderingFromHandlers(t *testing.T) {
 			const n = 500
 			e := accNew(t, engine.WithLoops(2), engine.WithInboxSize(2))
 			s := &orderSink{got: map[string][]int{}}
-			accRegister(t, e, "sink", s.agent, engine.WithMailbox(4*n, engine.DropNewest))
+			accRegister(t, e, "sink", s.agent, engine.Mailbox(4*n, engine.DropNewest))
 			sid := engine.AgentID{Type: "sink", Key: "1"}
 			sloop := 1
 			if mode == "same" {
@@ -124,7 +124,7 @@ func TestAcceptanceOrderingFromHandlers(t *testing.T) {
 			}
 			accStart(t, e)
 			for _, k := range tags {
-				if err := e.Send(engine.AgentID{Type: "src", Key: k}, nil); err != nil {
+				if err := e.SendID(engine.AgentID{Type: "src", Key: k}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

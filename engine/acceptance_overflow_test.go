@@ -34,7 +34,7 @@ type ovPath struct {
 
 var ovPaths = []ovPath{
 	{name: "RefSend", outside: func(e *engine.Engine, r engine.Ref, id engine.AgentID, p []byte) error { return r.Send(p) }},
-	{name: "EngineSendID", outside: func(e *engine.Engine, r engine.Ref, id engine.AgentID, p []byte) error { return e.Send(id, p) }},
+	{name: "EngineSendID", outside: func(e *engine.Engine, r engine.Ref, id engine.AgentID, p []byte) error { return e.SendID(id, p) }},
 	{name: "ContextSend", inside: func(c *engine.Context, r engine.Ref, id engine.AgentID, p []byte) error { return c.Send(r, p) }},
 	{name: "ContextSendID", inside: func(c *engine.Context, r engine.Ref, id engine.AgentID, p []byte) error { return c.SendID(id, p) }},
 	{name: "EnginePublishAgentSub", sub: "agent", outside: func(e *engine.Engine, r engine.Ref, id engine.AgentID, p []byte) error { return e.Publish("a.k", p) }},
@@ -75,7 +75,7 @@ func ovRun(t *testing.T, pol engine.Overflow, p ovPath, mode string) ovResult {
 			return
 		}
 		got.add(string(m.Payload))
-	}), engine.WithMailbox(ovCap, pol))
+	}), engine.Mailbox(ovCap, pol))
 	rid := engine.AgentID{Type: "rcv", Key: "k"}
 	rloop := 1
 	if mode == "same" {

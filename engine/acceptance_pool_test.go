@@ -83,8 +83,8 @@ func TestAcceptancePoolBufferReleasedAfterLastDelivery(t *testing.T) {
 				}
 				return &r
 			}
-			accRegister(t, e, "sub", mk, engine.WithRestarts(10, time.Minute))
-			accRegister(t, e, "tsub", mk, engine.WithRestarts(10, time.Minute))
+			accRegister(t, e, "sub", mk, engine.Restarts(10, time.Minute))
+			accRegister(t, e, "tsub", mk, engine.Restarts(10, time.Minute))
 			for i := 0; i < 4; i++ {
 				id := engine.AgentID{Type: "sub", Key: fmt.Sprint(i)}
 				accSpawn(t, e, id, engine.OnLoop(i%2))
@@ -104,7 +104,7 @@ func TestAcceptancePoolBufferReleasedAfterLastDelivery(t *testing.T) {
 			accStart(t, e)
 			accIdle(t, e)
 			if tc.inside {
-				if err := e.Send(engine.AgentID{Type: "pub", Key: "p"}, nil); err != nil {
+				if err := e.SendID(engine.AgentID{Type: "pub", Key: "p"}, nil); err != nil {
 					t.Fatal(err)
 				}
 				if err := accRecv(t, done, "publish"); err != nil {
@@ -152,7 +152,7 @@ func TestAcceptancePoolBufferReleasedWhenDeadLettered(t *testing.T) {
 			return
 		}
 		handled.Add(1)
-	}), engine.WithMailbox(1, engine.DropNewest))
+	}), engine.Mailbox(1, engine.DropNewest))
 	id := engine.AgentID{Type: "sub", Key: "1"}
 	r := accSpawn(t, e, id, engine.OnLoop(1))
 	if err := e.SubscribeAgent("b", id); err != nil {

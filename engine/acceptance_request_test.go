@@ -88,7 +88,7 @@ func newReqEngine(t *testing.T) (*engine.Engine, *reqServer) {
 	t.Helper()
 	e := accNew(t, engine.WithLoops(2))
 	s := &reqServer{second: make(chan error, 4)}
-	accRegister(t, e, "srv", s.agent, engine.WithRestarts(100, time.Minute))
+	accRegister(t, e, "srv", s.agent, engine.Restarts(100, time.Minute))
 	return e, s
 }
 
@@ -130,7 +130,7 @@ func TestAcceptanceRequestEngineErrors(t *testing.T) {
 			}
 			done := make(chan reqOutcome, 1)
 			go func() {
-				r, err := e.Request(accCtx(t), id, []byte(payload))
+				r, err := e.RequestID(accCtx(t), id, []byte(payload))
 				done <- reqOutcome{r, err}
 			}()
 			if cmd == "terminated" {
@@ -148,7 +148,7 @@ func TestAcceptanceRequestEngineErrors(t *testing.T) {
 		accStart(t, e)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
-		_, err := e.Request(ctx, id, []byte("hold"))
+		_, err := e.RequestID(ctx, id, []byte("hold"))
 		accIs(t, "deadline", err, engine.ErrTimeout)
 		accIs(t, "deadline", err, context.DeadlineExceeded)
 		accIdle(t, e)
@@ -162,7 +162,7 @@ func TestAcceptanceRequestEngineErrors(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, err := e.Request(ctx, id, []byte("hold"))
+			_, err := e.RequestID(ctx, id, []byte("hold"))
 			done <- err
 		}()
 		accWaitHandle(t, e, s)
@@ -176,7 +176,7 @@ func TestAcceptanceRequestEngineErrors(t *testing.T) {
 		accStart(t, e)
 		done := make(chan reqOutcome, 1)
 		go func() {
-			r, err := e.Request(accCtx(t), id, []byte("hold"))
+			r, err := e.RequestID(accCtx(t), id, []byte("hold"))
 			done <- reqOutcome{r, err}
 		}()
 		accWaitHandle(t, e, s)
@@ -195,7 +195,7 @@ func TestAcceptanceRequestEngineErrors(t *testing.T) {
 		accStart(t, e)
 		done := make(chan error, 1)
 		go func() {
-			_, err := e.Request(accCtx(t), id, []byte("hold"))
+			_, err := e.RequestID(accCtx(t), id, []byte("hold"))
 			done <- err
 		}()
 		accWaitHandle(t, e, s)
@@ -207,7 +207,7 @@ func TestAcceptanceRequestEngineErrors(t *testing.T) {
 	t.Run("second Reply", func(t *testing.T) {
 		e, s := newReqEngine(t)
 		accStart(t, e)
-		if _, err := e.Request(accCtx(t), engine.AgentID{Type: "srv", Key: "1"}, []byte("twice")); err != nil {
+		if _, err := e.RequestID(accCtx(t), engine.AgentID{Type: "srv", Key: "1"}, []byte("twice")); err != nil {
 			t.Fatal(err)
 		}
 		accIs(t, "second Context.Reply", accRecv(t, s.second, "second reply"), engine.ErrAlreadyReplied)
@@ -268,7 +268,7 @@ func TestAcceptanceRequestContextErrors(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if err := e.Send(rid, nil); err != nil {
+				if err := e.SendID(rid, nil); err != nil {
 					t.Fatal(err)
 				}
 				if cmd == "terminated" {
@@ -315,7 +315,7 @@ func TestAcceptanceRequestPendingAtStop(t *testing.T) {
 			}
 			done := make(chan reqOutcome, 1)
 			go func() {
-				r, err := e.Request(context.Background(), id, []byte("reply"))
+				r, err := e.RequestID(context.Background(), id, []byte("reply"))
 				done <- reqOutcome{r, err}
 			}()
 			accWaitQueued(t, e, "srv", 1)
@@ -342,7 +342,7 @@ func TestAcceptanceRequestBatchReceiverGetsRequestsAlone(t *testing.T) {
 	var log accLog
 	entered := make(chan struct{}, 1)
 	gate := make(chan struct{})
-	accRegister(t, e, "b", func() engine.Agent { return &accBatcher{log: &log, entered: entered, gate: gate} }, engine.WithBatch(8))
+	accRegister(t, e, "b", func() engine.Agent { return &accBatcher{log: &log, entered: entered, gate: gate} }, engine.Batch(8))
 	id := engine.AgentID{Type: "b", Key: "1"}
 	r := accSpawn(t, e, id)
 	accStart(t, e)
@@ -357,7 +357,7 @@ func TestAcceptanceRequestBatchReceiverGetsRequestsAlone(t *testing.T) {
 	}
 	done := make(chan reqOutcome, 1)
 	go func() {
-		rep, err := e.Request(accCtx(t), id, []byte("q"))
+		rep, err := e.RequestID(accCtx(t), id, []byte("q"))
 		done <- reqOutcome{rep, err}
 	}()
 	// Send the last two only once the request waits in the (held) loop's

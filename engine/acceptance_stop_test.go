@@ -47,7 +47,7 @@ func newStopFixture(t *testing.T) *stopFixture {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if err := f.e.Send(paused, []byte("q")); err != nil {
+		if err := f.e.SendID(paused, []byte("q")); err != nil {
 			t.Fatal(err)
 		}
 		f.queued++
@@ -132,11 +132,11 @@ func TestAcceptanceStopDeadline(t *testing.T) {
 	}
 	const n = 5
 	for i := 0; i < n; i++ {
-		if err := e.Send(wid, nil); err != nil {
+		if err := e.SendID(wid, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := e.Send(engine.AgentID{Type: "busy", Key: "1"}, nil); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "busy", Key: "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	accRecv(t, entered, "busy handler")
@@ -181,12 +181,12 @@ func TestAcceptanceStopRefusesNewWork(t *testing.T) {
 	accStop(t, e)
 	accIs(t, "Start", e.Start(), engine.ErrStopped)
 	accIs(t, "Ref.Send", r.Send(nil), engine.ErrStopped)
-	accIs(t, "Send", e.Send(id, nil), engine.ErrStopped)
+	accIs(t, "Send", e.SendID(id, nil), engine.ErrStopped)
 	accIs(t, "Publish", e.Publish("t.1", nil), engine.ErrStopped)
 	_, err := e.Spawn(engine.AgentID{Type: "w", Key: "2"})
 	accIs(t, "Spawn", err, engine.ErrStopped)
 	accIs(t, "Register", e.Register("x", accRecvOnly(nil)), engine.ErrStopped)
-	_, err = e.Request(context.Background(), id, nil)
+	_, err = e.RequestID(context.Background(), id, nil)
 	accIs(t, "Request", err, engine.ErrStopped)
 	accIs(t, "Pause", e.Pause(id), engine.ErrStopped)
 	accIs(t, "WaitIdle", e.WaitIdle(context.Background()), engine.ErrStopped)

@@ -40,7 +40,7 @@ func TestAcceptanceTimersEveryUnderHarness(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.Start()
-			if err := h.Engine.Send(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
+			if err := h.Engine.SendID(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
 				t.Fatal(err)
 			}
 			h.Advance(time.Hour)
@@ -68,7 +68,7 @@ func TestAcceptanceTimersMissedTicksSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Start()
-	if err := h.Engine.Send(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
+	if err := h.Engine.SendID(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
 		t.Fatal(err)
 	}
 	h.Settle()
@@ -101,7 +101,7 @@ func TestAcceptanceTimersAfterAndStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Start()
-	if err := h.Engine.Send(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
+	if err := h.Engine.SendID(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
 		t.Fatal(err)
 	}
 	h.Settle()
@@ -150,7 +150,7 @@ func TestAcceptanceTimersAllPathsFollowManualClock(t *testing.T) {
 	}
 	h.Start()
 	id := engine.AgentID{Type: "tk", Key: "1"}
-	if err := h.Engine.Send(id, []byte("arm")); err != nil {
+	if err := h.Engine.SendID(id, []byte("arm")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.Engine.Cron("@every 50m", id, []byte("ecron")); err != nil {

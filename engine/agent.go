@@ -41,7 +41,7 @@ type (
 	Resetter interface{ Reset() }
 	// BatchReceiver is implemented by agents that take their messages in
 	// batches, such as model-inference agents. The loop hands such an agent
-	// up to its type's batch size (WithBatch, default DefaultBatch) of
+	// up to its type's batch size (Batch, default DefaultBatch) of
 	// queued messages in one call instead of calling Receive per message.
 	//
 	// The slice and its backing array belong to the loop and are reused for
@@ -67,9 +67,11 @@ type Message struct {
 	// the engine and for timers.
 	Sender Ref
 
-	// x is nil for a plain message, else the *request it carries or, with
-	// its low bit set, the *pool.Buffer that holds Payload (see buffer.go).
-	// One word for either keeps a Message at 64 bytes.
+	// x is nil for a plain message, else the *request it carries, or with
+	// its low bit set the *pool.Buffer that holds Payload (see buffer.go),
+	// or timerTag for a timer's tick. One word for any of them keeps a
+	// Message at 64 bytes; the low two bits tell them apart (the objects
+	// are 8-aligned).
 	x unsafe.Pointer
 }
 
@@ -77,9 +79,22 @@ type Message struct {
 // (Context.Reply or Context.ReplyLater).
 func (m *Message) IsRequest() bool { return m.req() != nil }
 
+// IsTimer reports whether the message is the tick of a timer (After,
+// Every, Cron, from a handler or from outside). A timer tick, like a
+// message sent from outside, has a zero Sender and no Topic; this tells
+// them apart.
+func (m *Message) IsTimer() bool { return m.x == timerTag }
+
+// timerTag marks a timer's tick: a pointer into timerMark with bit 1 set,
+// neither a request (bits 00) nor a buffer (bit 0 set).
+var (
+	timerMark uint64
+	timerTag  = unsafe.Add(unsafe.Pointer(&timerMark), 2)
+)
+
 // req returns the request the message carries, or nil.
 func (m *Message) req() *request {
-	if uintptr(m.x)&1 != 0 {
+	if uintptr(m.x)&3 != 0 {
 		return nil
 	}
 	return (*request)(m.x)

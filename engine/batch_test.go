@@ -39,7 +39,7 @@ func TestReceiveBatch(t *testing.T) {
 	e := newEngine(t, WithLoops(1))
 	const n = 100
 	b := &batcher{done: make(chan struct{}), want: n}
-	mustRegister(t, e, "inf", func() Agent { return b }, WithBatch(32))
+	mustRegister(t, e, "inf", func() Agent { return b }, Batch(32))
 	r := mustSpawn(t, e, AgentID{Type: "inf", Key: "1"})
 	for i := range n {
 		if err := r.Send([]byte(strconv.Itoa(i))); err != nil {
@@ -76,14 +76,14 @@ func TestReceiveBatch(t *testing.T) {
 func TestReceiveBatchRequestAlone(t *testing.T) {
 	e := startedEngine(t, WithLoops(1))
 	b := &batcher{done: make(chan struct{}), want: -1}
-	mustRegister(t, e, "inf", func() Agent { return b }, WithBatch(8))
+	mustRegister(t, e, "inf", func() Agent { return b }, Batch(8))
 	r := mustSpawn(t, e, AgentID{Type: "inf", Key: "1"})
 	for i := range 3 {
 		_ = r.Send([]byte(strconv.Itoa(i)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	rep, err := e.Request(ctx, r.ID(), []byte("q"))
+	rep, err := e.RequestID(ctx, r.ID(), []byte("q"))
 	if err != nil || string(rep) != "ok:q" {
 		t.Fatalf("Request = %q, %v", rep, err)
 	}
@@ -98,8 +98,8 @@ func TestReceiveBatchRequestAlone(t *testing.T) {
 func TestWithBatchRange(t *testing.T) {
 	e := newEngine(t)
 	for _, n := range []int{0, -1, MaxBatch + 1} {
-		if err := e.Register("x"+strconv.Itoa(n), func() Agent { return &batcher{} }, WithBatch(n)); !errors.Is(err, ErrInvalidOption) {
-			t.Errorf("WithBatch(%d): %v, want ErrInvalidOption", n, err)
+		if err := e.Register("x"+strconv.Itoa(n), func() Agent { return &batcher{} }, Batch(n)); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("Batch(%d): %v, want ErrInvalidOption", n, err)
 		}
 	}
 }

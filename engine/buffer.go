@@ -19,7 +19,7 @@ func withBuffer(b *pool.Buffer) unsafe.Pointer { return unsafe.Add(unsafe.Pointe
 
 // buffer returns the pool buffer that holds the message's payload, or nil.
 func (m *Message) buffer() *pool.Buffer {
-	if uintptr(m.x)&1 == 0 {
+	if uintptr(m.x)&1 == 0 { // nil, a request or a timer tick
 		return nil
 	}
 	return (*pool.Buffer)(unsafe.Add(m.x, -1))
@@ -35,7 +35,7 @@ func (m *Message) buffer() *pool.Buffer {
 // handler returns: copy what must outlive it.
 func (e *Engine) PublishBuffer(topic string, b *pool.Buffer) error {
 	if b == nil {
-		return fmt.Errorf("%w: PublishBuffer: nil buffer", ErrInvalidOption)
+		return fmt.Errorf("%w: PublishBuffer: nil buffer", ErrInvalidArgument)
 	}
 	if e.state.Load() >= stateStopping {
 		b.Release()
@@ -48,7 +48,7 @@ func (e *Engine) PublishBuffer(topic string, b *pool.Buffer) error {
 // subscribers on the agent's own loop goes straight into their mailboxes.
 func (c *Context) PublishBuffer(topic string, b *pool.Buffer) error {
 	if b == nil {
-		return fmt.Errorf("%w: PublishBuffer: nil buffer", ErrInvalidOption)
+		return fmt.Errorf("%w: PublishBuffer: nil buffer", ErrInvalidArgument)
 	}
 	return c.l.e.publishBuffer(c, topic, b)
 }

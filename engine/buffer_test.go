@@ -73,7 +73,7 @@ func TestPublishBufferDeadLettersRelease(t *testing.T) {
 	var bs pool.Buffers
 	var seen, bad atomic.Int32
 	mustRegister(t, e, "r", func() Agent { return &bufReader{bs: &bs, want: []byte("p"), seen: &seen, bad: &bad} },
-		WithMailbox(2, DropNewest))
+		Mailbox(2, DropNewest))
 	id := AgentID{Type: "r", Key: "1"}
 	mustSpawn(t, e, id)
 	if err := e.SubscribeAgent("t", id); err != nil {

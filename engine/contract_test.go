@@ -115,7 +115,7 @@ func TestContractReplyExactlyOnce(t *testing.T) {
 			id := engine.AgentID{Type: "dup", Key: strconv.Itoa(w % 2)}
 			for i := range each {
 				want := fmt.Sprintf("w%d-%d", w, i)
-				got, err := e.Request(context.Background(), id, []byte(want))
+				got, err := e.RequestID(context.Background(), id, []byte(want))
 				if err != nil || string(got) != want {
 					errc <- fmt.Errorf("request %s answered %q, %v", want, got, err)
 					return
@@ -144,7 +144,7 @@ func TestContractBlockedSendHonoursCtx(t *testing.T) {
 	got := make(chan string, 8)
 	if err := e.Register("blk", func() engine.Agent {
 		return ctAgent(func(c *engine.Context, m engine.Message) { got <- string(m.Payload) })
-	}, engine.WithMailbox(1, engine.Block)); err != nil {
+	}, engine.Mailbox(1, engine.Block)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
@@ -173,12 +173,12 @@ func TestContractBlockedSendHonoursCtx(t *testing.T) {
 		want []error
 	}{
 		{"Engine.Request", func(ctx context.Context) error {
-			_, err := e.Request(ctx, id, []byte("request"))
+			_, err := e.RequestID(ctx, id, []byte("request"))
 			return err
 		}, []error{engine.ErrTimeout, context.DeadlineExceeded}},
 		{"Ref.SendContext", func(ctx context.Context) error { return ref.SendContext(ctx, []byte("ref")) },
 			[]error{engine.ErrMailboxFull, context.DeadlineExceeded}},
-		{"Engine.SendContext", func(ctx context.Context) error { return e.SendContext(ctx, id, []byte("id")) },
+		{"Engine.SendContext", func(ctx context.Context) error { return e.SendIDContext(ctx, id, []byte("id")) },
 			[]error{engine.ErrMailboxFull, context.DeadlineExceeded}},
 	}
 	for _, c := range calls {
@@ -195,7 +195,7 @@ func TestContractBlockedSendHonoursCtx(t *testing.T) {
 	// A ctx that ended before the call is honoured as well.
 	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	cancel()
-	if _, err := e.Request(expired, id, nil); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := e.RequestID(expired, id, nil); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Request with an expired ctx: %v", err)
 	}
 
@@ -246,7 +246,7 @@ func TestContractTerminateAfterHandler(t *testing.T) {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Send(engine.AgentID{Type: "quitter", Key: "1"}, nil); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "quitter", Key: "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r := ctRecv(t, reports, "the handler")
@@ -284,7 +284,7 @@ func TestContractPanicReleasesBuffer(t *testing.T) {
 	e := ctEngine(t, engine.WithLoops(2))
 	if err := e.Register("crash", func() engine.Agent {
 		return ctAgent(func(*engine.Context, engine.Message) { panic("boom") })
-	}, engine.WithRestarts(1000, time.Hour)); err != nil {
+	}, engine.Restarts(1000, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Register("calm", func() engine.Agent {
@@ -342,7 +342,7 @@ func TestContractHarnessFiresEveryTick(t *testing.T) {
 	}
 	h.Start()
 	for k := range agents {
-		if err := h.Engine.Send(engine.AgentID{Type: "tick", Key: strconv.Itoa(k)}, []byte("start")); err != nil {
+		if err := h.Engine.SendID(engine.AgentID{Type: "tick", Key: strconv.Itoa(k)}, []byte("start")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -396,7 +396,7 @@ func TestContractInitFailureDeadLetters(t *testing.T) {
 	}
 	const n = 3
 	for range n { // queued behind Init, which runs at Start
-		if err := e.Send(id, nil); err != nil {
+		if err := e.SendID(id, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -448,7 +448,7 @@ func TestContractCrossLoopSendBounded(t *testing.T) {
 	var delivered atomic.Int64
 	if err := e.Register("sink", func() engine.Agent {
 		return ctAgent(func(*engine.Context, engine.Message) { delivered.Add(1) })
-	}, engine.WithMailbox(64, engine.DropNewest)); err != nil {
+	}, engine.Mailbox(64, engine.DropNewest)); err != nil {
 		t.Fatal(err)
 	}
 	sink, err := e.Spawn(engine.AgentID{Type: "sink", Key: "1"}, engine.OnLoop(1))
@@ -477,7 +477,7 @@ func TestContractCrossLoopSendBounded(t *testing.T) {
 	ctIdle(t, e)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if err := e.Send(engine.AgentID{Type: "flood", Key: "1"}, make([]byte, 64)); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "flood", Key: "1"}, make([]byte, 64)); err != nil {
 		t.Fatal(err)
 	}
 	ctIdle(t, e)
@@ -514,7 +514,7 @@ func TestContractStopOwnDeadline(t *testing.T) {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Send(engine.AgentID{Type: "stuck", Key: "1"}, nil); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "stuck", Key: "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctRecv(t, entered, "the handler")
@@ -561,7 +561,7 @@ func TestContractStopInHandler(t *testing.T) {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Send(engine.AgentID{Type: "stopper", Key: "1"}, nil); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "stopper", Key: "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, where := range []string{"a handler", "a Go callback"} {
@@ -569,7 +569,7 @@ func TestContractStopInHandler(t *testing.T) {
 			t.Errorf("Stop in %s: %v, want ErrStopInLoop", where, err)
 		}
 	}
-	if err := e.Send(engine.AgentID{Type: "stopper", Key: "2"}, nil); errors.Is(err, engine.ErrStopped) {
+	if err := e.SendID(engine.AgentID{Type: "stopper", Key: "2"}, nil); errors.Is(err, engine.ErrStopped) {
 		t.Error("a refused Stop stopped the engine")
 	}
 	ctRecv(t, errc, "the second agent")
@@ -599,7 +599,7 @@ func TestContractWaitIdleWaitsForGo(t *testing.T) {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Send(engine.AgentID{Type: "worker", Key: "1"}, nil); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "worker", Key: "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctRecv(t, started, "the work to start")

@@ -30,11 +30,22 @@ func (s everySchedule) Next(t time.Time) time.Time {
 	return time.Unix(0, deadline(t.UnixNano(), int64(s))).In(t.Location())
 }
 
-// ParseCron checks a cron spec the way Cron does: nil when Cron would
-// accept it, otherwise the error Cron would return.
-func ParseCron(spec string) error {
-	_, err := parseCron(spec)
-	return err
+// Schedule is a parsed cron spec: Next returns the first time of the
+// schedule after t, or the zero time when there is none.
+type Schedule interface {
+	Next(t time.Time) time.Time
+}
+
+// ParseCron parses a cron spec the way Cron does, so that a spec can be
+// checked (a configuration loaded) or its next times shown before any
+// agent uses it: the Schedule Cron would follow, or the error Cron would
+// return.
+func ParseCron(spec string) (Schedule, error) {
+	s, err := parseCron(spec)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // parseCron parses spec into a schedule, or returns an error wrapping
@@ -173,18 +184,8 @@ func (e *Engine) Cron(spec string, id AgentID, payload []byte) (Timer, error) {
 	if e.state.Load() >= stateStopping {
 		return Timer{}, fmt.Errorf("%w: cron for %s", ErrStopped, id)
 	}
-	a := r.a
-	t := &timer{a: a, gen: r.gen, payload: payload, l: a.loop, sched: s}
-	a.loop.post(&envelope{op: opFunc, fn: func() {
-		if t.status() != timerArmed {
-			t.l.zombies.Add(-1) // stopped before it was scheduled
-			return
-		}
-		now := e.now()
-		t.when = e.nextCron(s, now, now)
-		t.l.schedTimer(t, now)
-	}})
-	return Timer{t, 0}, nil
+	t := &timer{a: r.a, gen: r.gen, payload: payload, l: r.a.loop, sched: s}
+	return e.armOutside(t, func(now int64) int64 { return e.nextCron(s, now, now) }), nil
 }
 
 func (l *loop) addCron(a *agent, s cron.Schedule, payload []byte) Timer {

@@ -49,8 +49,8 @@ func (e *Engine) deadLetter(cur *loop, a *agent, gen uint32, m Message, reason e
 		if rq := m.req(); rq != nil {
 			// The message holds the request: its incarnation is current.
 			rq.fail(cur, rq.pending(), fmt.Errorf("%w: request to %s", reason, a.idAt(gen)))
-		} else {
-			defer m.buffer().Release() // after the plugins have seen the payload
+		} else if b := m.buffer(); b != nil {
+			defer b.Release() // after the plugins have seen the payload
 		}
 	}
 	e.deadLetters.Add(1)

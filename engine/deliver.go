@@ -158,8 +158,10 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 		}
 		held = m.buffer()
 		impl.Receive(c, m)
-		held.Release() // this delivery's reference
-		held = nil
+		if held != nil {
+			held.Release() // this delivery's reference
+			held = nil
+		}
 	}
 	return n, bytes
 }
@@ -194,8 +196,8 @@ func (l *loop) runBatch(a *agent, max int) (n int, bytes int64) {
 		}
 		c.a = nil
 		for i := range batch {
-			if batch[i].x != nil {
-				batch[i].buffer().Release()
+			if b := batch[i].buffer(); b != nil {
+				b.Release()
 			}
 		}
 		clear(batch)

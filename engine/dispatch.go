@@ -110,7 +110,7 @@ func (l *loop) makeRunnable(a *agent) {
 	se := a.se
 	if se == nil {
 		se = &schedEntry{Value: a}
-		se.SetPriority(a.typ.cfg.priority) // validated by WithPriority
+		se.SetPriority(a.typ.cfg.priority) // validated by Priority
 		a.se = se
 	}
 	a.scheduled = true

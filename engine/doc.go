@@ -13,11 +13,11 @@
 //
 //	e, _ := engine.New(engine.WithLoops(2))
 //	e.Register("device", func() engine.Agent { return &Device{} },
-//		engine.WithMailbox(1024, engine.DropOldest))
+//		engine.Mailbox(1024, engine.DropOldest))
 //	e.Start()
 //	ref, _ := e.Spawn(engine.AgentID{Type: "device", Key: "dev-42"})
 //	ref.Send(payload)                              // no lookup on the hot path
-//	e.Send(engine.AgentID{Type: "device", Key: "dev-7"}, payload) // spawns dev-7 on first use
+//	e.SendID(engine.AgentID{Type: "device", Key: "dev-7"}, payload) // spawns dev-7 on first use
 //	e.Stop(ctx)
 //
 // # The loop
@@ -41,7 +41,7 @@
 // the order they were sent.
 //
 // A mailbox is a ring buffer allocated on first use and bounded
-// (WithMailbox). When it is full the type's Overflow policy applies:
+// (Mailbox). When it is full the type's Overflow policy applies:
 // DropNewest, DropOldest, Reject (an error to the sender) or Block (outside
 // senders wait; senders inside the engine get ErrMailboxFull, since a loop
 // never blocks). Every dropped or undeliverable message is a dead letter,
@@ -61,7 +61,7 @@
 // in Receive restarts the agent: a fresh value from its factory (for a
 // Pooled type with a Reset method, the same value after Reset), Init
 // again, the mailbox kept. More restarts than its budget within the window
-// (WithRestarts) terminate it instead. A panic in OnPause, OnResume or
+// (Restarts) terminate it instead. A panic in OnPause, OnResume or
 // OnTerminate is reported and ignored; a terminating agent is never brought
 // back. PanicObserver plugins see every recovered value with its stack.
 //

@@ -33,8 +33,12 @@ var (
 	ErrMailboxFull = errors.New("engine: mailbox full")
 	// ErrInvalidDuration occurs when a timer is given a zero or negative duration.
 	ErrInvalidDuration = errors.New("engine: invalid duration")
-	// ErrInvalidOption occurs when an option is given an out-of-range value.
+	// ErrInvalidOption occurs when an option (of New, Register, Spawn,
+	// SubscribeType) is given an out-of-range value.
 	ErrInvalidOption = errors.New("engine: invalid option")
+	// ErrInvalidArgument occurs when a call is given an argument it cannot
+	// use that is not an option: a nil function, callback or buffer.
+	ErrInvalidArgument = errors.New("engine: invalid argument")
 	// ErrStopped occurs when the engine is asked to do new work after Stop.
 	ErrStopped = errors.New("engine: stopped")
 	// ErrInitFailed is the reason an agent terminated because its Init hook

@@ -72,12 +72,12 @@ func TestRegisterErrors(t *testing.T) {
 		{"over-long name", long, factory, nil, ErrInvalidID, []string{long}},
 		{"nil factory", "nilf", nil, nil, ErrNilFactory, []string{`"nilf"`}},
 		{"duplicate", "taken", factory, nil, ErrDuplicateType, []string{`"taken"`}},
-		{"priority above 100", "p1", factory, []RegisterOption{WithPriority(101)}, ErrInvalidOption, []string{"WithPriority(101)", `"p1"`}},
-		{"negative priority", "p2", factory, []RegisterOption{WithPriority(-1)}, ErrInvalidOption, []string{"WithPriority(-1)"}},
-		{"zero mailbox", "m1", factory, []RegisterOption{WithMailbox(0, DropNewest)}, ErrInvalidOption, []string{"WithMailbox(0)", `"m1"`}},
-		{"unknown policy", "m2", factory, []RegisterOption{WithMailbox(8, Overflow(9))}, ErrInvalidOption, []string{"Overflow(9)"}},
-		{"negative restarts", "r1", factory, []RegisterOption{WithRestarts(-2, time.Second)}, ErrInvalidOption, []string{"-2"}},
-		{"zero restart window", "r2", factory, []RegisterOption{WithRestarts(1, 0)}, ErrInvalidDuration, []string{"0s"}},
+		{"priority above 100", "p1", factory, []RegisterOption{Priority(101)}, ErrInvalidOption, []string{"Priority(101)", `"p1"`}},
+		{"negative priority", "p2", factory, []RegisterOption{Priority(-1)}, ErrInvalidOption, []string{"Priority(-1)"}},
+		{"zero mailbox", "m1", factory, []RegisterOption{Mailbox(0, DropNewest)}, ErrInvalidOption, []string{"Mailbox(0)", `"m1"`}},
+		{"unknown policy", "m2", factory, []RegisterOption{Mailbox(8, Overflow(9))}, ErrInvalidOption, []string{"Overflow(9)"}},
+		{"negative restarts", "r1", factory, []RegisterOption{Restarts(-2, time.Second)}, ErrInvalidOption, []string{"-2"}},
+		{"zero restart window", "r2", factory, []RegisterOption{Restarts(1, 0)}, ErrInvalidDuration, []string{"0s"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -156,8 +156,8 @@ func TestLookupAndSendErrors(t *testing.T) {
 	_, err = e.State(AgentID{"t", "ghost"})
 	checkErr(t, "State of an agent never spawned", err, ErrUnknownAgent, "t/ghost")
 
-	checkErr(t, "Send to an unknown type", e.Send(AgentID{"nope", "k"}, nil), ErrUnknownType, `"nope"`)
-	checkErr(t, "Send to an invalid ID", e.Send(AgentID{"", "k"}, nil), ErrInvalidID, `"/k"`)
+	checkErr(t, "Send to an unknown type", e.SendID(AgentID{"nope", "k"}, nil), ErrUnknownType, `"nope"`)
+	checkErr(t, "Send to an invalid ID", e.SendID(AgentID{"", "k"}, nil), ErrInvalidID, `"/k"`)
 	checkErr(t, "Send on the zero Ref", Ref{}.Send(nil), ErrUnknownAgent)
 	if (Ref{}).ID() != (AgentID{}) || !(Ref{}).IsZero() {
 		t.Error("zero Ref: ID not zero or IsZero false")
@@ -182,7 +182,7 @@ func TestLookupAndSendErrors(t *testing.T) {
 			c.SendID(AgentID{"t", ""}, nil),
 		}
 	}))
-	if err := e.Send(AgentID{"inside", "1"}, nil); err != nil {
+	if err := e.SendID(AgentID{"inside", "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := wait(t, errs, "handler errors")
@@ -209,7 +209,7 @@ func TestTimerDurationErrors(t *testing.T) {
 		}
 		results <- rs
 	}))
-	if err := e.Send(AgentID{"timers", "1"}, nil); err != nil {
+	if err := e.SendID(AgentID{"timers", "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	rs := wait(t, results, "timer errors")
@@ -235,8 +235,8 @@ func TestAfterStopEverythingIsRefused(t *testing.T) {
 	r := mustSpawn(t, e, AgentID{"t", "alive"})
 	stop(t, e)
 
-	checkErr(t, "Send by ID", e.Send(AgentID{"t", "alive"}, nil), ErrStopped, "t/alive")
-	checkErr(t, "Send by ID to a new agent", e.Send(AgentID{"t", "new"}, nil), ErrStopped, "t/new")
+	checkErr(t, "Send by ID", e.SendID(AgentID{"t", "alive"}, nil), ErrStopped, "t/alive")
+	checkErr(t, "Send by ID to a new agent", e.SendID(AgentID{"t", "new"}, nil), ErrStopped, "t/new")
 	checkErr(t, "Ref.Send", r.Send(nil), ErrStopped, "t/alive")
 	_, err := e.Spawn(AgentID{"t", "late"})
 	checkErr(t, "Spawn", err, ErrStopped, "t/late")

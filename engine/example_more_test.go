@@ -75,7 +75,7 @@ func ExampleEngine_Request() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	reply, err := e.Request(ctx, engine.AgentID{Type: "upper", Key: "1"}, []byte("hello"))
+	reply, err := e.RequestID(ctx, engine.AgentID{Type: "upper", Key: "1"}, []byte("hello"))
 	fmt.Println(string(reply), err)
 	_ = e.Stop(context.Background())
 	// Output: HELLO <nil>
@@ -98,7 +98,7 @@ func ExampleContext_Request() {
 	_ = e.Register("upper", func() engine.Agent { return upper{} })
 	_ = e.Register("client", func() engine.Agent { return &client{out: out} })
 	_ = e.Start()
-	_ = e.Send(engine.AgentID{Type: "client", Key: "c1"}, []byte("ping"))
+	_ = e.SendID(engine.AgentID{Type: "client", Key: "c1"}, []byte("ping"))
 	fmt.Println(<-out)
 	_ = e.Stop(context.Background())
 	// Output: c1 heard PING (<nil>)

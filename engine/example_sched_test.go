@@ -29,11 +29,11 @@ func (m *model) ReceiveBatch(_ *engine.Context, msgs []engine.Message) {
 }
 
 // A batch agent at the highest priority, with a batch size of 4.
-func ExampleWithBatch() {
+func ExampleBatch() {
 	e, _ := engine.New(engine.WithLoops(1))
 	out := make(chan string, 4)
 	_ = e.Register("inference", func() engine.Agent { return &model{out: out} },
-		engine.WithPriority(100), engine.WithBatch(4))
+		engine.Priority(100), engine.Batch(4))
 	ref, _ := e.Spawn(engine.AgentID{Type: "inference", Key: "0"})
 	for _, f := range []string{"a", "b", "c", "d", "e", "f"} {
 		_ = ref.Send([]byte(f)) // queued before Start: delivered in batches

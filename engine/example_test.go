@@ -41,7 +41,7 @@ func Example() {
 	_ = ref.Send([]byte("hello"))
 	_ = ref.Send([]byte("how are you?"))
 	// By ID: "bob" does not exist yet, so it is spawned on first use.
-	_ = e.Send(engine.AgentID{Type: "greeter", Key: "bob"}, []byte("hi"))
+	_ = e.SendID(engine.AgentID{Type: "greeter", Key: "bob"}, []byte("hi"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -109,7 +109,7 @@ func ExampleContext_Send() {
 	_, _ = e.Spawn(engine.AgentID{Type: "player", Key: "ping"}, engine.OnLoop(0))
 	_, _ = e.Spawn(engine.AgentID{Type: "player", Key: "pong"}, engine.OnLoop(1))
 
-	_ = e.Send(engine.AgentID{Type: "player", Key: "ping"}, []byte("1"))
+	_ = e.SendID(engine.AgentID{Type: "player", Key: "ping"}, []byte("1"))
 	<-done
 	_ = e.Stop(context.Background())
 	// Output:
@@ -141,7 +141,7 @@ func ExampleContext_After() {
 	done := make(chan struct{})
 	_ = e.Register("reminder", func() engine.Agent { return &reminder{done: done} })
 	_ = e.Start()
-	_ = e.Send(engine.AgentID{Type: "reminder", Key: "r"}, []byte("start"))
+	_ = e.SendID(engine.AgentID{Type: "reminder", Key: "r"}, []byte("start"))
 	<-done
 	_ = e.Stop(context.Background())
 	// Output:
@@ -175,13 +175,13 @@ func ExampleEngine_Pause() {
 	_ = e.Register("printer", func() engine.Agent { return &printer{got: got, paused: paused} })
 	_ = e.Start()
 	id := engine.AgentID{Type: "printer", Key: "p"}
-	_ = e.Send(id, []byte("hello"))
+	_ = e.SendID(id, []byte("hello"))
 	<-got // the agent is running
 
 	_ = e.Pause(id)
 	<-paused // OnPause ran on the agent's loop
-	_ = e.Send(id, []byte("one"))
-	_ = e.Send(id, []byte("two"))
+	_ = e.SendID(id, []byte("one"))
+	_ = e.SendID(id, []byte("two"))
 	st, _ := e.State(id)
 	fmt.Println("state:", st)
 	fmt.Println(e.Pause(id))
@@ -213,16 +213,16 @@ func ExampleEngine_Use() {
 	e.Use(deadLetters{})
 	got, paused := make(chan struct{}, 1), make(chan struct{}, 1)
 	_ = e.Register("sensor", func() engine.Agent { return &printer{got: got, paused: paused} },
-		engine.WithMailbox(2, engine.DropNewest))
+		engine.Mailbox(2, engine.DropNewest))
 	_ = e.Start()
 	id := engine.AgentID{Type: "sensor", Key: "s1"}
-	_ = e.Send(id, []byte("hello"))
+	_ = e.SendID(id, []byte("hello"))
 	<-got
 
 	_ = e.Pause(id)
 	<-paused
 	for _, p := range []string{"a", "b", "c"} {
-		_ = e.Send(id, []byte(p)) // "c" does not fit
+		_ = e.SendID(id, []byte(p)) // "c" does not fit
 	}
 	_ = e.Stop(context.Background(), engine.Immediate())
 	fmt.Println("dead letters:", e.Stats().DeadLetters)

@@ -129,10 +129,10 @@ func TestCallsByIDRefuseBadKeys(t *testing.T) {
 		id := engine.AgentID{Type: "t", Key: key}
 		calls := map[string]error{}
 		_, calls["Spawn"] = e.Spawn(id)
-		calls["Send"] = e.Send(id, []byte("x"))
+		calls["Send"] = e.SendID(id, []byte("x"))
 		_, calls["Lookup"] = e.Lookup(id)
 		_, calls["Cron"] = e.Cron("@hourly", id, nil)
-		_, calls["Request"] = e.Request(ctx, id, []byte("x"))
+		_, calls["Request"] = e.RequestID(ctx, id, []byte("x"))
 		for name, err := range calls {
 			if !errors.Is(err, engine.ErrInvalidID) {
 				t.Errorf("%s(%q) = %v, want ErrInvalidID", name, key, err)

@@ -235,7 +235,7 @@ func TestTerminateConcurrently(t *testing.T) {
 	checkErr(t, "Send on the old Ref", old.Send(nil), ErrTerminated, id.String())
 
 	// A send by ID spawns a new incarnation.
-	if err := e.Send(id, nil); err != nil {
+	if err := e.SendID(id, nil); err != nil {
 		t.Fatalf("Send by ID after termination: %v", err)
 	}
 	second := wait(t, got, "second incarnation's message")
@@ -353,11 +353,11 @@ func TestLazySpawn(t *testing.T) {
 		close(done)
 	}))
 	for i := 0; i < 3; i++ {
-		if err := e.Send(AgentID{"virtual", "from-outside"}, seq(i)); err != nil {
+		if err := e.SendID(AgentID{"virtual", "from-outside"}, seq(i)); err != nil {
 			t.Fatalf("Send: %v", err)
 		}
 	}
-	if err := e.Send(AgentID{"caller", "c"}, nil); err != nil {
+	if err := e.SendID(AgentID{"caller", "c"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, done, "caller")
@@ -404,7 +404,7 @@ func TestSpawnBeforeStart(t *testing.T) {
 		}
 	}
 	for i := 5; i < 10; i++ {
-		if err := e.Send(id, seq(i)); err != nil {
+		if err := e.SendID(id, seq(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -451,7 +451,7 @@ func TestInitErrorTerminates(t *testing.T) {
 			sent <- c.SendID(bad, seq(i))
 		}
 	}))
-	if err := e.Send(AgentID{"caller", "c"}, nil); err != nil {
+	if err := e.SendID(AgentID{"caller", "c"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
@@ -547,7 +547,7 @@ func TestConcurrentSpawnSameID(t *testing.T) {
 			if i%2 == 0 {
 				refs[i], errs[i] = e.Spawn(id)
 			} else {
-				errs[i] = e.Send(id, seq(i))
+				errs[i] = e.SendID(id, seq(i))
 			}
 		}()
 	}

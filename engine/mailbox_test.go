@@ -41,7 +41,7 @@ func TestMailboxDropPolicies(t *testing.T) {
 			rec := newRecorder()
 			e.Use(rec)
 			s := newSink()
-			mustRegister(t, e, "mb", func() Agent { return s }, WithMailbox(capacity, c.policy))
+			mustRegister(t, e, "mb", func() Agent { return s }, Mailbox(capacity, c.policy))
 			id := AgentID{"mb", "1"}
 			r := mustSpawn(t, e, id, OnLoop(1))
 			pauseRunning(t, e, r)
@@ -89,7 +89,7 @@ func TestMailboxRejectOutside(t *testing.T) {
 	rec := newRecorder()
 	e.Use(rec)
 	s := newSink()
-	mustRegister(t, e, "rj", func() Agent { return s }, WithMailbox(capacity, Reject))
+	mustRegister(t, e, "rj", func() Agent { return s }, Mailbox(capacity, Reject))
 	id := AgentID{"rj", "1"}
 	r := mustSpawn(t, e, id, OnLoop(0))
 	pauseRunning(t, e, r)
@@ -100,7 +100,7 @@ func TestMailboxRejectOutside(t *testing.T) {
 	}
 	checkErr(t, "Send into a full mailbox", r.Send([]byte("x")), ErrMailboxFull, id.String(), "capacity 4")
 	settleLoop(t, e, 0) // the accepted messages are now in the mailbox
-	checkErr(t, "Send by ID into a full mailbox", e.Send(id, []byte("y")), ErrMailboxFull, id.String())
+	checkErr(t, "Send by ID into a full mailbox", e.SendID(id, []byte("y")), ErrMailboxFull, id.String())
 
 	if err := e.Resume(id); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestMailboxFullInEngineSenders(t *testing.T) {
 			const capacity = 3
 			e := startedEngine(t, WithLoops(2))
 			s := newSink()
-			mustRegister(t, e, "full", func() Agent { return s }, WithMailbox(capacity, policy))
+			mustRegister(t, e, "full", func() Agent { return s }, Mailbox(capacity, policy))
 			target := mustSpawn(t, e, AgentID{"full", "1"}, OnLoop(0))
 			results := make(chan error, 2)
 			mustRegister(t, e, "sender", recvAgent(func(c *Context, _ Message) {
@@ -169,7 +169,7 @@ func TestMailboxBlockOutside(t *testing.T) {
 	rec := newRecorder()
 	e.Use(rec)
 	s := newSink()
-	mustRegister(t, e, "bl", func() Agent { return s }, WithMailbox(capacity, Block))
+	mustRegister(t, e, "bl", func() Agent { return s }, Mailbox(capacity, Block))
 	id := AgentID{"bl", "1"}
 	r := mustSpawn(t, e, id, OnLoop(1))
 	pauseRunning(t, e, r)
@@ -220,7 +220,7 @@ func TestMailboxBlockReleasedByStop(t *testing.T) {
 	rec := newRecorder()
 	e.Use(rec)
 	s := newSink()
-	mustRegister(t, e, "bl", func() Agent { return s }, WithMailbox(1, Block))
+	mustRegister(t, e, "bl", func() Agent { return s }, Mailbox(1, Block))
 	r := mustSpawn(t, e, AgentID{"bl", "1"})
 	pauseRunning(t, e, r)
 	if err := r.Send([]byte("kept")); err != nil {
@@ -290,7 +290,7 @@ func TestMailboxAccounting(t *testing.T) {
 							accepted.Add(1)
 						}
 					}}
-				}, WithMailbox(capacity, p.pol))
+				}, Mailbox(capacity, p.pol))
 				for k := 0; k < 3; k++ {
 					id := AgentID{p.typ, strconv.Itoa(k)}
 					mustSpawn(t, e, id, OnLoop(k%2))
@@ -316,7 +316,7 @@ func TestMailboxAccounting(t *testing.T) {
 						var err error
 						switch op := rng.IntN(100); {
 						case op < 75:
-							err = e.Send(id, []byte{0, byte(rng.IntN(256))})
+							err = e.SendID(id, []byte{0, byte(rng.IntN(256))})
 							if err == nil {
 								accepted.Add(1)
 							}
@@ -329,7 +329,7 @@ func TestMailboxAccounting(t *testing.T) {
 						default:
 							// Burst of sends to one agent.
 							for j := 0; j < 20 && err == nil; j++ {
-								if err = e.Send(id, []byte{0, byte(j)}); err == nil {
+								if err = e.SendID(id, []byte{0, byte(j)}); err == nil {
 									accepted.Add(1)
 								}
 							}
@@ -391,7 +391,7 @@ func TestMailboxFullFromInsideRefusesOutside(t *testing.T) {
 			rec := newRecorder()
 			e.Use(rec)
 			s := newSink()
-			mustRegister(t, e, "full", func() Agent { return s }, WithMailbox(capacity, policy))
+			mustRegister(t, e, "full", func() Agent { return s }, Mailbox(capacity, policy))
 			target := mustSpawn(t, e, AgentID{"full", "1"})
 			filled := make(chan []error, 1)
 			mustRegister(t, e, "filler", recvAgent(func(c *Context, _ Message) {
@@ -402,7 +402,7 @@ func TestMailboxFullFromInsideRefusesOutside(t *testing.T) {
 				filled <- errs
 			}))
 			pauseRunning(t, e, target)
-			if err := e.Send(AgentID{"filler", "1"}, nil); err != nil {
+			if err := e.SendID(AgentID{"filler", "1"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			errs := wait(t, filled, "filler")
@@ -470,7 +470,7 @@ func TestOutsideSendersFeelInboxBackpressure(t *testing.T) {
 		}
 		<-gate
 		delivered.Add(1)
-	}), WithMailbox(1<<20, DropNewest))
+	}), Mailbox(1<<20, DropNewest))
 	r := mustSpawn(t, e, AgentID{"slow", "1"})
 	if err := r.Send(nil); err != nil {
 		t.Fatal(err)

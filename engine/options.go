@@ -126,7 +126,7 @@ func WithTimerTick(d time.Duration) Option {
 }
 
 // WithDefaultRestarts sets the restart budget for types registered without
-// WithRestarts: at most max restarts within window, then the agent is
+// Restarts: at most max restarts within window, then the agent is
 // terminated. The default is 3 restarts in 10 seconds.
 func WithDefaultRestarts(max int, window time.Duration) Option {
 	return optionFunc(func(c *config) error {
@@ -187,14 +187,14 @@ type typeConfig struct {
 // loop on arrival (DropNewest, DropOldest).
 func (c *typeConfig) reserves() bool { return c.overflow == Reject || c.overflow == Block }
 
-// DefaultMailboxSize is the bound of a mailbox registered without WithMailbox.
+// DefaultMailboxSize is the bound of a mailbox registered without Mailbox.
 const DefaultMailboxSize = 4096
 
-// WithPriority sets the type's priority, 0 (lowest) to 100. The default is 50.
-func WithPriority(p int) RegisterOption {
+// Priority sets the type's priority, 0 (lowest) to 100. The default is 50.
+func Priority(p int) RegisterOption {
 	return typeOptionFunc(func(c *typeConfig) error {
 		if p < 0 || p > 100 {
-			return fmt.Errorf("%w: WithPriority(%d): want 0..100", ErrInvalidOption, p)
+			return fmt.Errorf("%w: Priority(%d): want 0..100", ErrInvalidOption, p)
 		}
 		c.priority = p
 		return nil
@@ -202,45 +202,45 @@ func WithPriority(p int) RegisterOption {
 }
 
 // DefaultBatch is the batch size of a BatchReceiver type registered
-// without WithBatch; MaxBatch the largest WithBatch accepts.
+// without Batch; MaxBatch the largest Batch accepts.
 const (
 	DefaultBatch = 32
 	MaxBatch     = 4096
 )
 
-// WithBatch sets how many queued messages an agent of the type that
+// Batch sets how many queued messages an agent of the type that
 // implements BatchReceiver gets per ReceiveBatch call: up to n, fewer when
 // fewer are queued. A batch counts as one run of the agent in the
 // scheduler. The option has no effect on agents without ReceiveBatch.
-func WithBatch(n int) RegisterOption {
+func Batch(n int) RegisterOption {
 	return typeOptionFunc(func(c *typeConfig) error {
 		if n < 1 || n > MaxBatch {
-			return fmt.Errorf("%w: WithBatch(%d): want 1..%d", ErrInvalidOption, n, MaxBatch)
+			return fmt.Errorf("%w: Batch(%d): want 1..%d", ErrInvalidOption, n, MaxBatch)
 		}
 		c.batch = n
 		return nil
 	})
 }
 
-// WithMailbox bounds each agent's mailbox to capacity messages and sets what
+// Mailbox bounds each agent's mailbox to capacity messages and sets what
 // happens when it is full. The default is DefaultMailboxSize with DropNewest.
-func WithMailbox(capacity int, policy Overflow) RegisterOption {
+func Mailbox(capacity int, policy Overflow) RegisterOption {
 	return typeOptionFunc(func(c *typeConfig) error {
 		if capacity < 1 || capacity > 1<<30 {
-			return fmt.Errorf("%w: WithMailbox(%d): want 1..%d", ErrInvalidOption, capacity, 1<<30)
+			return fmt.Errorf("%w: Mailbox(%d): want 1..%d", ErrInvalidOption, capacity, 1<<30)
 		}
 		if policy > Block {
-			return fmt.Errorf("%w: WithMailbox: unknown policy %v", ErrInvalidOption, policy)
+			return fmt.Errorf("%w: Mailbox: unknown policy %v", ErrInvalidOption, policy)
 		}
 		c.capacity, c.overflow = capacity, policy
 		return nil
 	})
 }
 
-// WithRestarts sets how often an agent of this type may be restarted after a
+// Restarts sets how often an agent of this type may be restarted after a
 // panic: at most max restarts within window; one more terminates it.
-// WithRestarts(0, d) terminates on the first panic.
-func WithRestarts(max int, window time.Duration) RegisterOption {
+// Restarts(0, d) terminates on the first panic.
+func Restarts(max int, window time.Duration) RegisterOption {
 	return typeOptionFunc(func(c *typeConfig) error {
 		p, err := newRestartPolicy(max, window)
 		c.restarts, c.hasRest = p, true

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/agentloop/agentloop/lifecycle"
+import (
+	"fmt"
+
+	"github.com/agentloop/agentloop/lifecycle"
+)
 
 // Plugin observes the engine. A plugin implements any of MessageObserver,
 // TransitionObserver, PanicObserver, DeadLetterObserver and
@@ -53,9 +57,18 @@ type pluginSet struct {
 }
 
 // Use installs plugins. It is safe at any time and from any goroutine; a
-// plugin sees events from shortly after Use returns. A value implementing
-// none of the observer interfaces is ignored.
-func (e *Engine) Use(plugins ...Plugin) {
+// plugin sees events from shortly after Use returns. A value that
+// implements none of the observer interfaces (a misspelt method name, a
+// wrong signature) is refused with an error wrapping ErrInvalidArgument
+// that names its type, and then none of the plugins is installed.
+func (e *Engine) Use(plugins ...Plugin) error {
+	for _, p := range plugins {
+		switch p.(type) {
+		case MessageObserver, TransitionObserver, PanicObserver, DeadLetterObserver, TerminationObserver:
+		default:
+			return fmt.Errorf("%w: Use: %T implements none of MessageObserver, TransitionObserver, PanicObserver, DeadLetterObserver, TerminationObserver", ErrInvalidArgument, p)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := e.plugins.Load()
@@ -100,6 +113,7 @@ func (e *Engine) Use(plugins ...Plugin) {
 		next.onTerminated = nil
 	}
 	e.plugins.Store(next)
+	return nil
 }
 
 // observe calls a MessageObserver, recovering its panic so that it counts

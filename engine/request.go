@@ -190,7 +190,7 @@ func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then fu
 		return fmt.Errorf("%w: request timeout %v", ErrInvalidDuration, timeout)
 	}
 	if then == nil {
-		return fmt.Errorf("%w: nil request callback", ErrInvalidOption)
+		return fmt.Errorf("%w: nil request callback", ErrInvalidArgument)
 	}
 	if to.a == nil {
 		return ErrUnknownAgent
@@ -220,21 +220,45 @@ func (c *Context) RequestID(id AgentID, payload []byte, timeout time.Duration, t
 // those are allocated per request and never recycled.
 const agentRequest = 0
 
-// Request sends payload to the agent id from outside the engine and waits
-// for its reply, honouring ctx's deadline and cancellation throughout,
-// including while it waits for room in a full Block mailbox. A deadline,
-// whether it passes before or during the call, returns an error matching
-// both ErrTimeout and context.DeadlineExceeded; a cancellation returns an
-// error matching context.Canceled. See Context.Request for the other
-// errors. Every pending request is answered when the engine stops.
-// Concurrency-safe.
-func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byte, error) {
+// Request sends payload to the agent r refers to from outside the engine
+// and waits for its reply, honouring ctx's deadline and cancellation
+// throughout, including while it waits for room in a full Block mailbox.
+// A deadline, whether it passes before or during the call, returns an
+// error matching both ErrTimeout and context.DeadlineExceeded; a
+// cancellation returns an error matching context.Canceled. See
+// Context.Request for the other errors. Every pending request is answered
+// when the engine stops. Concurrency-safe.
+func (e *Engine) Request(ctx context.Context, r Ref, payload []byte) ([]byte, error) {
+	if r.a == nil {
+		return nil, ErrUnknownAgent
+	}
+	return e.request(ctx, r, payload)
+}
+
+// RequestID is Request by ID, spawning the target when its type is
+// registered and it does not exist. Concurrency-safe.
+func (e *Engine) RequestID(ctx context.Context, id AgentID, payload []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, requestCtxErr(id, err)
 	}
 	r, err := e.resolve(id)
 	if err != nil {
 		return nil, err
+	}
+	return e.request(ctx, r, payload)
+}
+
+// Request is Engine.Request to the agent r refers to. Concurrency-safe.
+func (r Ref) Request(ctx context.Context, payload []byte) ([]byte, error) {
+	if r.a == nil {
+		return nil, ErrUnknownAgent
+	}
+	return r.a.loop.e.request(ctx, r, payload)
+}
+
+func (e *Engine) request(ctx context.Context, r Ref, payload []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, requestCtxErr(r.ID(), err)
 	}
 	rq := outsideRequests.Get().(*request)
 	rq.to = r.a
@@ -243,7 +267,7 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 		rq.to = nil
 		outsideRequests.Put(rq) // never sent
 		if ce := ctx.Err(); ce != nil && errors.Is(err, ce) {
-			return nil, requestCtxErr(id, ce)
+			return nil, requestCtxErr(r.ID(), ce)
 		}
 		return nil, err
 	}
@@ -253,11 +277,11 @@ func (e *Engine) Request(ctx context.Context, id AgentID, payload []byte) ([]byt
 		return rep.payload, rep.err
 	case <-ctx.Done():
 		if rq.state.CompareAndSwap(inc, inc|reqDone) {
-			return nil, requestCtxErr(id, ctx.Err()) // rq may still be queued: not recycled
+			return nil, requestCtxErr(r.ID(), ctx.Err()) // rq may still be queued: not recycled
 		}
 	case <-e.stopDone:
 		if rq.state.CompareAndSwap(inc, inc|reqDone) {
-			return nil, fmt.Errorf("%w: request to %s", ErrStopped, id)
+			return nil, fmt.Errorf("%w: request to %s", ErrStopped, r.ID())
 		}
 	}
 	rep := <-rq.ch // settled by someone else just now

@@ -105,7 +105,7 @@ func newServerEngine(t *testing.T) serverEngine {
 	faults := make(chan string, 16)
 	if err := e.Register("srv", func() engine.Agent {
 		return &server{held: &held, mu: &mu, holds: holds, faults: faults}
-	}, engine.WithRestarts(100, time.Minute)); err != nil {
+	}, engine.Restarts(100, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
@@ -171,7 +171,7 @@ func TestRequestOutcomes(t *testing.T) {
 		{"echo after", "AFTER", nil},
 	}
 	for _, c := range cases {
-		got, err := e.Request(ctx, srv, []byte(c.payload))
+		got, err := e.RequestID(ctx, srv, []byte(c.payload))
 		if !errors.Is(err, c.err) || string(got) != c.reply {
 			t.Errorf("Request(%q) = %q, %v; want %q, %v", c.payload, got, err, c.reply, c.err)
 		}
@@ -179,13 +179,13 @@ func TestRequestOutcomes(t *testing.T) {
 	// Reply and ReplyLater outside a request fail with ErrNoRequest (the
 	// server reports a fault otherwise); a request after the notification
 	// proves it was handled.
-	if err := e.Send(srv, []byte("notify")); err != nil {
+	if err := e.SendID(srv, []byte("notify")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Request(ctx, srv, []byte("echo x")); err != nil {
+	if _, err := e.RequestID(ctx, srv, []byte("echo x")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.Request(ctx, srv, []byte("panic"))
+	_, err := e.RequestID(ctx, srv, []byte("panic"))
 	var pe *engine.PanicError
 	if !errors.As(err, &pe) || pe.Value != "boom" || len(pe.Stack) == 0 {
 		t.Errorf("panic request error %v does not carry the panic", err)
@@ -198,12 +198,12 @@ func TestRequestReplyLater(t *testing.T) {
 	defer e.noFaults(t)
 	done := make(chan string, 1)
 	go func() {
-		got, err := e.Request(context.Background(), srv, []byte("hold"))
+		got, err := e.RequestID(context.Background(), srv, []byte("hold"))
 		done <- string(got) + " " + errString(err)
 	}()
 	// The server holds the request until a later message releases it.
 	e.waitHold(t)
-	if err := e.Send(srv, []byte("release")); err != nil {
+	if err := e.SendID(srv, []byte("release")); err != nil {
 		t.Fatal(err)
 	}
 	if got := <-done; got != "released nil" {
@@ -221,7 +221,7 @@ func TestRequestDeadlineAndCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := e.Request(ctx, srv, []byte("hold"))
+		_, err := e.RequestID(ctx, srv, []byte("hold"))
 		errc <- err
 	}()
 	e.waitHold(t)
@@ -236,17 +236,17 @@ func TestRequestDeadlineAndCancel(t *testing.T) {
 	// A deadline that has passed, before the call or during it, is a timeout.
 	past, cancelPast := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancelPast()
-	if _, err := e.Request(past, srv, []byte("echo x")); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := e.RequestID(past, srv, []byte("echo x")); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("expired deadline: %v", err)
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer dcancel()
-	if _, err := e.Request(dctx, srv, []byte("hold")); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := e.RequestID(dctx, srv, []byte("hold")); !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("deadline while held: %v", err)
 	}
 	cctx, ccancel := context.WithCancel(context.Background())
 	ccancel()
-	if _, err := e.Request(cctx, srv, []byte("echo x")); !errors.Is(err, context.Canceled) {
+	if _, err := e.RequestID(cctx, srv, []byte("echo x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled before the call: %v", err)
 	}
 }
@@ -255,7 +255,7 @@ func TestRequestAnsweredAtStop(t *testing.T) {
 	e := newServerEngine(t)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := e.Request(context.Background(), srv, []byte("hold"))
+		_, err := e.RequestID(context.Background(), srv, []byte("hold"))
 		errc <- err
 	}()
 	e.waitHold(t)
@@ -264,7 +264,7 @@ func TestRequestAnsweredAtStop(t *testing.T) {
 	if !errors.Is(err, engine.ErrTerminated) && !errors.Is(err, engine.ErrStopped) {
 		t.Fatalf("pending request at Stop: %v", err)
 	}
-	if _, err := e.Request(context.Background(), srv, nil); !errors.Is(err, engine.ErrStopped) {
+	if _, err := e.RequestID(context.Background(), srv, nil); !errors.Is(err, engine.ErrStopped) {
 		t.Fatalf("request after Stop: %v", err)
 	}
 }
@@ -272,16 +272,16 @@ func TestRequestAnsweredAtStop(t *testing.T) {
 func TestRequestBadInput(t *testing.T) {
 	e := newServerEngine(t)
 	defer stop(t, e)
-	if _, err := e.Request(context.Background(), engine.AgentID{Type: "nope", Key: "1"}, nil); !errors.Is(err, engine.ErrUnknownType) {
+	if _, err := e.RequestID(context.Background(), engine.AgentID{Type: "nope", Key: "1"}, nil); !errors.Is(err, engine.ErrUnknownType) {
 		t.Errorf("unknown type: %v", err)
 	}
 	if _, err := e.Cron("* * *", srv, nil); !errors.Is(err, engine.ErrInvalidSchedule) || !strings.Contains(err.Error(), "* * *") {
 		t.Errorf("bad cron: %v", err)
 	}
-	if err := engine.ParseCron("*/5 * * * *"); err != nil {
+	if _, err := engine.ParseCron("*/5 * * * *"); err != nil {
 		t.Errorf("good cron refused: %v", err)
 	}
-	if err := engine.ParseCron("0 */5 * * * *"); err != nil {
+	if _, err := engine.ParseCron("0 */5 * * * *"); err != nil {
 		t.Errorf("cron with seconds refused: %v", err)
 	}
 }
@@ -337,7 +337,7 @@ func TestAgentsRequestingEachOtherDoNotDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []engine.AgentID{a, b} {
-		if err := e.Send(id, []byte("go")); err != nil {
+		if err := e.SendID(id, []byte("go")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -362,7 +362,7 @@ func TestAgentRequestTimesOutOnTheClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Start()
-	if err := h.Engine.Send(askerID, []byte("go")); err != nil {
+	if err := h.Engine.SendID(askerID, []byte("go")); err != nil {
 		t.Fatal(err)
 	}
 	h.Advance(29 * time.Second)

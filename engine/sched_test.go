@@ -142,7 +142,7 @@ func TestSchedulerPriorityUnderOverload(t *testing.T) {
 			a := &seqAgent{clk: clk, seq: &seq}
 			agents[name] = a
 			return a
-		}, engine.WithPriority(prio))
+		}, engine.Priority(prio))
 	}
 	refs := []engine.Ref{reg("hi", 100), reg("lo", 10)}
 	for i := range fillers {
@@ -337,13 +337,13 @@ func TestSchedulerStarvationBound(t *testing.T) {
 		name := "hog" + string(rune('a'+i))
 		r := schedRegister(t, e, name, func() engine.Agent {
 			return &selfDriven{clk: clk, cost: fixed(time.Microsecond), total: &total, limit: 1 << 30, trace: &trace, tag: 'h'}
-		}, engine.WithPriority(100))
+		}, engine.Priority(100))
 		if err := r.Send(nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	done := make(chan int, 1)
-	low := schedRegister(t, e, "low", func() engine.Agent { return &lowAgent{trace: &trace, done: done} }, engine.WithPriority(0))
+	low := schedRegister(t, e, "low", func() engine.Agent { return &lowAgent{trace: &trace, done: done} }, engine.Priority(0))
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}

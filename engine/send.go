@@ -9,12 +9,23 @@ import (
 	"github.com/agentloop/agentloop/lifecycle"
 )
 
-// Send delivers payload to the agent id from outside the engine, spawning
-// it first when its type is registered and it does not exist (a virtual
-// actor). Concurrency-safe. The payload is not copied: do not modify it
-// after Send. With a full Block mailbox Send waits for room until the
-// engine stops; SendContext bounds the wait.
-func (e *Engine) Send(id AgentID, payload []byte) error {
+// Send delivers payload to the agent r refers to, from outside the engine:
+// the same as r.Send. Concurrency-safe. The payload is not copied: do not
+// modify it after Send. With a full Block mailbox Send waits for room
+// until the agent terminates or the engine stops; SendContext bounds the
+// wait.
+func (e *Engine) Send(r Ref, payload []byte) error { return r.Send(payload) }
+
+// SendContext is Send with a context, the same as r.SendContext.
+func (e *Engine) SendContext(ctx context.Context, r Ref, payload []byte) error {
+	return r.SendContext(ctx, payload)
+}
+
+// SendID is Send by ID: it finds the agent id, spawning it first when its
+// type is registered and it does not exist (a virtual actor), and sends.
+// Prefer Send with a Ref kept from an earlier lookup on hot paths.
+// Concurrency-safe.
+func (e *Engine) SendID(id AgentID, payload []byte) error {
 	r, err := e.resolve(id)
 	if err != nil {
 		return err
@@ -22,11 +33,11 @@ func (e *Engine) Send(id AgentID, payload []byte) error {
 	return e.sendExternal(nil, r, Message{Payload: payload})
 }
 
-// SendContext is Send with a context: while a full Block mailbox makes it
-// wait for room, it gives up when ctx ends and returns an error matching
-// both ErrMailboxFull and ctx.Err(); the message is then not sent. With
-// the other policies it never waits (ctx is checked once, before sending).
-func (e *Engine) SendContext(ctx context.Context, id AgentID, payload []byte) error {
+// SendIDContext is SendID with a context: while a full Block mailbox makes
+// it wait for room, it gives up when ctx ends and returns an error
+// matching both ErrMailboxFull and ctx.Err(); the message is then not
+// sent. With the other policies it never waits.
+func (e *Engine) SendIDContext(ctx context.Context, id AgentID, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("engine: send to %s: %w", id, err)
 	}

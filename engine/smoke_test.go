@@ -18,7 +18,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Block: every send waits for room, so nothing may be dropped.
-	if err := e.Register("c", func() Agent { return &counter{&n} }, WithMailbox(1024, Block)); err != nil {
+	if err := e.Register("c", func() Agent { return &counter{&n} }, Mailbox(1024, Block)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(); err != nil {
@@ -26,7 +26,7 @@ func TestSmoke(t *testing.T) {
 	}
 	const N = 100000
 	for i := 0; i < N; i++ {
-		if err := e.Send(AgentID{"c", "k"}, nil); err != nil {
+		if err := e.SendID(AgentID{"c", "k"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -23,9 +23,9 @@ func TestStatsCounts(t *testing.T) {
 	e := startedEngine(t, WithLoops(2))
 	s := newSink()
 	mustRegister(t, e, "a", func() Agent { return s })
-	mustRegister(t, e, "b", func() Agent { return s }, WithMailbox(3, DropNewest))
+	mustRegister(t, e, "b", func() Agent { return s }, Mailbox(3, DropNewest))
 	log := &crashLog{done: make(chan struct{})}
-	mustRegister(t, e, "c", log.factory(), WithRestarts(5, time.Minute))
+	mustRegister(t, e, "c", log.factory(), Restarts(5, time.Minute))
 
 	a0 := mustSpawn(t, e, AgentID{"a", "0"}, OnLoop(0))
 	a1 := mustSpawn(t, e, AgentID{"a", "1"}, OnLoop(1))

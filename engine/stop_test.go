@@ -54,7 +54,7 @@ func TestStopDrainsEverything(t *testing.T) {
 			recv:      func(*Context, Message) { delivered.Add(1) },
 			terminate: func(c *Context) { terms.add(c.ID()) },
 		}
-	}, WithMailbox(1<<16, DropNewest))
+	}, Mailbox(1<<16, DropNewest))
 	const agents, each = 6, 2000
 	var refs []Ref
 	for i := 0; i < agents; i++ {
@@ -110,7 +110,7 @@ func TestStopBeforeStart(t *testing.T) {
 			terminate: func(*Context) { ev.add("terminate") },
 		}
 	})
-	if err := e.Send(AgentID{"t", "1"}, []byte("hello")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	stop(t, e)
@@ -235,7 +235,7 @@ func newGated(t *testing.T, n int) *gated {
 			},
 			terminate: func(*Context) { close(g.terminated) },
 		}
-	}, WithMailbox(n, DropNewest))
+	}, Mailbox(n, DropNewest))
 	g.r = mustSpawn(t, g.e, AgentID{"slow", "1"}, OnLoop(1))
 	for i := 0; i < n; i++ {
 		if err := g.r.Send(seq(i)); err != nil {
@@ -363,7 +363,7 @@ func TestStopDrainWithCrossTalk(t *testing.T) {
 				}
 			}
 		}}
-	}, WithMailbox(1<<16, DropNewest))
+	}, Mailbox(1<<16, DropNewest))
 	for i := range refs {
 		refs[i] = mustSpawn(t, e, AgentID{"talk", strconv.Itoa(i)}, OnLoop(i%2))
 	}
@@ -411,7 +411,7 @@ func TestStopDeadlineBusyAgent(t *testing.T) {
 			},
 			terminate: func(*Context) { terms.Add(1) },
 		}
-	}, WithMailbox(1<<20, DropNewest))
+	}, Mailbox(1<<20, DropNewest))
 	for i := 0; i < 2; i++ {
 		r := mustSpawn(t, e, AgentID{"busy", strconv.Itoa(i)}, OnLoop(i))
 		if err := r.Send(nil); err != nil {

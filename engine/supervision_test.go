@@ -91,7 +91,7 @@ func TestPanicRestartsAgent(t *testing.T) {
 	rec := newRecorder()
 	e.Use(rec)
 	log := &crashLog{done: make(chan struct{})}
-	mustRegister(t, e, "crashy", log.factory(), WithRestarts(3, time.Minute))
+	mustRegister(t, e, "crashy", log.factory(), Restarts(3, time.Minute))
 	by := newSink()
 	mustRegister(t, e, "bystander", func() Agent { return by })
 	id := AgentID{"crashy", "1"}
@@ -101,7 +101,7 @@ func TestPanicRestartsAgent(t *testing.T) {
 	}
 	queueWhilePaused(t, e, r, 0, "a", "boom", "b", "c", "last")
 	for i := 0; i < 10; i++ {
-		if err := e.Send(AgentID{"bystander", "1"}, seq(i)); err != nil {
+		if err := e.SendID(AgentID{"bystander", "1"}, seq(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,7 +150,7 @@ func TestPanicRestartsAgent(t *testing.T) {
 	}
 }
 
-// TestPanicBudgetTerminates: one panic more than WithRestarts allows in its
+// TestPanicBudgetTerminates: one panic more than Restarts allows in its
 // window terminates the agent; the rest of its mailbox is dead-lettered
 // with a reason matching ErrPanicked.
 func TestPanicBudgetTerminates(t *testing.T) {
@@ -159,7 +159,7 @@ func TestPanicBudgetTerminates(t *testing.T) {
 	rec.terminated = make(chan AgentID, 4)
 	e.Use(rec)
 	log := &crashLog{}
-	mustRegister(t, e, "crashy", log.factory(), WithRestarts(2, time.Minute))
+	mustRegister(t, e, "crashy", log.factory(), Restarts(2, time.Minute))
 	id := AgentID{"crashy", "1"}
 	r := mustSpawn(t, e, id, OnLoop(1))
 	queueWhilePaused(t, e, r, 1, "boom", "a", "boom", "b", "boom", "x", "y", "z")
@@ -214,7 +214,7 @@ func (c *manualClock) AfterFunc(time.Duration, func()) func() bool {
 func (c *manualClock) advance(d time.Duration) { c.now.Add(int64(d)) }
 
 // TestRestartWindow: panics spread over more than the window do not add
-// up; WithRestarts(0, d) terminates on the first panic.
+// up; Restarts(0, d) terminates on the first panic.
 func TestRestartWindow(t *testing.T) {
 	clk := &manualClock{}
 	clk.now.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
@@ -223,7 +223,7 @@ func TestRestartWindow(t *testing.T) {
 	rec.terminated = make(chan AgentID, 4)
 	e.Use(rec)
 	log := &crashLog{done: make(chan struct{})}
-	mustRegister(t, e, "crashy", log.factory(), WithRestarts(1, time.Minute))
+	mustRegister(t, e, "crashy", log.factory(), Restarts(1, time.Minute))
 	r := mustSpawn(t, e, AgentID{"crashy", "1"})
 	for i, step := range []string{"boom", "boom", "boom"} {
 		if err := r.Send([]byte(step)); err != nil {
@@ -254,7 +254,7 @@ func TestRestartWindow(t *testing.T) {
 	}
 	wait(t, rec.terminated, "termination after two panics in one window")
 
-	mustRegister(t, e, "fragile", log.factory(), WithRestarts(0, time.Minute))
+	mustRegister(t, e, "fragile", log.factory(), Restarts(0, time.Minute))
 	f := mustSpawn(t, e, AgentID{"fragile", "1"})
 	if err := f.Send([]byte("boom")); err != nil {
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestPanicInInitTerminates(t *testing.T) {
 		sent <- c.SendID(bad, []byte("m1"))
 		sent <- c.SendID(bad, []byte("m2"))
 	}))
-	if err := e.Send(AgentID{"caller", "1"}, nil); err != nil {
+	if err := e.SendID(AgentID{"caller", "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
@@ -382,7 +382,7 @@ func TestPanickingPluginsDoNotKillLoops(t *testing.T) {
 	rec := newRecorder()
 	e.Use(rec) // installed after the panicking one: still called
 	log := &crashLog{done: make(chan struct{})}
-	mustRegister(t, e, "crashy", log.factory(), WithMailbox(3, DropNewest), WithRestarts(5, time.Minute))
+	mustRegister(t, e, "crashy", log.factory(), Mailbox(3, DropNewest), Restarts(5, time.Minute))
 	r := mustSpawn(t, e, AgentID{"crashy", "1"}, OnLoop(0))
 	queueWhilePaused(t, e, r, 0, "a", "boom", "last", "dropped")
 	wait(t, log.done, "delivery after plugin panics")
@@ -415,7 +415,7 @@ func TestSendToAgentTerminatedByPanic(t *testing.T) {
 	rec.terminated = make(chan AgentID, 2)
 	e.Use(rec)
 	log := &crashLog{}
-	mustRegister(t, e, "crashy", log.factory(), WithRestarts(0, time.Minute))
+	mustRegister(t, e, "crashy", log.factory(), Restarts(0, time.Minute))
 	r := mustSpawn(t, e, AgentID{"crashy", "1"})
 	if err := r.Send([]byte("boom")); err != nil {
 		t.Fatal(err)
@@ -444,7 +444,7 @@ func TestPanicInInitReasonIsInitFailed(t *testing.T) {
 	mustRegister(t, e, "caller", recvAgent(func(c *Context, _ Message) {
 		_ = c.SendID(bad, []byte("m1"))
 	}))
-	if err := e.Send(AgentID{"caller", "1"}, nil); err != nil {
+	if err := e.SendID(AgentID{"caller", "1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, rec.terminated, "termination")
@@ -465,7 +465,7 @@ func TestPanickingMessageObserver(t *testing.T) {
 	e := startedEngine(t, WithLoops(1))
 	e.Use(panickyMessages{})
 	log := &crashLog{done: make(chan struct{})}
-	mustRegister(t, e, "crashy", log.factory(), WithRestarts(1, time.Minute))
+	mustRegister(t, e, "crashy", log.factory(), Restarts(1, time.Minute))
 	r := mustSpawn(t, e, AgentID{"crashy", "1"})
 	for _, p := range []string{"a", "b", "c", "last"} {
 		if err := r.Send([]byte(p)); err != nil {

@@ -244,12 +244,12 @@ func (l *loop) fireTimers(now int64) {
 		}
 		if t.period == 0 && t.sched == nil {
 			if l.retire(t) {
-				l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
+				l.enqueue(a, t.gen, &Message{Payload: t.payload, x: timerTag}, false)
 			}
 			l.recycle(t)
 			continue
 		}
-		l.enqueue(a, t.gen, &Message{Payload: t.payload}, false)
+		l.enqueue(a, t.gen, &Message{Payload: t.payload, x: timerTag}, false)
 		if t.sched != nil {
 			t.when = l.e.nextCron(t.sched, t.when, now)
 			l.schedTimer(t, now)
@@ -304,4 +304,55 @@ func (l *loop) stopWheel() {
 	if l.wheel != nil {
 		l.wheel.Stop()
 	}
+}
+
+// After is Context.After for the agent id, from outside the engine (the
+// agent is spawned when its type is registered and it does not exist):
+// payload reaches it once, d after the call, as a Message whose IsTimer
+// reports true. It returns ErrInvalidDuration for d ≤ 0 and ErrStopped
+// once the engine is stopping. Concurrency-safe.
+func (e *Engine) After(d time.Duration, id AgentID, payload []byte) (Timer, error) {
+	return e.outsideTimer("After", d, 0, id, payload)
+}
+
+// Every is Context.Every for the agent id, from outside the engine: payload
+// reaches it every d, the first time d after the call, with Every's rules
+// (no drift, missed ticks skipped). Errors as for After. Concurrency-safe.
+func (e *Engine) Every(d time.Duration, id AgentID, payload []byte) (Timer, error) {
+	return e.outsideTimer("Every", d, d, id, payload)
+}
+
+func (e *Engine) outsideTimer(name string, d, period time.Duration, id AgentID, payload []byte) (Timer, error) {
+	if d <= 0 {
+		return Timer{}, fmt.Errorf("%w: %s(%v)", ErrInvalidDuration, name, d)
+	}
+	r, err := e.resolve(id)
+	if err != nil {
+		return Timer{}, err
+	}
+	if e.state.Load() >= stateStopping {
+		return Timer{}, fmt.Errorf("%w: %s for %s", ErrStopped, name, id)
+	}
+	t := &timer{a: r.a, gen: r.gen, payload: payload, l: r.a.loop, period: int64(period)}
+	due := deadline(e.now(), int64(d)) // counted from the call, not from its arrival
+	return e.armOutside(t, func(int64) int64 { return due }), nil
+}
+
+// armOutside hands a timer made outside the loops to its loop, which gives
+// it its first due time (first(now)) and schedules it, unless it was
+// stopped on the way. Such a timer is not from the loop's free list: its
+// handle's incarnation is 0, and a recycled timer's next incarnation is
+// never 0 again.
+func (e *Engine) armOutside(t *timer, first func(now int64) int64) Timer {
+	l := t.l
+	l.post(&envelope{op: opFunc, fn: func() {
+		if t.status() != timerArmed {
+			l.zombies.Add(-1) // stopped before it was scheduled
+			return
+		}
+		now := e.now()
+		t.when = first(now)
+		l.schedTimer(t, now)
+	}})
+	return Timer{t, 0}
 }

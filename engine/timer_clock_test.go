@@ -55,7 +55,7 @@ func newClocked(t *testing.T) (*enginetest.Harness, *[]string, engine.AgentID) {
 
 func send(t *testing.T, h *enginetest.Harness, id engine.AgentID, s string) {
 	t.Helper()
-	if err := h.Engine.Send(id, []byte(s)); err != nil {
+	if err := h.Engine.SendID(id, []byte(s)); err != nil {
 		t.Fatal(err)
 	}
 	h.Settle()

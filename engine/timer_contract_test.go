@@ -112,7 +112,7 @@ func (lab *timerLab) do(key string, f func(c *engine.Context)) {
 		defer func() { done <- recover() }()
 		f(c)
 	}
-	if err := lab.h.Engine.Send(labID(key), []byte(labRun)); err != nil {
+	if err := lab.h.Engine.SendID(labID(key), []byte(labRun)); err != nil {
 		lab.t.Fatalf("send to %s: %v", key, err)
 	}
 	select {
@@ -600,7 +600,7 @@ func TestAfterPastEndOfTimeNeverFiresOnTheSystemClock(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	if err := e.Send(engine.AgentID{Type: "wall", Key: "1"}, []byte("arm")); err != nil {
+	if err := e.SendID(engine.AgentID{Type: "wall", Key: "1"}, []byte("arm")); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"armed", "soon"} {

@@ -69,7 +69,7 @@ func TestAfterFiresOnce(t *testing.T) {
 			close(done)
 		}
 	}))
-	if err := e.Send(AgentID{"t", "1"}, []byte("start")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, done, "the later timer")
@@ -107,7 +107,7 @@ func TestTimerStopBeforeFire(t *testing.T) {
 			}
 		}
 	}))
-	if err := e.Send(AgentID{"t", "1"}, []byte("start")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	if r := wait(t, results, "Stop results"); !r[0] || !r[1] {
@@ -144,7 +144,7 @@ func TestEveryStoppedInHandler(t *testing.T) {
 			close(done)
 		}
 	}))
-	if err := e.Send(AgentID{"t", "1"}, []byte("start")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, done, "sync")
@@ -248,7 +248,7 @@ func TestTimersOfTerminatedAgentNeverFire(t *testing.T) {
 		close(done)
 	}))
 	id := AgentID{"t", "1"}
-	if err := e.Send(id, []byte("start")); err != nil {
+	if err := e.SendID(id, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, terminated, "termination")
@@ -257,10 +257,10 @@ func TestTimersOfTerminatedAgentNeverFire(t *testing.T) {
 		return err != nil
 	}, waitTimeout)
 	// A new incarnation under the same ID.
-	if err := e.Send(id, []byte("hello")); err != nil {
+	if err := e.SendID(id, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Send(AgentID{"witness", "1"}, []byte("start")); err != nil {
+	if err := e.SendID(AgentID{"witness", "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, done, "witness timer")
@@ -312,7 +312,7 @@ func TestTimersNeverEarly(t *testing.T) {
 			close(done)
 		}
 	}))
-	if err := e.Send(AgentID{"t", "1"}, []byte("start")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, done, "three periodic ticks")
@@ -370,7 +370,7 @@ func TestManyStoppedTimers(t *testing.T) {
 			t.Error("a stopped timer fired")
 		}
 	}))
-	if err := e.Send(AgentID{"t", "1"}, []byte("arm")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("arm")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, done, "a timer after the stopped ones were compacted")
@@ -406,7 +406,7 @@ func TestStaleTimerHandleStopsNothing(t *testing.T) {
 			c.Send(c.Self(), []byte("next"))
 		}
 	}))
-	if err := e.Send(AgentID{"t", "1"}, []byte("start")); err != nil {
+	if err := e.SendID(AgentID{"t", "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	select {

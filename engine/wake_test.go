@@ -71,7 +71,7 @@ func TestNoLostWakeUpsFromOutside(t *testing.T) {
 	failed := make(chan string, 1)
 	mustRegister(t, e, "chk", func() Agent {
 		return &seqChecker{total: &total, want: senders * perSender, done: done, failed: failed}
-	}, WithMailbox(senders*perSender, DropNewest))
+	}, Mailbox(senders*perSender, DropNewest))
 	refs := make([]Ref, agents)
 	for i := range refs {
 		refs[i] = mustSpawn(t, e, AgentID{"chk", fmt.Sprint(i)}, OnLoop(i%2))
@@ -198,11 +198,11 @@ func TestIdleEngineMakesNoTurns(t *testing.T) {
 		armed <- struct{}{}
 	}))
 	for i := 0; i < 2; i++ {
-		if err := e.Send(AgentID{"t", fmt.Sprint(i)}, nil); err != nil {
+		if err := e.SendID(AgentID{"t", fmt.Sprint(i)}, nil); err != nil {
 			t.Fatal(err)
 		}
 		mustSpawn(t, e, AgentID{"t", fmt.Sprint(10 + i)}, OnLoop(i))
-		if err := e.Send(AgentID{"t", fmt.Sprint(10 + i)}, nil); err != nil {
+		if err := e.SendID(AgentID{"t", fmt.Sprint(10 + i)}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -40,7 +40,7 @@ func WithWorkers(size, queue int) Option {
 // loop.
 //
 // Go never blocks. It returns ErrOverloaded when the pool and its queue
-// are full, ErrStopped once Stop has begun, and an ErrInvalidOption error
+// are full, ErrStopped once Stop has begun, and an ErrInvalidArgument error
 // for a nil function; then then is never called. Otherwise then is called
 // exactly once, unless the agent has terminated by the time work returns
 // (the result is then dropped). A panic in work reaches then as an error
@@ -49,7 +49,7 @@ func WithWorkers(size, queue int) Option {
 // to its context's deadline, before it shuts the agents down.
 func (c *Context) Go(work func() ([]byte, error), then func(c *Context, result []byte, err error)) error {
 	if work == nil || then == nil {
-		return fmt.Errorf("%w: Go with a nil function", ErrInvalidOption)
+		return fmt.Errorf("%w: Go with a nil function", ErrInvalidArgument)
 	}
 	e := c.l.e
 	w, err := e.workerPool()

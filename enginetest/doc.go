@@ -6,7 +6,7 @@
 //	h := enginetest.New(t, engine.WithLoops(1))
 //	h.Engine.Register("poller", newPoller)
 //	h.Start()
-//	h.Engine.Send(id, nil)     // the poller arms c.Every(5*time.Minute, ...)
+//	h.Engine.SendID(id, nil)   // the poller arms c.Every(5*time.Minute, ...)
 //	h.Advance(time.Hour)       // exactly 12 ticks delivered, in order
 //
 // It relates to the engine as net/http/httptest relates to net/http.

@@ -45,7 +45,7 @@ func TestAdvanceDeliversEveryTickInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Start()
-	if err := h.Engine.Send(engine.AgentID{Type: "ticker", Key: "1"}, []byte("start")); err != nil {
+	if err := h.Engine.SendID(engine.AgentID{Type: "ticker", Key: "1"}, []byte("start")); err != nil {
 		t.Fatal(err)
 	}
 	h.Advance(time.Hour)

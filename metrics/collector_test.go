@@ -43,8 +43,8 @@ func trafficEngine(t *testing.T) *engine.Engine {
 	t.Helper()
 	e := startEngine(t, engine.WithLoops(2))
 	register(t, e, "sensor", nop)
-	register(t, e, "queue", nop, engine.WithMailbox(3, engine.DropNewest))
-	register(t, e, "crash", crash, engine.WithRestarts(5, time.Minute))
+	register(t, e, "queue", nop, engine.Mailbox(3, engine.DropNewest))
+	register(t, e, "crash", crash, engine.Restarts(5, time.Minute))
 
 	s0 := spawn(t, e, engine.AgentID{Type: "sensor", Key: "0"}, engine.OnLoop(0))
 	s1 := spawn(t, e, engine.AgentID{Type: "sensor", Key: "1"}, engine.OnLoop(1))

@@ -50,7 +50,7 @@ func (s *sink) Receive(*engine.Context, engine.Message) { s.add() }
 // agentloopSink spawns a sink agent with a Block mailbox.
 func agentloopSink(r *runner, s *sink) engine.Ref {
 	e := r.newEngine()
-	r.must(e.Register("sink", func() engine.Agent { return s }, engine.WithMailbox(1<<16, engine.Block)))
+	r.must(e.Register("sink", func() engine.Agent { return s }, engine.Mailbox(1<<16, engine.Block)))
 	r.must(e.Start())
 	ref, err := e.Spawn(engine.AgentID{Type: "sink", Key: "1"})
 	r.must(err)

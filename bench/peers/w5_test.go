@@ -71,9 +71,9 @@ func w5Agentloop(r *runner) {
 	id := engine.AgentID{Type: "echo", Key: "1"}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	_, err := e.Request(ctx, id, payload) // spawns the echo agent
+	_, err := e.RequestID(ctx, id, payload) // spawns the echo agent
 	r.must(err)
-	w5Loop(r, func() ([]byte, error) { return e.Request(ctx, id, payload) })
+	w5Loop(r, func() ([]byte, error) { return e.RequestID(ctx, id, payload) })
 }
 
 type w5Request struct {

@@ -69,11 +69,11 @@ type engineRun struct {
 
 func (r *engineRun) register(e *engine.Engine, t *AgentType, factory func() engine.Agent) error {
 	opts := []engine.RegisterOption{
-		engine.WithPriority(t.Priority),
-		engine.WithMailbox(t.Mailbox, t.Overflow),
+		engine.Priority(t.Priority),
+		engine.Mailbox(t.Mailbox, t.Overflow),
 	}
 	if t.Kind == Inference {
-		opts = append(opts, engine.WithBatch(t.Batch))
+		opts = append(opts, engine.Batch(t.Batch))
 	}
 	return e.Register(t.Name, factory, opts...)
 }
