@@ -93,6 +93,12 @@ var (
 	// the error also wraps the parser's error.
 	ErrBadProfile = errors.New("profiler: bad profile")
 
+	// ErrProfileTooLarge occurs when a profile read by this package is larger
+	// than MaxProfileBytes, stored or decompressed, or when a profile given
+	// to WriteFlameGraph exceeds MaxFlameNodes or MaxFlameFrames; the error
+	// gives the size and the limit.
+	ErrProfileTooLarge = errors.New("profiler: profile too large")
+
 	// ErrUnknownSampleType occurs when FlameOptions.SampleType names none of
 	// the profile's sample types; the error lists the available ones.
 	ErrUnknownSampleType = errors.New("profiler: unknown sample type")

@@ -104,8 +104,8 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("content type %q, body %.200q", ct, body)
 			}
 			d := flameJSON(t, string(body))
-			if !d.Icicle || d.SampleTypes[d.DefaultType].Type != "cpu" {
-				t.Errorf("icicle %v, default type %v", d.Icicle, d.SampleTypes[d.DefaultType])
+			if st := d.SampleTypes[d.DefaultType]; !d.Icicle || d.Names[st.Type] != "cpu" {
+				t.Errorf("icicle %v, default type %q", d.Icicle, d.Names[st.Type])
 			}
 			found := false
 			for _, name := range d.Names {

@@ -150,9 +150,9 @@ func (p *Profiler) closeWindow(w *window) (map[Kind]*profile.Profile, []error) {
 	profs := make(map[Kind]*profile.Profile, len(kinds))
 	errs := w.errs
 	add := func(k Kind, data []byte) {
-		prof, err := profile.ParseData(data)
+		prof, err := parseProfile(data, k.String()+" window")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %v window: %w", ErrBadProfile, k, err))
+			errs = append(errs, err)
 			return
 		}
 		profs[k] = prof
