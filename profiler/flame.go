@@ -63,9 +63,15 @@ type FlameOptions struct {
 // choice of agent type (from the LabelAgentType label values of the samples)
 // and a flame/icicle toggle.
 //
+// Its memory, time and page stay bounded whatever p holds: a stack deeper
+// than MaxStackDepth frames is cut under one TruncatedFrame box, and a
+// profile whose call tree exceeds MaxFlameNodes or whose samples exceed
+// MaxFlameFrames is refused.
+//
 // It fails with ErrEmptyProfile if p is nil or has no samples, with
-// ErrBadProfile if p is inconsistent, and with ErrUnknownSampleType if
-// opts.SampleType is not in p.
+// ErrBadProfile if p is inconsistent, with ErrProfileTooLarge beyond the
+// limits, and with ErrUnknownSampleType if opts.SampleType is not in p.
+// Nothing is written to w when it fails.
 func WriteFlameGraph(w io.Writer, p *profile.Profile, opts FlameOptions) error {
 	data, err := buildFlame(p, opts)
 	if err != nil {

@@ -62,8 +62,10 @@ const (
 // message naming it. Only the URL's query is read, never a form in the body.
 // A capture ends early when the client goes away.
 //
-// CPU captures here take turns with the windows of a Profiler instead of
-// failing; a CPU profile started elsewhere gets 409 Conflict.
+// CPU captures here take turns with the windows of a Profiler and with each
+// other instead of failing: a capture waits up to 5 s for the CPU profiler
+// to be free, then gets 409 Conflict, as it does at once when a CPU profile
+// started elsewhere (runtime/pprof, go test -cpuprofile) holds it.
 //
 // Nothing is served unless the handler is mounted, and this package registers
 // nothing on http.DefaultServeMux (net/http/pprof does, in its init, which is
@@ -193,8 +195,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// acquireCPU waits for the CPU slot of this package (a Profiler window
-// lasts Options.Window) and starts the CPU profile into w.
+// acquireCPU waits up to 5 s for the CPU slot of this package (a Profiler
+// window lasts Options.Window, a capture up to MaxCaptureSeconds) and starts
+// the CPU profile into w.
 func acquireCPU(ctx context.Context, w io.Writer) error {
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()

@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/agentloop/agentloop/profiler"
 )
 
 // page is the data a flame graph page embeds, as its script reads it.
@@ -61,4 +65,68 @@ func (d *page) self(n, typ int) int64 {
 		}
 	}
 	return sum
+}
+
+// total returns the value of sample type typ of the samples under node n,
+// n included, for the agent type group (-1 for all).
+func (d *page) total(n, typ, group int) int64 {
+	stride := 2 + len(d.SampleTypes)
+	var sum int64
+	for k := 0; k+stride <= len(d.Self); k += stride {
+		if group >= 0 && d.Self[k+1] != int64(group) {
+			continue
+		}
+		for a := int(d.Self[k]); a >= 0; a = int(d.Parent[a]) {
+			if a == n {
+				sum += d.Self[k+2+typ]
+				break
+			}
+		}
+	}
+	return sum
+}
+
+// path returns the names from the root's child down to node n.
+func (d *page) path(n int) []string {
+	var names []string
+	for ; n > 0; n = int(d.Parent[n]) {
+		names = append([]string{d.Names[d.Name[n]]}, names...)
+	}
+	return names
+}
+
+// stackSample is a sample of buildProfile: a stack from the root down, one
+// value per sample type and an agent type ("" for none).
+type stackSample struct {
+	stack  []string
+	agent  string
+	values []int64
+}
+
+// countType is the sample type of a profile that counts samples.
+var countType = []*profile.ValueType{{Type: "samples", Unit: "count"}}
+
+// buildProfile returns a valid profile of the given sample types and
+// samples, one location per function name.
+func buildProfile(types []*profile.ValueType, samples ...stackSample) *profile.Profile {
+	p := &profile.Profile{SampleType: types}
+	locs := map[string]*profile.Location{}
+	for _, s := range samples {
+		ps := &profile.Sample{Value: s.values}
+		for i := len(s.stack) - 1; i >= 0; i-- { // leaf first
+			loc, ok := locs[s.stack[i]]
+			if !ok {
+				fn := &profile.Function{ID: uint64(len(p.Function) + 1), Name: s.stack[i]}
+				loc = &profile.Location{ID: uint64(len(p.Location) + 1), Address: uint64(0x1000 * (len(p.Location) + 1)), Line: []profile.Line{{Function: fn}}}
+				locs[s.stack[i]] = loc
+				p.Function, p.Location = append(p.Function, fn), append(p.Location, loc)
+			}
+			ps.Location = append(ps.Location, loc)
+		}
+		if s.agent != "" {
+			ps.Label = map[string][]string{profiler.LabelAgentType: {s.agent}}
+		}
+		p.Sample = append(p.Sample, ps)
+	}
+	return p
 }

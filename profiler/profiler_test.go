@@ -461,17 +461,3 @@ func TestStartRefusesBadOptions(t *testing.T) {
 		})
 	}
 }
-
-func TestKindString(t *testing.T) {
-	cases := []struct {
-		k    Kind
-		want string
-	}{
-		{CPU, "cpu"}, {Wall, "wall"}, {Heap, "heap"}, {AllKinds, "cpu+wall+heap"}, {0, "none"}, {CPU | 0x40, "cpu+Kind(0x40)"},
-	}
-	for _, c := range cases {
-		if got := c.k.String(); got != c.want {
-			t.Errorf("Kind(%#x).String() = %q, want %q", uint8(c.k), got, c.want)
-		}
-	}
-}
