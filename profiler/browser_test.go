@@ -1,4 +1,4 @@
-package profiler
+package profiler_test
 
 import (
 	"bytes"
@@ -18,6 +18,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/agentloop/agentloop/profiler"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser; `make
@@ -95,7 +98,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	dir := t.TempDir()
 	page := filepath.Join(dir, "flame.html")
 	var buf bytes.Buffer
-	if err := WriteFlameGraph(&buf, synthProfile(), FlameOptions{Title: "synthetic"}); err != nil {
+	if err := profiler.WriteFlameGraph(&buf, profiler.SynthProfile(), profiler.FlameOptions{Title: "synthetic"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
@@ -105,7 +108,8 @@ func TestFlameGraphInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bctx, problems := browser(t, ctx, func(url string) bool { return url == pageURL })
+	tinyURL := "file://" + filepath.Join(dir, "tiny.html")
+	bctx, problems := browser(t, ctx, func(url string) bool { return url == pageURL || url == tinyURL })
 
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
@@ -167,13 +171,13 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	}
 
 	// One box per node of the call tree.
-	if got, want := boxes(), synthNodes(""); got != want {
+	if got, want := boxes(), profiler.SynthNodes(""); got != want {
 		t.Errorf("%d boxes, want %d (one per sampled frame node)", got, want)
 	}
 	// The hostile name is text, not markup.
 	var imgs int
 	eval(`document.querySelectorAll('img').length`, &imgs)
-	if n, _ := box(evilName); n == "" || imgs != 0 {
+	if n, _ := box(profiler.EvilName); n == "" || imgs != 0 {
 		t.Errorf("the hostile name is not shown as text (box %q, %d img elements)", n, imgs)
 	}
 
@@ -203,15 +207,24 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if _, w := box("main.parse"); w == parseWidth {
 		t.Errorf("main.parse kept its width %s after zooming on its parent", w)
 	}
-	if got, want := boxes(), synthZoom("runtime.main", "main.main", "main.work"); got != want {
+	if got, want := boxes(), profiler.SynthZoom("runtime.main", "main.main", "main.work"); got != want {
 		t.Errorf("%d boxes after zooming on main.work, want %d", got, want)
 	}
 	if n, _ := box("main.wait"); n != "" {
 		t.Errorf("main.wait, outside the zoomed frame, is still shown")
 	}
 	run("reset", chromedp.Click("#reset", chromedp.ByQuery))
-	if got, want := boxes(), synthNodes(""); got != want {
+	if got, want := boxes(), profiler.SynthNodes(""); got != want {
 		t.Errorf("%d boxes after reset, want %d", got, want)
+	}
+	// Escape goes back too.
+	run("zoom again", chromedp.Click(`#flame .f[data-n="`+work+`"]`, chromedp.ByQuery))
+	if _, w := box("main.work"); w != "100%" {
+		t.Errorf("zoomed main.work is %s wide, want 100%%", w)
+	}
+	run("escape", chromedp.KeyEvent(kb.Escape))
+	if got, want := boxes(), profiler.SynthNodes(""); got != want {
+		t.Errorf("%d boxes after Escape, want %d", got, want)
 	}
 
 	// Search highlights matching boxes and shows the matched share.
@@ -221,7 +234,20 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if matched != 2 {
 		t.Errorf("%d boxes highlighted for 'parse', want 2", matched)
 	}
-	if got, want := text("#matchinfo"), "Matched: "+synthMatch("parse"); !strings.HasPrefix(got, want) {
+	if got, want := text("#matchinfo"), "Matched: "+profiler.SynthMatch("parse"); !strings.HasPrefix(got, want) {
+		t.Errorf("match info %q, want it to start with %q", got, want)
+	}
+
+	// The search is a regular expression, case-insensitive.
+	const re = `^MAIN\.(parse|wait)$`
+	lit, _ := json.Marshal(re)
+	eval(`(() => { const s = document.querySelector('#search'); s.value = `+string(lit)+`;
+		s.dispatchEvent(new Event('input')); return true; })()`, new(bool))
+	eval(`document.querySelectorAll('#flame .f.match').length`, &matched)
+	if matched != 3 {
+		t.Errorf("%d boxes highlighted for %s, want 3 (main.parse twice, main.wait)", matched, re)
+	}
+	if got, want := text("#matchinfo"), "Matched: "+profiler.SynthMatch(re); !strings.HasPrefix(got, want) {
 		t.Errorf("match info %q, want it to start with %q", got, want)
 	}
 
@@ -233,7 +259,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	}
 	for _, agent := range []string{"cold", "hot"} {
 		selectOption("#agent", agent)
-		if got, want := boxes(), synthNodes(agent); got != want {
+		if got, want := boxes(), profiler.SynthNodes(agent); got != want {
 			t.Errorf("%d boxes for agent type %s, want %d", got, agent, want)
 		}
 		if info := text("#info"); !strings.Contains(info, "agent type "+agent) {
@@ -262,24 +288,38 @@ func TestFlameGraphInBrowser(t *testing.T) {
 		t.Errorf("screenshot %s is not a non-empty PNG: %v, %dx%d", shotPath, err, cfg.Width, cfg.Height)
 	}
 
+	// Boxes narrower than 1/10000 of the view are left out until a zoom
+	// makes them wide enough.
+	tiny := filepath.Join(dir, "tiny.html")
+	buf.Reset()
+	err = profiler.WriteFlameGraph(&buf, buildProfile(countType,
+		stackSample{stack: []string{"main.main", "main.big"}, values: []int64{10_000_000}},
+		stackSample{stack: []string{"main.main", "main.mid"}, values: []int64{9_998}},
+		stackSample{stack: []string{"main.main", "main.mid", "main.tiny"}, values: []int64{2}},
+	), profiler.FlameOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tiny, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	loadCtx, cancelLoad = context.WithTimeout(bctx, 10*time.Second)
+	if err := chromedp.Run(loadCtx, chromedp.Navigate(tinyURL), chromedp.WaitVisible("#flame .f", chromedp.ByQuery)); err != nil {
+		t.Fatalf("load %s: %v (page problems: %q)", tinyURL, err, problems())
+	}
+	cancelLoad()
+	mid, _ := box("main.mid")
+	if n, _ := box("main.tiny"); mid == "" || n != "" {
+		t.Errorf("main.mid (1e-3 of all) shown %v, main.tiny (2e-7) shown %v; want only main.mid", mid != "", n != "")
+	}
+	if mid != "" {
+		run("zoom on main.mid", chromedp.Click(`#flame .f[data-n="`+mid+`"]`, chromedp.ByQuery))
+		if n, w := box("main.tiny"); n == "" || w != "0.02%" {
+			t.Errorf("zoomed on main.mid, main.tiny (2e-4 of it) is shown %v, %s wide; want shown, 0.02%%", n != "", w)
+		}
+	}
+
 	if p := problems(); len(p) > 0 {
 		t.Errorf("the page had problems:\n%s", strings.Join(p, "\n"))
 	}
-}
-
-// synthZoom counts the boxes shown when zoomed on the node at path (from
-// the root down): its ancestors, root included, and its subtree.
-func synthZoom(path ...string) int {
-	zoom := "\x00" + strings.Join(path, "\x00")
-	prefixes := map[string]bool{}
-	for _, s := range synthSamples {
-		key := ""
-		for i := len(s.stack) - 1; i >= 0; i-- {
-			key += "\x00" + s.stack[i]
-			if key == zoom || strings.HasPrefix(key, zoom+"\x00") {
-				prefixes[key] = true
-			}
-		}
-	}
-	return len(prefixes) + len(path)
 }

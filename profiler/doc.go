@@ -41,8 +41,8 @@
 // While a Profiler runs, the engine's loops tag the work of each agent with
 // the pprof label LabelAgentType ("agent_type") set to the agent's type, so CPU
 // samples split by agent type. The profiler turns the switch on in Start and
-// off in Stop; when it is off, the cost per agent switch is one atomic load
-// (see BenchmarkLabelsOff). Wall-clock samples carry no labels: fgprof reads
+// off in Stop (a loop drops the label at its next agent switch); when it is
+// off, the cost per agent switch is one atomic load (see BenchmarkLabelsOff). Wall-clock samples carry no labels: fgprof reads
 // runtime.GoroutineProfile, which drops them.
 //
 // # Flame graphs
@@ -52,11 +52,20 @@
 // sample type (cpu, wall time, bytes...), split by agent type, and flip
 // between flame (root at the bottom) and icicle (root at the top).
 //
+// Any input is safe to render. Every profile this package reads is held to
+// MaxProfileBytes, stored and decompressed (gzip bombs fail early with
+// ErrProfileTooLarge); stacks deeper than MaxStackDepth frames are cut under
+// one TruncatedFrame box; a profile beyond MaxFlameNodes or MaxFlameFrames is
+// refused with ErrProfileTooLarge.
+//
 // # HTTP
 //
 // Handler serves /debug/pprof/ (the endpoints of net/http/pprof), /debug/fgprof
-// and a live /debug/flamegraph?seconds=5. Nothing is served unless you mount
-// it, and it should be mounted on a listener bound to localhost only:
+// and a live /debug/flamegraph?seconds=5. It checks every query parameter
+// before capturing anything: ?seconds is at most MaxCaptureSeconds
+// (MaxFlameSeconds for the flame graph), and a bad value gets 400 Bad
+// Request. Nothing is served unless you mount it, and it should be mounted
+// on a listener bound to localhost only:
 //
 //	go http.ListenAndServe("localhost:6060", profiler.Handler())
 //
@@ -92,6 +101,12 @@ var (
 	// ErrBadProfile occurs when a profile cannot be parsed or is inconsistent;
 	// the error also wraps the parser's error.
 	ErrBadProfile = errors.New("profiler: bad profile")
+
+	// ErrProfileTooLarge occurs when a profile read by this package is larger
+	// than MaxProfileBytes, stored or decompressed, or when a profile given
+	// to WriteFlameGraph exceeds MaxFlameNodes or MaxFlameFrames; the error
+	// gives the size and the limit.
+	ErrProfileTooLarge = errors.New("profiler: profile too large")
 
 	// ErrUnknownSampleType occurs when FlameOptions.SampleType names none of
 	// the profile's sample types; the error lists the available ones.

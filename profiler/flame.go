@@ -2,9 +2,11 @@ package profiler
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,9 +63,15 @@ type FlameOptions struct {
 // choice of agent type (from the LabelAgentType label values of the samples)
 // and a flame/icicle toggle.
 //
+// Its memory, time and page stay bounded whatever p holds: a stack deeper
+// than MaxStackDepth frames is cut under one TruncatedFrame box, and a
+// profile whose call tree exceeds MaxFlameNodes or whose samples exceed
+// MaxFlameFrames is refused.
+//
 // It fails with ErrEmptyProfile if p is nil or has no samples, with
-// ErrBadProfile if p is inconsistent, and with ErrUnknownSampleType if
-// opts.SampleType is not in p.
+// ErrBadProfile if p is inconsistent, with ErrProfileTooLarge beyond the
+// limits, and with ErrUnknownSampleType if opts.SampleType is not in p.
+// Nothing is written to w when it fails.
 func WriteFlameGraph(w io.Writer, p *profile.Profile, opts FlameOptions) error {
 	data, err := buildFlame(p, opts)
 	if err != nil {
@@ -105,19 +113,79 @@ type flameData struct {
 	Self []int64 `json:"self"`
 }
 
+// sampleType names a sample type and its unit by their indexes in Names, so
+// that a profile repeating a long string in many sample types cannot make
+// the page grow with their product.
 type sampleType struct {
-	Type string `json:"type"`
-	Unit string `json:"unit"`
+	Type int32 `json:"type"`
+	Unit int32 `json:"unit"`
 }
 
-// flameNode is a node of the call tree while it is built.
-type flameNode struct {
-	name     int32
-	children map[int32]int // name -> index in nodes
-	self     map[int][]int64
+// Limits of WriteFlameGraph. They bound the memory and time it takes, and
+// the size of the page, whatever the profile.
+const (
+	// MaxStackDepth is the number of frames of a stack, counted from the
+	// root, that the flame graph shows. A deeper stack is truncated, not
+	// refused: its first MaxStackDepth frames are kept and the rest are
+	// folded into one TruncatedFrame box, which holds the sample's values.
+	// The runtime's own profiles record at most 128 frames by default (and
+	// at most 1024 with GODEBUG=profstackdepth), so only a recursion
+	// profiled with a larger limit, or a crafted profile, reaches it.
+	MaxStackDepth = 1024
+
+	// MaxFlameNodes bounds the number of nodes of the call tree (distinct
+	// stack prefixes, plus the root): a profile with more is refused with
+	// ErrProfileTooLarge. A busy process's ten-minute CPU profile has some
+	// tens of thousands.
+	MaxFlameNodes = 1 << 20
+
+	// MaxFlameFrames bounds the frames walked over all samples (each sample
+	// counting at most MaxStackDepth+1): a profile with more is refused
+	// with ErrProfileTooLarge. It bounds the time WriteFlameGraph takes.
+	MaxFlameFrames = 1 << 24
+)
+
+// TruncatedFrame is the name of the box that stands for the frames of a
+// stack beyond MaxStackDepth.
+const TruncatedFrame = "[deeper frames truncated]"
+
+// edge names a node of the call tree by its parent and its name.
+type edge struct{ parent, name int32 }
+
+// selfKey names the values of one agent type (group) at one node.
+type selfKey struct{ node, group int32 }
+
+// selfEntry locates the values of a selfKey.
+type selfEntry struct {
+	selfKey
+	at int // offset in the values
 }
 
-// buildFlame turns p into the page's data.
+// flameTree is the call tree while it is built: node i has parent[i] and
+// name[i]; node 0 is the root.
+type flameTree struct {
+	parent, name []int32
+	index        map[edge]int32
+}
+
+// child returns the node named name under parent, adding it if needed.
+func (t *flameTree) child(parent, name int32) (int32, error) {
+	e := edge{parent, name}
+	if c, ok := t.index[e]; ok {
+		return c, nil
+	}
+	if len(t.parent) >= MaxFlameNodes {
+		return 0, fmt.Errorf("%w: the call tree has more than %d nodes (MaxFlameNodes)", ErrProfileTooLarge, MaxFlameNodes)
+	}
+	c := int32(len(t.parent))
+	t.parent = append(t.parent, parent)
+	t.name = append(t.name, name)
+	t.index[e] = c
+	return c, nil
+}
+
+// buildFlame turns p into the page's data. It recurses nowhere and keeps
+// memory proportional to the profile, within the limits above.
 func buildFlame(p *profile.Profile, opts FlameOptions) (*flameData, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: nil profile", ErrEmptyProfile)
@@ -145,12 +213,9 @@ func buildFlame(p *profile.Profile, opts FlameOptions) (*flameData, error) {
 	if d.Title == "" {
 		d.Title = "Flame graph"
 	}
-	for _, st := range p.SampleType {
-		d.SampleTypes = append(d.SampleTypes, sampleType{Type: st.Type, Unit: st.Unit})
-	}
 
 	// Groups: the label values, sorted, with "" (unlabelled) last.
-	groupOf := map[string]int{}
+	groupOf := map[string]int32{}
 	for _, s := range p.Sample {
 		groupOf[agentType(s)] = 0
 	}
@@ -167,7 +232,7 @@ func buildFlame(p *profile.Profile, opts FlameOptions) (*flameData, error) {
 		return strings.Compare(a, b)
 	})
 	for i, g := range d.Groups {
-		groupOf[g] = i
+		groupOf[g] = int32(i)
 	}
 
 	// Build the tree, interning names.
@@ -181,79 +246,144 @@ func buildFlame(p *profile.Profile, opts FlameOptions) (*flameData, error) {
 		}
 		return i
 	}
-	nodes := []*flameNode{{name: intern("all")}}
-	child := func(parent int, name int32) int {
-		n := nodes[parent]
-		if i, ok := n.children[name]; ok {
-			return i
-		}
-		if n.children == nil {
-			n.children = map[int32]int{}
-		}
-		nodes = append(nodes, &flameNode{name: name})
-		n.children[name] = len(nodes) - 1
-		return len(nodes) - 1
+	t := &flameTree{parent: []int32{-1}, name: []int32{intern("all")}, index: map[edge]int32{}}
+	for _, st := range p.SampleType {
+		d.SampleTypes = append(d.SampleTypes, sampleType{Type: intern(st.Type), Unit: intern(st.Unit)})
 	}
+	// The frames of each location, root first: the lines of a location run
+	// from the innermost inlined function to its caller.
+	locFrames := map[*profile.Location][]int32{}
+	framesOf := func(loc *profile.Location) []int32 {
+		if f, ok := locFrames[loc]; ok {
+			return f
+		}
+		var f []int32
+		if len(loc.Line) == 0 {
+			f = []int32{intern(fmt.Sprintf("0x%x", loc.Address))}
+		} else {
+			f = make([]int32, len(loc.Line))
+			for j := range loc.Line {
+				f[len(f)-1-j] = intern(frameName(loc, loc.Line[j]))
+			}
+		}
+		locFrames[loc] = f
+		return f
+	}
+	truncated := int32(-1)      // the name index of TruncatedFrame, once used
+	selfAt := map[selfKey]int{} // -> the entry's offset in vals
+	var selves []selfEntry
+	var vals []int64 // len(p.SampleType) values per entry
+	T := len(p.SampleType)
+	walked := 0
 	for _, s := range p.Sample {
-		cur := 0
-		// Locations run from the leaf to the root; the lines of a location
-		// from the innermost inlined function to its caller.
+		cur, depth := int32(0), 0
+		deeper := false
+	stack:
+		// Locations run from the leaf to the root.
 		for i := len(s.Location) - 1; i >= 0; i-- {
-			loc := s.Location[i]
-			if len(loc.Line) == 0 {
-				cur = child(cur, intern(fmt.Sprintf("0x%x", loc.Address)))
-				continue
+			for _, name := range framesOf(s.Location[i]) {
+				if depth == MaxStackDepth {
+					deeper = true
+					break stack
+				}
+				if cur, err = t.child(cur, name); err != nil {
+					return nil, err
+				}
+				depth++
 			}
-			for j := len(loc.Line) - 1; j >= 0; j-- {
-				cur = child(cur, intern(frameName(loc, loc.Line[j])))
+		}
+		if deeper {
+			if truncated < 0 {
+				truncated = intern(TruncatedFrame)
 			}
+			if cur, err = t.child(cur, truncated); err != nil {
+				return nil, err
+			}
+			depth++
 		}
-		n := nodes[cur]
-		if n.self == nil {
-			n.self = map[int][]int64{}
+		if walked += depth; walked > MaxFlameFrames {
+			return nil, fmt.Errorf("%w: the samples hold more than %d frames (MaxFlameFrames)", ErrProfileTooLarge, MaxFlameFrames)
 		}
-		g := groupOf[agentType(s)]
-		vals := n.self[g]
-		if vals == nil {
-			vals = make([]int64, len(p.SampleType))
-			n.self[g] = vals
+		key := selfKey{cur, groupOf[agentType(s)]}
+		at, ok := selfAt[key]
+		if !ok {
+			at = len(vals)
+			selfAt[key] = at
+			selves = append(selves, selfEntry{key, at})
+			vals = append(vals, make([]int64, T)...)
 		}
-		for t, v := range s.Value {
+		for k, v := range s.Value {
 			if v > 0 { // negative values (diff profiles) cannot be drawn as widths
-				vals[t] += v
+				vals[at+k] = addSaturating(vals[at+k], v)
 			}
+		}
+	}
+	t.index, selfAt = nil, nil // not needed from here on
+
+	// Number the nodes in preorder, children sorted by name, without
+	// recursion: kids[first[n]:first[n+1]] are the children of n.
+	n := len(t.parent)
+	first := make([]int32, n+1)
+	for _, par := range t.parent[1:] {
+		first[par+1]++
+	}
+	for i := 1; i <= n; i++ {
+		first[i] += first[i-1]
+	}
+	kids := make([]int32, n-1)
+	fill := slices.Clone(first[:n])
+	for c := 1; c < n; c++ {
+		par := t.parent[c]
+		kids[fill[par]] = int32(c)
+		fill[par]++
+	}
+	fill = nil
+	byName := func(a, b int32) int { return strings.Compare(d.Names[t.name[a]], d.Names[t.name[b]]) }
+	for i := 0; i < n; i++ {
+		slices.SortFunc(kids[first[i]:first[i+1]], byName)
+	}
+	pre := make([]int32, n) // node -> preorder number
+	d.Parent = make([]int32, 0, n)
+	d.Name = make([]int32, 0, n)
+	todo := []int32{0}
+	for len(todo) > 0 {
+		c := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		pre[c] = int32(len(d.Parent))
+		if c == 0 {
+			d.Parent = append(d.Parent, -1)
+		} else {
+			d.Parent = append(d.Parent, pre[t.parent[c]])
+		}
+		d.Name = append(d.Name, t.name[c])
+		// Push in reverse so that the first child by name comes out first.
+		ks := kids[first[c]:first[c+1]]
+		for i := len(ks) - 1; i >= 0; i-- {
+			todo = append(todo, ks[i])
 		}
 	}
 
-	// Emit the nodes in preorder, children sorted by name.
-	var emit func(n, parent int)
-	emit = func(n, parent int) {
-		id := int32(len(d.Parent))
-		node := nodes[n]
-		d.Parent = append(d.Parent, int32(parent))
-		d.Name = append(d.Name, node.name)
-		groups := make([]int, 0, len(node.self))
-		for g := range node.self {
-			groups = append(groups, g)
+	// The values, by node in preorder, then by group.
+	slices.SortFunc(selves, func(a, b selfEntry) int {
+		if a.node != b.node {
+			return cmp.Compare(pre[a.node], pre[b.node])
 		}
-		slices.Sort(groups)
-		for _, g := range groups {
-			d.Self = append(d.Self, int64(id), int64(g))
-			d.Self = append(d.Self, node.self[g]...)
-		}
-		kids := make([]int, 0, len(node.children))
-		for _, k := range node.children {
-			kids = append(kids, k)
-		}
-		slices.SortFunc(kids, func(a, b int) int {
-			return strings.Compare(d.Names[nodes[a].name], d.Names[nodes[b].name])
-		})
-		for _, k := range kids {
-			emit(k, int(id))
-		}
+		return cmp.Compare(a.group, b.group)
+	})
+	d.Self = make([]int64, 0, len(selves)*(2+T))
+	for _, e := range selves {
+		d.Self = append(d.Self, int64(pre[e.node]), int64(e.group))
+		d.Self = append(d.Self, vals[e.at:e.at+T]...)
 	}
-	emit(0, -1)
 	return d, nil
+}
+
+// addSaturating returns a+b for b > 0, or math.MaxInt64 if that overflows.
+func addSaturating(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // frameName names the function of a line, or its address if it has none.

@@ -75,6 +75,8 @@ const pageScript = `
 'use strict';
 const D = JSON.parse(document.getElementById('flamedata').textContent);
 const N = D.parent.length, T = D.sampleTypes.length, G = D.groups.length;
+// Sample types name their type and unit by index in D.names.
+const types = D.sampleTypes.map(function (t) { return {type: D.names[t.type], unit: D.names[t.unit]}; });
 const H = 18;      // px per level
 const MIN = 1e-4;  // boxes narrower than this share of the view are not drawn
 const $ = function (id) { return document.getElementById(id); };
@@ -83,12 +85,9 @@ const flame = $('flame'), details = $('details'), matchinfo = $('matchinfo'), in
 const kids = [], depth = new Int32Array(N);
 for (let n = 0; n < N; n++) kids.push([]);
 for (let n = 1; n < N; n++) { kids[D.parent[n]].push(n); depth[n] = depth[D.parent[n]] + 1; }
-const self = [];
-for (let t = 0; t < T; t++) self.push(new Float64Array(G * N));
+// D.self stays sparse (node, group, one value per type) so that memory
+// grows with the samples, not with nodes times groups.
 const stride = 2 + T;
-for (let k = 0; k + stride <= D.self.length; k += stride) {
-  for (let t = 0; t < T; t++) self[t][D.self[k + 1] * N + D.self[k]] += D.self[k + 2 + t];
-}
 
 const st = {type: D.defaultType, group: -1, zoom: 0, icicle: D.icicle, match: null};
 
@@ -99,10 +98,9 @@ function totals() {
   const key = st.type + ':' + st.group;
   let c = cache.get(key);
   if (c) return c;
-  const tot = new Float64Array(N), x = new Float64Array(N), s = self[st.type];
-  for (let n = 0; n < N; n++) {
-    if (st.group >= 0) tot[n] = s[st.group * N + n];
-    else for (let g = 0; g < G; g++) tot[n] += s[g * N + n];
+  const tot = new Float64Array(N), x = new Float64Array(N), s = D.self;
+  for (let k = 0; k + stride <= s.length; k += stride) {
+    if (st.group < 0 || s[k + 1] === st.group) tot[s[k]] += s[k + 2 + st.type];
   }
   for (let n = N - 1; n > 0; n--) tot[D.parent[n]] += tot[n];
   for (let n = 0; n < N; n++) {
@@ -115,7 +113,7 @@ function totals() {
 }
 
 function fmt(v) {
-  const u = D.sampleTypes[st.type].unit;
+  const u = types[st.type].unit;
   const num = function (x, d) { return x.toLocaleString('en-US', {maximumFractionDigits: d}); };
   if (u === 'nanoseconds') {
     if (v >= 1e9) return num(v / 1e9, 2) + ' s';
@@ -184,7 +182,7 @@ function render() {
   flame.replaceChildren(frag);
   flame.style.height = ((maxd + 1) * H) + 'px';
 
-  const t = D.sampleTypes[st.type];
+  const t = types[st.type];
   let text = t.type + ': ' + fmt(tot[0]) + ' in all';
   if (st.group >= 0) text += ' of agent type ' + groupName(st.group);
   if (z !== 0) text += ' \u00b7 zoomed on ' + D.names[D.name[z]] + ' (' + pct(tot[z], tot[0]) + ')';
@@ -224,7 +222,7 @@ function option(sel, value, text) {
 }
 
 const stype = $('stype'), agent = $('agent'), search = $('search');
-D.sampleTypes.forEach(function (t, i) { option(stype, i, t.type + (t.unit ? ' (' + t.unit + ')' : '')); });
+types.forEach(function (t, i) { option(stype, i, t.type + (t.unit ? ' (' + t.unit + ')' : '')); });
 stype.value = String(st.type);
 option(agent, -1, 'all');
 if (!(G === 1 && D.groups[0] === '')) for (let g = 0; g < G; g++) option(agent, g, groupName(g));

@@ -163,9 +163,3 @@ func TestWriteFlameGraphRefuses(t *testing.T) {
 		})
 	}
 }
-
-func TestOrientationString(t *testing.T) {
-	if Flame.String() != "flame" || Icicle.String() != "icicle" || Orientation(7).String() != "Orientation(7)" {
-		t.Error("Orientation.String")
-	}
-}

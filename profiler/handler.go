@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -25,30 +25,47 @@ import (
 	"github.com/agentloop/agentloop/internal/labels"
 )
 
-// Limits of the live flame graph.
+// Limits of the capture endpoints of Handler. A ?seconds outside (0, max]
+// is refused with 400 Bad Request, before anything is captured.
 const (
 	// DefaultFlameSeconds is the length of a /debug/flamegraph capture
 	// without ?seconds.
 	DefaultFlameSeconds = 5
-	// MaxFlameSeconds caps ?seconds of /debug/flamegraph.
+	// MaxFlameSeconds is the longest ?seconds of /debug/flamegraph.
 	MaxFlameSeconds = 60
+	// MaxCaptureSeconds is the longest ?seconds of the other captures:
+	// /debug/pprof/profile, /debug/pprof/trace, the delta profiles of
+	// /debug/pprof/NAME and /debug/fgprof. A CPU capture holds the
+	// process's only CPU profiler for that long.
+	MaxCaptureSeconds = 300
 )
 
 // Handler returns an http.Handler, on its own ServeMux, that serves:
 //
 //	/debug/pprof/             the endpoints of net/http/pprof: the index, the
 //	                          named profiles (heap, goroutine, allocs, block,
-//	                          mutex, threadcreate; ?debug=N, ?gc=1, ?seconds=N
-//	                          for a delta), profile?seconds=N (CPU), trace,
-//	                          symbol and cmdline
-//	/debug/fgprof?seconds=N   a wall-clock profile (fgprof, default 30 s)
+//	                          mutex, threadcreate; ?debug=0, 1 or 2, ?gc=1
+//	                          before a heap profile, ?seconds=N for a delta),
+//	                          profile?seconds=N (CPU, default 30), trace
+//	                          (?seconds=N, default 1), symbol and cmdline
+//	/debug/fgprof?seconds=N   a wall-clock profile (fgprof, default 30 s;
+//	                          ?format=pprof or folded)
 //	/debug/flamegraph?seconds=N
 //	                          a live flame graph of the CPU profile over the
 //	                          next N seconds (default 5, at most 60);
-//	                          ?type=samples, ?orientation=icicle
+//	                          ?type=samples or cpu, ?orientation=icicle
 //
-// CPU captures here take turns with the windows of a Profiler instead of
-// failing; a CPU profile started elsewhere gets 409 Conflict.
+// Every parameter it reads is checked before any capture starts: ?seconds
+// must be a number of seconds in (0, MaxCaptureSeconds], or (0,
+// MaxFlameSeconds] for the flame graph, and a malformed query, a parameter
+// given twice or a value outside the ones listed gets 400 Bad Request with a
+// message naming it. Only the URL's query is read, never a form in the body.
+// A capture ends early when the client goes away.
+//
+// CPU captures here take turns with the windows of a Profiler and with each
+// other instead of failing: a capture waits up to 5 s for the CPU profiler
+// to be free, then gets 409 Conflict, as it does at once when a CPU profile
+// started elsewhere (runtime/pprof, go test -cpuprofile) holds it.
 //
 // Nothing is served unless the handler is mounted, and this package registers
 // nothing on http.DefaultServeMux (net/http/pprof does, in its init, which is
@@ -58,14 +75,31 @@ const (
 //
 //	go http.ListenAndServe("localhost:6060", profiler.Handler())
 func Handler() http.Handler {
+	return server{sleep: sleep, cpu: captureCPU, trace: captureTrace, wall: captureWall}.handler()
+}
+
+// server holds what the handlers capture with; tests replace it.
+type server struct {
+	// sleep waits for d or until ctx is done, reporting whether d passed.
+	sleep func(ctx context.Context, d time.Duration) bool
+	// cpu writes a CPU profile of d to w.
+	cpu func(ctx context.Context, w io.Writer, d time.Duration) error
+	// trace writes an execution trace of d to w; it fails only before
+	// writing anything.
+	trace func(ctx context.Context, w io.Writer, d time.Duration) error
+	// wall writes a wall-clock profile of d to w.
+	wall func(ctx context.Context, w io.Writer, d time.Duration, format fgprof.Format) error
+}
+
+func (s server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", serveIndex)
+	mux.HandleFunc("/debug/pprof/", s.serveIndex)
 	mux.HandleFunc("/debug/pprof/cmdline", serveCmdline)
-	mux.HandleFunc("/debug/pprof/profile", serveCPUProfile)
+	mux.HandleFunc("/debug/pprof/profile", s.serveCPUProfile)
 	mux.HandleFunc("/debug/pprof/symbol", serveSymbol)
-	mux.HandleFunc("/debug/pprof/trace", serveTrace)
-	mux.Handle("/debug/fgprof", fgprof.Handler())
-	mux.HandleFunc("/debug/flamegraph", serveFlameGraph)
+	mux.HandleFunc("/debug/pprof/trace", s.serveTrace)
+	mux.HandleFunc("/debug/fgprof", s.serveWall)
+	mux.HandleFunc("/debug/flamegraph", s.serveFlameGraph)
 	return mux
 }
 
@@ -78,21 +112,66 @@ func serveError(w http.ResponseWriter, status int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
-// seconds parses the ?seconds parameter: def if absent, an error if it is
-// not a positive number, capped at limit if limit > 0.
-func seconds(r *http.Request, def, limit float64) (time.Duration, error) {
-	s := r.FormValue("seconds")
-	if s == "" {
-		return time.Duration(def * float64(time.Second)), nil
+// query holds the parameters of a request's URL query.
+type query url.Values
+
+// parseQuery parses the query of r's URL.
+func parseQuery(r *http.Request) (query, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("invalid query %q: %v", r.URL.RawQuery, err)
+	}
+	return query(v), nil
+}
+
+// get returns the value of the named parameter, "" if it is absent, and an
+// error if it is given more than once.
+func (q query) get(name string) (string, error) {
+	switch vs := q[name]; len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	default:
+		return "", fmt.Errorf("invalid query: %s is given %d times", name, len(vs))
+	}
+}
+
+// seconds returns the duration of ?seconds: def if it is absent or empty,
+// an error unless it is a number of seconds in (0, limit].
+func (q query) seconds(def, limit float64) (time.Duration, error) {
+	s, err := q.get("seconds")
+	if err != nil || s == "" {
+		return time.Duration(def * float64(time.Second)), err
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(v > 0) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("invalid seconds %q: want a positive number", s)
+	if err != nil || !(v > 0 && v <= limit) { // also refuses NaN
+		return 0, fmt.Errorf("invalid seconds %q: want a number of seconds in (0, %v]", s, limit)
 	}
-	if limit > 0 && v > limit {
-		v = limit
+	d := time.Duration(v * float64(time.Second)) // at most limit: no overflow
+	if d <= 0 {
+		return 0, fmt.Errorf("invalid seconds %q: shorter than a nanosecond", s)
 	}
-	return time.Duration(v * float64(time.Second)), nil
+	return d, nil
+}
+
+// choice returns the value of the named parameter, which must be one of
+// allowed; "" (absent or empty) is allowed if it is listed.
+func (q query) choice(name string, allowed ...string) (string, error) {
+	s, err := q.get(name)
+	if err != nil {
+		return "", err
+	}
+	if !slices.Contains(allowed, s) {
+		var want []string
+		for _, a := range allowed {
+			if a != "" {
+				want = append(want, a)
+			}
+		}
+		return "", fmt.Errorf("invalid %s %q: want %s", name, s, strings.Join(want, " or "))
+	}
+	return s, nil
 }
 
 // extendWriteDeadline keeps the server's WriteTimeout from cutting off a
@@ -116,8 +195,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// acquireCPU waits for the CPU slot of this package (a Profiler window
-// lasts Options.Window) and starts the CPU profile into w.
+// acquireCPU waits up to 5 s for the CPU slot of this package (a Profiler
+// window lasts Options.Window, a capture up to MaxCaptureSeconds) and starts
+// the CPU profile into w.
 func acquireCPU(ctx context.Context, w io.Writer) error {
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
@@ -147,6 +227,23 @@ func captureCPU(ctx context.Context, w io.Writer, d time.Duration) error {
 	return nil
 }
 
+// captureTrace writes an execution trace of d to w.
+func captureTrace(ctx context.Context, w io.Writer, d time.Duration) error {
+	if err := trace.Start(w); err != nil {
+		return err
+	}
+	sleep(ctx, d)
+	trace.Stop()
+	return nil
+}
+
+// captureWall writes a wall-clock profile of d to w.
+func captureWall(ctx context.Context, w io.Writer, d time.Duration, format fgprof.Format) error {
+	stop := fgprof.Start(w, format)
+	sleep(ctx, d)
+	return stopWall(stop)
+}
+
 func cpuError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	if errors.Is(err, ErrCPUProfileActive) {
@@ -156,15 +253,19 @@ func cpuError(w http.ResponseWriter, err error) {
 }
 
 // serveCPUProfile serves /debug/pprof/profile?seconds=N (default 30).
-func serveCPUProfile(w http.ResponseWriter, r *http.Request) {
-	d, err := seconds(r, 30, 0)
+func (s server) serveCPUProfile(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	var d time.Duration
+	if err == nil {
+		d, err = q.seconds(30, MaxCaptureSeconds)
+	}
 	if err != nil {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	extendWriteDeadline(w, r, d)
 	var buf bytes.Buffer
-	if err := captureCPU(r.Context(), &buf, d); err != nil {
+	if err := s.cpu(r.Context(), &buf, d); err != nil {
 		cpuError(w, err)
 		return
 	}
@@ -173,34 +274,84 @@ func serveCPUProfile(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// serveFlameGraph serves the live flame graph.
-func serveFlameGraph(w http.ResponseWriter, r *http.Request) {
-	d, err := seconds(r, DefaultFlameSeconds, MaxFlameSeconds)
+// serveWall serves /debug/fgprof?seconds=N (default 30)&format=F.
+func (s server) serveWall(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	var d time.Duration
+	var format string
+	if err == nil {
+		d, err = q.seconds(30, MaxCaptureSeconds)
+	}
+	if err == nil {
+		format, err = q.choice("format", "", string(fgprof.FormatPprof), string(fgprof.FormatFolded))
+	}
 	if err != nil {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	opts := FlameOptions{SampleType: r.FormValue("type")}
-	switch o := r.FormValue("orientation"); o {
-	case "", "flame":
-	case "icicle":
-		opts.Orientation = Icicle
-	default:
-		serveError(w, http.StatusBadRequest, fmt.Sprintf("invalid orientation %q: want flame or icicle", o))
+	if format == "" {
+		format = string(fgprof.FormatPprof)
+	}
+	extendWriteDeadline(w, r, d)
+	var buf bytes.Buffer
+	switch err := s.wall(r.Context(), &buf, d, fgprof.Format(format)); {
+	case r.Context().Err() != nil:
+		return // the client left
+	case errors.Is(err, errNoWallSamples):
+		serveError(w, http.StatusBadRequest, fmt.Sprintf("No wall-clock sample in %v: fgprof samples 99 times a second. Try a longer ?seconds=.", d))
 		return
+	case err != nil:
+		serveError(w, http.StatusInternalServerError, "Could not write the wall-clock profile: "+err.Error())
+		return
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if format == string(fgprof.FormatFolded) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="wall"`)
+	}
+	w.Write(buf.Bytes())
+}
+
+// cpuSampleTypes are the sample types of a runtime/pprof CPU profile, the
+// values of ?type of the live flame graph.
+var cpuSampleTypes = []string{"", "samples", "cpu"}
+
+// serveFlameGraph serves the live flame graph.
+func (s server) serveFlameGraph(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	var d time.Duration
+	var opts FlameOptions
+	if err == nil {
+		d, err = q.seconds(DefaultFlameSeconds, MaxFlameSeconds)
+	}
+	if err == nil {
+		opts.SampleType, err = q.choice("type", cpuSampleTypes...)
+	}
+	var orientation string
+	if err == nil {
+		orientation, err = q.choice("orientation", "", "flame", "icicle")
+	}
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if orientation == "icicle" {
+		opts.Orientation = Icicle
 	}
 	extendWriteDeadline(w, r, d)
 	var raw bytes.Buffer
-	if err := captureCPU(r.Context(), &raw, d); err != nil {
+	if err := s.cpu(r.Context(), &raw, d); err != nil {
 		cpuError(w, err)
 		return
 	}
 	if r.Context().Err() != nil {
 		return // the client left
 	}
-	p, err := profile.ParseData(raw.Bytes())
+	p, err := parseProfile(raw.Bytes(), "the CPU profile")
 	if err != nil {
-		serveError(w, http.StatusInternalServerError, fmt.Sprintf("%v: %v", ErrBadProfile, err))
+		serveError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	host, _ := os.Hostname()
@@ -209,9 +360,6 @@ func serveFlameGraph(w http.ResponseWriter, r *http.Request) {
 	switch err := WriteFlameGraph(&page, p, opts); {
 	case errors.Is(err, ErrEmptyProfile):
 		serveError(w, http.StatusOK, fmt.Sprintf("No CPU samples in %v: the process was idle. Try a longer ?seconds=.", d))
-		return
-	case errors.Is(err, ErrUnknownSampleType):
-		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
 		serveError(w, http.StatusInternalServerError, err.Error())
@@ -231,24 +379,25 @@ func serveCmdline(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveTrace serves an execution trace of ?seconds (default 1).
-func serveTrace(w http.ResponseWriter, r *http.Request) {
-	d, err := seconds(r, 1, 0)
+func (s server) serveTrace(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r)
+	var d time.Duration
+	if err == nil {
+		d, err = q.seconds(1, MaxCaptureSeconds)
+	}
 	if err != nil {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	extendWriteDeadline(w, r, d)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	// Set the content type assuming trace.Start works, because if it
+	// Set the content type assuming the trace starts, because if it
 	// does it starts writing.
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="trace"`)
-	if err := trace.Start(w); err != nil {
+	if err := s.trace(r.Context(), w, d); err != nil {
 		serveError(w, http.StatusInternalServerError, "Could not enable tracing: "+err.Error())
-		return
 	}
-	sleep(r.Context(), d)
-	trace.Stop()
 }
 
 // serveSymbol maps the program counters of the request (query or POST body,
@@ -320,9 +469,9 @@ See also <a href="../flamegraph">the live flame graph</a> and <a href="../fgprof
 
 // serveIndex serves the list of profiles at /debug/pprof/ and each named
 // profile at /debug/pprof/NAME.
-func serveIndex(w http.ResponseWriter, r *http.Request) {
+func (s server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if name, ok := strings.CutPrefix(r.URL.Path, "/debug/pprof/"); ok && name != "" {
-		serveNamedProfile(w, r, name)
+		s.serveNamedProfile(w, r, name)
 		return
 	}
 	type entry struct {
@@ -351,19 +500,34 @@ func serveIndex(w http.ResponseWriter, r *http.Request) {
 // serveNamedProfile serves a runtime/pprof profile: ?debug=N selects the
 // text formats, ?gc=1 collects garbage before a heap profile, ?seconds=N
 // serves the difference over N seconds.
-func serveNamedProfile(w http.ResponseWriter, r *http.Request, name string) {
+func (s server) serveNamedProfile(w http.ResponseWriter, r *http.Request, name string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	p := pprof.Lookup(name)
 	if p == nil {
 		serveError(w, http.StatusNotFound, "Unknown profile")
 		return
 	}
-	debug, _ := strconv.Atoi(r.FormValue("debug"))
-	if r.FormValue("seconds") != "" {
-		serveDeltaProfile(w, r, p, debug)
+	q, err := parseQuery(r)
+	var debugS, gcS, secS string
+	if err == nil {
+		debugS, err = q.choice("debug", "", "0", "1", "2")
+	}
+	if err == nil {
+		gcS, err = q.choice("gc", "", "0", "1")
+	}
+	if err == nil {
+		secS, err = q.get("seconds")
+	}
+	if err != nil {
+		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if gc, _ := strconv.Atoi(r.FormValue("gc")); name == "heap" && gc > 0 {
+	debug, _ := strconv.Atoi(debugS) // one of "", 0, 1, 2
+	if secS != "" {
+		s.serveDeltaProfile(w, r, q, p, debug)
+		return
+	}
+	if name == "heap" && gcS == "1" {
 		runtime.GC()
 	}
 	if debug != 0 {
@@ -375,8 +539,8 @@ func serveNamedProfile(w http.ResponseWriter, r *http.Request, name string) {
 	p.WriteTo(w, debug)
 }
 
-func serveDeltaProfile(w http.ResponseWriter, r *http.Request, p *pprof.Profile, debug int) {
-	d, err := seconds(r, 0, 0)
+func (s server) serveDeltaProfile(w http.ResponseWriter, r *http.Request, q query, p *pprof.Profile, debug int) {
+	d, err := q.seconds(0, MaxCaptureSeconds)
 	if err != nil {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
@@ -395,7 +559,7 @@ func serveDeltaProfile(w http.ResponseWriter, r *http.Request, p *pprof.Profile,
 		serveError(w, http.StatusInternalServerError, "failed to collect profile: "+err.Error())
 		return
 	}
-	if !sleep(r.Context(), d) {
+	if !s.sleep(r.Context(), d) {
 		serveError(w, http.StatusRequestTimeout, r.Context().Err().Error())
 		return
 	}
@@ -423,7 +587,7 @@ func collectProfile(p *pprof.Profile) (*profile.Profile, error) {
 		return nil, err
 	}
 	ts := time.Now().UnixNano()
-	prof, err := profile.Parse(&buf)
+	prof, err := parseProfile(buf.Bytes(), "the "+p.Name()+" profile")
 	if err != nil {
 		return nil, err
 	}

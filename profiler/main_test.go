@@ -14,8 +14,10 @@ import (
 	"go.uber.org/goleak"
 )
 
+// IgnoreCurrent: the external tests run the engine, whose worker pool
+// (ants) starts goroutines of its own in its package init.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // cpuProfilerFree reports whether a test can take the process's only CPU
@@ -192,4 +194,21 @@ func (c *fakeClock) fire(t *testing.T) time.Duration {
 		t.Fatal("the profiler asked for no timer within 10s")
 		return 0
 	}
+}
+
+// synthZoom counts the boxes shown when zoomed on the node at path (from
+// the root down): its ancestors, root included, and its subtree.
+func synthZoom(path ...string) int {
+	zoom := "\x00" + strings.Join(path, "\x00")
+	prefixes := map[string]bool{}
+	for _, s := range synthSamples {
+		key := ""
+		for i := len(s.stack) - 1; i >= 0; i-- {
+			key += "\x00" + s.stack[i]
+			if key == zoom || strings.HasPrefix(key, zoom+"\x00") {
+				prefixes[key] = true
+			}
+		}
+	}
+	return len(prefixes) + len(path)
 }

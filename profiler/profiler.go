@@ -118,8 +118,9 @@ type window struct {
 // windowReport tells tests what one window did.
 type windowReport struct {
 	start, end time.Time
-	taken      Kind     // the kinds whose profile this window produced
-	files      []string // the files written
+	taken      Kind           // the kinds whose profile this window produced
+	durations  map[Kind]int64 // the DurationNanos of each profile taken
+	files      []string       // the files written
 	errs       []error
 }
 
@@ -150,9 +151,9 @@ func (p *Profiler) closeWindow(w *window) (map[Kind]*profile.Profile, []error) {
 	profs := make(map[Kind]*profile.Profile, len(kinds))
 	errs := w.errs
 	add := func(k Kind, data []byte) {
-		prof, err := profile.ParseData(data)
+		prof, err := parseProfile(data, k.String()+" window")
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %v window: %w", ErrBadProfile, k, err))
+			errs = append(errs, err)
 			return
 		}
 		profs[k] = prof
@@ -215,8 +216,10 @@ func (p *Profiler) run(w *window) {
 		stopped := p.wait(w.start.Add(o.Window).Sub(o.clock.Now()))
 		rep := windowReport{start: w.start, end: o.clock.Now()}
 		profs, errs := p.closeWindow(w)
+		rep.durations = make(map[Kind]int64, len(profs))
 		for k, prof := range profs {
 			rep.taken |= k
+			rep.durations[k] = prof.DurationNanos
 			if err := fold(agg, k, prof); err != nil {
 				errs = append(errs, err)
 			}

@@ -115,11 +115,16 @@ func TestProfilerFindsHotFunction(t *testing.T) {
 	}
 	stopBurner := startBurner()
 	// Burn through two windows with a CPU profile (about 300 ms of CPU).
-	for cpuWindows := 0; cpuWindows < 2; {
+	// The file of the span merges all the windows' profiles: its duration
+	// is the sum of theirs.
+	var cpuWindows int
+	var cpuDuration int64
+	for cpuWindows < 2 {
 		select {
 		case r := <-reports:
 			if r.taken&CPU != 0 {
 				cpuWindows++
+				cpuDuration += r.durations[CPU]
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("no window closed within 20s")
@@ -128,6 +133,12 @@ func TestProfilerFindsHotFunction(t *testing.T) {
 	stopBurner()
 	if err := p.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
+	}
+	for len(reports) > 0 { // the windows closed since, Stop's included
+		if r := <-reports; r.taken&CPU != 0 {
+			cpuWindows++
+			cpuDuration += r.durations[CPU]
+		}
 	}
 	if err := p.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
@@ -153,8 +164,8 @@ func TestProfilerFindsHotFunction(t *testing.T) {
 			if !hasFrame(prof, burnHotName, "hot") {
 				t.Errorf("the CPU profile has no sample of %s labelled %s=hot", burnHotName, LabelAgentType)
 			}
-			if prof.DurationNanos < int64(2*150*time.Millisecond) {
-				t.Errorf("the CPU profile covers %v, want the merged windows (>= 300ms)", time.Duration(prof.DurationNanos))
+			if prof.DurationNanos != cpuDuration || cpuDuration <= 0 {
+				t.Errorf("the CPU profile covers %v, want the %d windows' %v merged", time.Duration(prof.DurationNanos), cpuWindows, time.Duration(cpuDuration))
 			}
 		case Wall:
 			if !hasFrame(prof, burnHotName, "") {
@@ -318,18 +329,27 @@ func TestSpanMergesWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
+	var windows int
+	var sum int64 // of the windows' durations
+	for windows < 3 {
 		select {
 		case r := <-reports:
 			if r.taken != Wall || len(r.errs) > 0 {
-				t.Fatalf("window %d took %v, errors %v", i, r.taken, r.errs)
+				t.Fatalf("window %d took %v, errors %v", windows, r.taken, r.errs)
 			}
+			windows++
+			sum += r.durations[Wall]
 		case <-time.After(10 * time.Second):
 			t.Fatal("no window closed within 10s")
 		}
 	}
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	for len(reports) > 0 { // the windows closed since, Stop's included
+		r := <-reports
+		windows++
+		sum += r.durations[Wall]
 	}
 	names := files(t, dir, Wall)
 	if len(names) != 1 {
@@ -340,9 +360,9 @@ func TestSpanMergesWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Merging sums the windows' durations.
-	if prof.DurationNanos < int64(3*window) || prof.PeriodType == nil || prof.PeriodType.Type != "wallclock" {
-		t.Errorf("merged wall profile: duration %v, period type %v; want >= %v of wallclock",
-			time.Duration(prof.DurationNanos), prof.PeriodType, 3*window)
+	if prof.DurationNanos != sum || prof.PeriodType == nil || prof.PeriodType.Type != "wallclock" {
+		t.Errorf("merged wall profile: duration %v, period type %v; want the %d windows' %v of wallclock",
+			time.Duration(prof.DurationNanos), prof.PeriodType, windows, time.Duration(sum))
 	}
 }
 
@@ -439,19 +459,5 @@ func TestStartRefusesBadOptions(t *testing.T) {
 				t.Error("labels left on")
 			}
 		})
-	}
-}
-
-func TestKindString(t *testing.T) {
-	cases := []struct {
-		k    Kind
-		want string
-	}{
-		{CPU, "cpu"}, {Wall, "wall"}, {Heap, "heap"}, {AllKinds, "cpu+wall+heap"}, {0, "none"}, {CPU | 0x40, "cpu+Kind(0x40)"},
-	}
-	for _, c := range cases {
-		if got := c.k.String(); got != c.want {
-			t.Errorf("Kind(%#x).String() = %q, want %q", uint8(c.k), got, c.want)
-		}
 	}
 }

@@ -94,7 +94,9 @@ func sameFile(a, b string) bool {
 }
 
 // writeFileAtomic writes data to name through a temporary file in the same
-// directory, so that a failure leaves no half-written page.
+// directory, synced before it is renamed over name, so that a failure or a
+// crash leaves no half-written page, and a symlink at name is replaced, not
+// written through.
 func writeFileAtomic(name string, data []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
 	if err != nil {
@@ -102,6 +104,9 @@ func writeFileAtomic(name string, data []byte) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,7 +13,7 @@ import (
 
 // startProfiling starts the duty-cycled profiler writing into dir; the
 // returned stop function stops it and renders the newest CPU profile as
-// dir/flame.html.
+// dir/flame.html (see renderNewest).
 func startProfiling(dir string, sampling float64) (stop func() (string, error), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -29,7 +30,10 @@ func startProfiling(dir string, sampling float64) (stop func() (string, error), 
 	}, nil
 }
 
-// renderNewest writes the flame graph of the newest CPU profile in dir.
+// renderNewest writes the flame graph of the newest CPU profile in dir as
+// dir/flame.html, atomically: a reader sees the old page or the new one,
+// and whatever was at that name (a symlink included) is replaced, never
+// written through.
 func renderNewest(dir string) (string, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "cpu-*.pb.gz"))
 	if err != nil {
@@ -43,15 +47,56 @@ func renderNewest(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	title := "gateway " + strings.TrimSuffix(filepath.Base(names[len(names)-1]), ".pb.gz")
 	out := filepath.Join(dir, "flame.html")
-	f, err := os.Create(out)
+	err = writeFileAtomic(out, func(w io.Writer) error {
+		return profiler.WriteFlameGraph(w, prof, profiler.FlameOptions{Title: title})
+	})
 	if err != nil {
 		return "", err
 	}
-	title := "gateway " + strings.TrimSuffix(filepath.Base(names[len(names)-1]), ".pb.gz")
-	if err := profiler.WriteFlameGraph(f, prof, profiler.FlameOptions{Title: title}); err != nil {
-		f.Close()
-		return "", err
+	return out, nil
+}
+
+// writeFileAtomic writes name, mode 0644, through a new temporary file in
+// the same directory that it syncs and renames over name. Whatever was at
+// name is replaced, never written through: a symlink planted there is
+// replaced by the file, and its target is left alone. On failure name is
+// untouched and the temporary file removed.
+func writeFileAtomic(name string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(name)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*") // O_EXCL: a fresh file
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
 	}
-	return out, f.Close()
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = fmt.Errorf("write %s: %w", name, err)
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	// Make the rename itself durable; not every file system can sync a
+	// directory, and the page is written by then.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/agentloop/agentloop/profiler"
+)
+
+// writeCPUProfile writes a small CPU profile into dir under a name of the
+// profiler's.
+func writeCPUProfile(t *testing.T, dir string) {
+	t.Helper()
+	fn := &profile.Function{ID: 1, Name: "main.work"}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		Function:   []*profile.Function{fn},
+		Location:   []*profile.Location{loc},
+		Sample:     []*profile.Sample{{Location: []*profile.Location{loc}, Value: []int64{1, 10_000_000}}},
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu-20250102T150405.000Z.pb.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRenderNewestReplacesSymlink plants a symlink at DIR/flame.html: the
+// page used to be written through it, into whatever it pointed at (or a new
+// file there). It must replace the link and leave the target alone.
+func TestRenderNewestReplacesSymlink(t *testing.T) {
+	for _, dangling := range []bool{false, true} {
+		name := "to a file"
+		if dangling {
+			name = "dangling"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			writeCPUProfile(t, dir)
+			target := filepath.Join(elsewhere, "precious")
+			if !dangling {
+				if err := os.WriteFile(target, []byte("keep me"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			page := filepath.Join(dir, "flame.html")
+			if err := os.Symlink(target, page); err != nil {
+				t.Fatal(err)
+			}
+
+			out, err := renderNewest(dir)
+			if err != nil || out != page {
+				t.Fatalf("renderNewest = %q, %v; want %q", out, err, page)
+			}
+			fi, err := os.Lstat(page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+				t.Errorf("%s is %v, want a regular file of mode 0644", page, fi.Mode())
+			}
+			html, err := os.ReadFile(page)
+			if err != nil || !strings.HasPrefix(string(html), "<!DOCTYPE html>") || !strings.Contains(string(html), "main.work") {
+				t.Errorf("%s is not the flame graph (%v): %.80q", page, err, html)
+			}
+			got, err := os.ReadFile(target)
+			switch {
+			case dangling && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("the link's target was created (%v): %.80q", err, got)
+			case !dangling && (err != nil || string(got) != "keep me"):
+				t.Errorf("the link's target changed (%v): %.80q", err, got)
+			}
+			assertOnly(t, dir, "cpu-20250102T150405.000Z.pb.gz", "flame.html")
+			if dangling {
+				assertOnly(t, elsewhere)
+			} else {
+				assertOnly(t, elsewhere, "precious")
+			}
+		})
+	}
+}
+
+// TestRenderNewestKeepsOldPageOnFailure checks that a page that cannot be
+// rendered leaves the previous one in place and no temporary file.
+func TestRenderNewestKeepsOldPageOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cpu-20250102T150405.000Z.pb.gz"), []byte("not a profile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(dir, "flame.html")
+	if err := os.WriteFile(page, []byte("old page"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := renderNewest(dir); !errors.Is(err, profiler.ErrBadProfile) {
+		t.Fatalf("renderNewest of a bad profile: %v, want ErrBadProfile", err)
+	}
+	// A profile that parses but has no samples fails while the page is
+	// being written.
+	empty := &profile.Profile{SampleType: []*profile.ValueType{{Type: "cpu", Unit: "nanoseconds"}}}
+	f, err := os.Create(filepath.Join(dir, "cpu-20250102T150406.000Z.pb.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := renderNewest(dir); !errors.Is(err, profiler.ErrEmptyProfile) {
+		t.Fatalf("renderNewest of an empty profile: %v, want ErrEmptyProfile", err)
+	}
+	if got, err := os.ReadFile(page); err != nil || string(got) != "old page" {
+		t.Errorf("the old page changed: %q, %v", got, err)
+	}
+	assertOnly(t, dir, "cpu-20250102T150405.000Z.pb.gz", "cpu-20250102T150406.000Z.pb.gz", "flame.html")
+}
+
+// assertOnly checks that dir holds exactly the named entries.
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, " ") != strings.Join(names, " ") {
+		t.Errorf("%s holds %q, want %q", dir, got, names)
+	}
+}
