@@ -314,7 +314,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 		close(done)
 	}()
 	agents := b.dev.Instances + b.feat.Instances + b.inf.Instances + b.alert.Instances
-	live(runCtx, b.clk, b.origin, opts, done, func() liveSample {
+	live(runCtx, b.clk, b.origin, window, opts, done, func() liveSample {
 		return liveSample{processed: b.totalProcessed(), agents: agents, queued: b.queued(), dropped: b.dropped(),
 			p99: percentiles(b.lat.merged()).P99}
 	})

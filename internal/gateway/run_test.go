@@ -36,6 +36,13 @@ func (c *stepClock) AfterFunc(d time.Duration, f func()) func() bool {
 
 // drive moves the clock to each alarm due by end, in order, as they are
 // set, until done closes. Alarms past end (the drain limit) never fire.
+//
+// A producer reads the clock and then sets its alarm for the next message
+// (at most one message's interval away) relative to the clock's time by
+// then, which may have moved on: an alarm can land a little past the
+// window. end is the window plus slack for that, under the grace the
+// producers give the window's end (20 ms), so that the clock never moves
+// far enough to cut a producer short.
 func (c *stepClock) drive(end time.Time, done <-chan struct{}) {
 	for {
 		for {
@@ -70,7 +77,7 @@ func runOnClock(t *testing.T, cfg *gateway.Config, baseline bool, opts gateway.O
 		defer close(done)
 		sum, err = gateway.RunnerFor(cfg, baseline, opts)(context.Background(), cfg.Load.Rate)
 	}()
-	clk.drive(clk.Now().Add(cfg.Load.Duration), done)
+	clk.drive(clk.Now().Add(cfg.Load.Duration+10*time.Millisecond), done)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,14 +128,16 @@ func checkDelivered(t *testing.T, s gateway.Summary, system string) {
 	if !(s.Latency.P50 > 0 && s.Latency.P50 <= s.Latency.P99 && s.Latency.P99 <= s.Latency.P999 && s.Latency.P999 <= s.Latency.Max) {
 		t.Errorf("percentiles out of order: %+v", s.Latency)
 	}
-	// The window is the clock's: the drain took no time on it.
-	if s.Window != 500*time.Millisecond || s.Elapsed != 500*time.Millisecond || s.Achieved != 20000 {
+	// The window is the clock's, and the drain took no time on it (the
+	// clock ends within drive's slack past the window).
+	if s.Window != 500*time.Millisecond || s.Elapsed < s.Window || s.Elapsed > s.Window+10*time.Millisecond ||
+		s.Achieved != float64(s.Processed)/s.Elapsed.Seconds() {
 		t.Errorf("window %v, elapsed %v, achieved %v", s.Window, s.Elapsed, s.Achieved)
 	}
 	if s.Alerts == 0 { // the producers' readings spike past the alert level one in 2048
 		t.Error("no alert reached the alert agents")
 	}
-	if !s.Pass(time.Minute, 1) {
+	if !s.Pass(time.Minute, 0.98) {
 		t.Errorf("a run that delivered everything does not pass: %+v", s)
 	}
 }

@@ -211,7 +211,7 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 		wg.Wait()
 		close(done)
 	}()
-	live(runCtx, r.clk, r.origin, opts, done, func() liveSample {
+	live(runCtx, r.clk, r.origin, window, opts, done, func() liveSample {
 		st := e.Stats()
 		l := liveSample{agents: st.Agents, queued: st.Queued, dropped: st.DeadLetters, p99: percentiles(r.lat.merged()).P99}
 		for _, ts := range st.Types {
@@ -318,13 +318,14 @@ type liveSample struct {
 }
 
 // live writes a line to opts.Live for each Interval of the load (on the
-// run's clock), until done closes or ctx ends; sample reads the system.
+// run's clock, within the window), until done closes or ctx ends; sample
+// reads the system.
 // The line of the k-th interval says t=k·Interval, its rate and CPU are
 // over the time since the line before. A line that comes due as the load
 // ends is still written, and one written late stands for the intervals it
 // missed: a window of n whole intervals gets at least one line and at most
 // n, however busy the machine.
-func live(ctx context.Context, clk clock, origin time.Time, opts Options, done <-chan struct{}, sample func() liveSample) {
+func live(ctx context.Context, clk clock, origin time.Time, window time.Duration, opts Options, done <-chan struct{}, sample func() liveSample) {
 	if opts.Live == nil {
 		select {
 		case <-ctx.Done():
@@ -339,22 +340,32 @@ func live(ctx context.Context, clk clock, origin time.Time, opts Options, done <
 	lastCPU, lastT := CPUTime(), time.Duration(0)
 	k := time.Duration(1) // the next line is the k-th interval's
 	for {
+		if k*interval > window { // no more lines: wait for the end of the load
+			select {
+			case <-ctx.Done():
+			case <-done:
+			}
+			return
+		}
 		tick, stop := clk.signal(k*interval - clk.since(origin))
-		ended := false
 		select {
 		case <-ctx.Done():
 			stop()
 			return
 		case <-done:
 			stop()
-			if clk.since(origin) < k*interval {
-				return // no line due
-			}
-			ended = true
 		case <-tick:
 		}
 		now, c := clk.since(origin), CPUTime()
-		for (k+1)*interval <= now {
+		ended := false
+		select {
+		case <-done: // the load has ended: a line only if one fell due while it ran
+			if ended = true; k*interval > now {
+				return
+			}
+		default:
+		}
+		for (k+1)*interval <= min(now, window) {
 			k++ // intervals missed: this line stands for them
 		}
 		l := sample()
