@@ -324,3 +324,37 @@ func TestGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadDefaults checks the defaults the README gives the tool: the
+// embedded mix, 2 s runs, p99 ≤ 1 ms with 95 % achieved, a search from
+// 100 000 doubling up to 8 M (the last step clamped to it), and the
+// failing rate retried once.
+func TestLoadDefaults(t *testing.T) {
+	f := &fakeRuns{limit: map[bool]int{false: 5_000_000}}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"load", "-quiet"}, &env{stdout: &out, stderr: &errOut, newRunner: f.newRunner}); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if want := "load: 10000 devices, 0 loops (0: GOMAXPROCS), 2 producers, ingress publish, 2s per run; pass: p99 ≤ 1ms and ≥ 95% of the offered rate achieved\n"; !strings.HasPrefix(out.String(), want) {
+		t.Errorf("header:\n%s\nwant %s", out.String(), want)
+	}
+	var rates []string
+	for _, s := range steps(t, out.String()) {
+		rates = append(rates, fmt.Sprintf("%s %d %v", s.phase, s.rate, s.pass))
+	}
+	// Passing up to 5 M: 3.2 M passes, 6.4 M fails with its retry, then
+	// three rounds at geometric midpoints: 4.53 M (pass), 5.38 M (fail
+	// twice), 4.94 M (pass).
+	want := []string{"up 100000 true", "up 200000 true", "up 400000 true", "up 800000 true", "up 1600000 true",
+		"up 3200000 true", "up 6400000 false", "up 6400000 false", "bisect 4525483 true", "bisect 5381737 false",
+		"bisect 5381737 false", "bisect 4935074 true"}
+	if strings.Join(rates, ", ") != strings.Join(want, ", ") {
+		t.Errorf("runs\n%s\nwant\n%s", strings.Join(rates, ", "), strings.Join(want, ", "))
+	}
+	f = &fakeRuns{limit: map[bool]int{false: 1 << 30}}
+	out.Reset()
+	run([]string{"load", "-quiet"}, &env{stdout: &out, stderr: &errOut, newRunner: f.newRunner})
+	if ss := steps(t, out.String()); len(ss) != 8 || ss[6].rate != 6_400_000 || ss[7].rate != 8_000_000 {
+		t.Errorf("a search where every rate passes: %+v, want 100 000 … 6 400 000 then 8 000 000", ss)
+	}
+}

@@ -216,3 +216,81 @@ func TestRunLiveLineAtWindowEnd(t *testing.T) {
 		}
 	}
 }
+
+// sink is an agent that holds its first message until release closes:
+// the engine is never idle while it does.
+type sink struct{ release <-chan struct{} }
+
+func (s *sink) Receive(*engine.Context, engine.Message) { <-s.release }
+
+// TestRunDrainLimit: the queues get a quarter of the window, at least
+// 200 ms and at most 2 s, to empty; then the run ends and says it did not
+// drain. An agent that holds a message (the first feature vector of
+// dev-0) keeps the engine busy past any limit.
+func TestRunDrainLimit(t *testing.T) {
+	for _, c := range []struct{ window, limit time.Duration }{
+		{400 * time.Millisecond, 200 * time.Millisecond},
+		{4 * time.Second, time.Second},
+		{10 * time.Second, 2 * time.Second},
+	} {
+		cfg := smallMix(t)
+		// 800 messages a window: 8 for dev-0, whose first feature vector
+		// is its 5th (and each message costs the clock a step).
+		cfg.Load.Rate = int(800 / c.window.Seconds())
+		cfg.Load.Duration = c.window
+		release := make(chan struct{})
+		opts := gateway.Options{Clock: newStepClock(), OnEngine: func(e *engine.Engine) (func(), error) {
+			if err := e.Register("sink", func() engine.Agent { return &sink{release: release} }); err != nil {
+				return nil, err
+			}
+			if err := e.SubscribeAgent("features.dev-0", engine.AgentID{Type: "sink", Key: "0"}); err != nil {
+				return nil, err
+			}
+			return func() { close(release) }, nil
+		}}
+		clk := opts.Clock.(*stepClock)
+		var (
+			s   gateway.Summary
+			err error
+		)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s, err = gateway.Run(context.Background(), cfg, opts)
+		}()
+		clk.drive(clk.Now().Add(time.Hour), done) // every alarm, the drain limit's too
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Drained || s.Elapsed < c.window+c.limit || s.Elapsed > c.window+c.limit+10*time.Millisecond {
+			t.Errorf("window %v: drained %v after %v, want the limit %v to end the drain", c.window, s.Drained, s.Elapsed, c.limit)
+		}
+		if s.Emitted != 800 {
+			t.Errorf("window %v: emitted %d", c.window, s.Emitted)
+		}
+	}
+}
+
+// TestOptionalFieldDefaults checks the defaults the README's table
+// promises for every optional field.
+func TestOptionalFieldDefaults(t *testing.T) {
+	cfg, err := gateway.Parse("min.yaml", []byte(validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.Load
+	if l.Duration != 10*time.Second || l.Producers != 2 || l.Loops != 0 || l.Sensors != 4 || l.Ingress != gateway.Publish {
+		t.Errorf("load defaults %+v, want 10s, 2 producers, 0 loops, 4 sensors, publish", l)
+	}
+	for _, a := range cfg.Agents {
+		if a.Priority != 50 || a.Mailbox != 4096 || gateway.OverflowName(a.Overflow) != "drop-newest" {
+			t.Errorf("%s: priority %d, mailbox %d, overflow %s; want 50, 4096, drop-newest", a.Name, a.Priority, a.Mailbox, gateway.OverflowName(a.Overflow))
+		}
+	}
+	if b := cfg.Type(gateway.Inference).Batch; b != 32 {
+		t.Errorf("inference batch %d, want 32", b)
+	}
+	if f := cfg.Type(gateway.Device).FeatureEvery; f != 10 {
+		t.Errorf("feature_every %d, want 10", f)
+	}
+}
