@@ -140,17 +140,20 @@ func (c *loadCmd) run(e *env, args []string) error {
 		// The two searches run side by side, their runs alternating, so
 		// that drift in a shared machine's speed over the minutes of a
 		// search weighs on both alike and their ratio means something.
-		systems = []bool{true, false}
+		systems = []bool{false, true}
 		fmt.Fprintf(e.stdout, "searching both systems, their runs alternating\n")
+	}
+	newRunner := e.newRunner
+	if newRunner == nil {
+		newRunner = gateway.RunnerFor
 	}
 	var (
 		mu      sync.Mutex // serialises output and results
 		results = make(map[bool]gateway.SearchResult)
 		wg      sync.WaitGroup
 		errs    = make([]error, len(systems))
-		turn    = make(chan struct{}, 1) // the token a run holds: one run at a time
+		turn    = newTurns(len(systems)) // one run at a time, the searches in rotation
 	)
-	turn <- struct{}{}
 	out := &lockedWriter{mu: &mu, w: e.stdout}
 	for i, baseline := range systems {
 		name := "agentloop"
@@ -161,11 +164,12 @@ func (c *loadCmd) run(e *env, args []string) error {
 		if !c.quiet {
 			opts.Live = out
 		}
-		run := gateway.RunnerFor(cfg, baseline, opts)
+		run := newRunner(cfg, baseline, opts)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := gateway.Search(ctx, takeTurns(turn, run), o, func(s gateway.Step) {
+			defer turn.done(i)
+			res, err := gateway.Search(ctx, turn.runner(i, run), o, func(s gateway.Step) {
 				mu.Lock()
 				writeStep(e.stdout, name, s)
 				mu.Unlock()
@@ -189,18 +193,66 @@ func (c *loadCmd) run(e *env, args []string) error {
 	return nil
 }
 
-// takeTurns makes run wait for the token before each run and hand it on
-// after: goroutines waiting on a channel are served in order, so two
-// searches sharing the token alternate their runs.
-func takeTurns(token chan struct{}, run gateway.Runner) gateway.Runner {
+// turns makes searches run one at a time and in strict rotation, search
+// 0 first: a search runs when it holds the token, and after its run hands
+// it to the next search still going. The order is the token's, not the Go
+// scheduler's: a search slow to come back for its turn (on a busy machine)
+// is waited for, not overtaken.
+type turns struct {
+	mu    sync.Mutex      // guards live and every hand-over of the token
+	live  []bool          // searches not yet finished
+	token []chan struct{} // capacity 1: holds the token when search i is to run next
+}
+
+func newTurns(n int) *turns {
+	t := &turns{live: make([]bool, n), token: make([]chan struct{}, n)}
+	for i := range t.token {
+		t.live[i], t.token[i] = true, make(chan struct{}, 1)
+	}
+	t.token[0] <- struct{}{}
+	return t
+}
+
+// runner makes run of search i wait for the token and hand it on after.
+func (t *turns) runner(i int, run gateway.Runner) gateway.Runner {
 	return func(ctx context.Context, rate int) (gateway.Summary, error) {
 		select {
-		case <-token:
+		case <-t.token[i]:
 		case <-ctx.Done():
 			return gateway.Summary{}, ctx.Err()
 		}
-		defer func() { token <- struct{}{} }()
+		defer t.pass(i)
 		return run(ctx, rate)
+	}
+}
+
+func (t *turns) pass(i int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.give(i)
+}
+
+// give hands the token to the first search still going after i (i itself
+// when no other is). The caller holds mu; there is one token, so the send
+// never blocks.
+func (t *turns) give(i int) {
+	for k := 1; k <= len(t.token); k++ {
+		if j := (i + k) % len(t.token); t.live[j] {
+			t.token[j] <- struct{}{}
+			return
+		}
+	}
+}
+
+// done marks search i finished; a token already handed to it goes on.
+func (t *turns) done(i int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.live[i] = false
+	select {
+	case <-t.token[i]:
+		t.give(i)
+	default:
 	}
 }
 

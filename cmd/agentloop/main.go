@@ -21,6 +21,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/agentloop/agentloop/internal/gateway"
 )
 
 // Exit codes.
@@ -33,6 +35,8 @@ const (
 // env is what a command may use of the process.
 type env struct {
 	stdout, stderr io.Writer
+	// newRunner makes the runs of `load` (nil: gateway.RunnerFor).
+	newRunner func(cfg *gateway.Config, baseline bool, opts gateway.Options) gateway.Runner
 }
 
 // command is one subcommand. A fresh value is made per run: flags defines

@@ -27,6 +27,7 @@ func RunBaseline(ctx context.Context, cfg *Config, opts Options) (Summary, error
 		return Summary{}, err
 	}
 	b := newBaseline(cfg)
+	b.clk = clock{opts.Clock}
 	return b.run(ctx, opts)
 }
 
@@ -91,6 +92,7 @@ func (s *stage) closeAll() {
 
 type baseline struct {
 	cfg                       *Config
+	clk                       clock
 	dev, feat, inf, alert     *AgentType
 	tp                        *topics
 	route                     map[string]int32 // telemetry topic → device
@@ -224,7 +226,7 @@ func (b *baseline) inferenceLoop(k int) {
 			b.discarded.Add(uint64(len(batch)))
 			continue
 		}
-		now := int64(time.Since(b.origin))
+		now := int64(b.clk.since(b.origin)) // one clock read per batch
 		stamps = stamps[:0]
 		for _, p := range batch {
 			stamps = append(stamps, Stamp(p))
@@ -277,11 +279,11 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 	var once sync.Once
 	endWindow := func() { once.Do(func() { close(stop) }) }
 	settle()
-	b.origin = time.Now()
+	b.origin = b.clk.now()
 	b.start()
 	cpu0 := CPUTime()
-	windowTimer := time.AfterFunc(window, endWindow)
-	defer windowTimer.Stop()
+	stopWindow := b.clk.afterFunc(window, endWindow)
+	defer stopWindow()
 	cancelWatch := context.AfterFunc(runCtx, endWindow)
 	defer cancelWatch()
 	prods := make([]*producer, cfg.Load.Producers)
@@ -289,7 +291,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 	for i := range prods {
 		p := &producer{
 			index: i, of: len(prods), rate: float64(cfg.Load.Rate) / float64(len(prods)),
-			window: window, origin: b.origin, devices: b.dev.Instances, sensors: cfg.Load.Sensors,
+			window: window, origin: b.origin, clock: b.clk, devices: b.dev.Instances, sensors: cfg.Load.Sensors,
 			send: func(dev, sensor int, payload []byte) error {
 				d, ok := b.route[b.tp.telemetry[dev*cfg.Load.Sensors+sensor]]
 				if !ok {
@@ -311,20 +313,24 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 		wg.Wait()
 		close(done)
 	}()
-	b.live(runCtx, opts, done)
+	agents := b.dev.Instances + b.feat.Instances + b.inf.Instances + b.alert.Instances
+	live(runCtx, b.clk, b.origin, window, opts, done, func() liveSample {
+		return liveSample{processed: b.totalProcessed(), agents: agents, queued: b.queued(), dropped: b.dropped(),
+			p99: percentiles(b.lat.merged()).P99}
+	})
 	<-done
-	offeredFor := min(time.Since(b.origin), window) // shorter when ctx ended the run
+	offeredFor := min(b.clk.since(b.origin), window) // shorter when ctx ended the run
 
 	// Drain: close each stage once the one before it has finished, so
 	// every queued message is handled, unless the limit passes first: then
 	// the goroutines discard what is left (counted as dropped).
-	limit := time.AfterFunc(drainLimit(window), func() { b.abort.Store(true) })
+	stopLimit := b.clk.afterFunc(drainLimit(window), func() { b.abort.Store(true) })
 	b.devices.closeAll()
 	b.features.closeAll()
 	b.infers.closeAll()
 	b.alerts.closeAll()
-	drained := limit.Stop()
-	elapsed, cpu := time.Since(b.origin), CPUTime()-cpu0
+	drained := stopLimit()
+	elapsed, cpu := b.clk.since(b.origin), CPUTime()-cpu0
 
 	sum := Summary{
 		System:    "goroutines",
@@ -332,7 +338,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 		Window:    offeredFor,
 		Elapsed:   elapsed,
 		Drained:   drained,
-		Agents:    b.dev.Instances + b.feat.Instances + b.inf.Instances + b.alert.Instances,
+		Agents:    agents,
 		Latency:   percentiles(b.lat.merged()),
 		CPU:       100 * cpu.Seconds() / elapsed.Seconds(),
 		Processed: b.totalProcessed(),
@@ -348,36 +354,4 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	sum.Dropped += sum.Refused
 	return sum, ctx.Err()
-}
-
-func (b *baseline) live(ctx context.Context, opts Options, done <-chan struct{}) {
-	if opts.Live == nil {
-		select {
-		case <-ctx.Done():
-		case <-done:
-		}
-		return
-	}
-	t := time.NewTicker(opts.interval())
-	defer t.Stop()
-	var last uint64
-	lastCPU, lastT := CPUTime(), time.Now()
-	agents := b.dev.Instances + b.feat.Instances + b.inf.Instances + b.alert.Instances
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-done:
-			return
-		case <-t.C:
-		}
-		processed := b.totalProcessed()
-		now, c := time.Now(), CPUTime()
-		sec := now.Sub(lastT).Seconds()
-		writeLive(opts.Live, opts.Prefix, liveFigures{
-			at: now.Sub(b.origin), rate: float64(processed-last) / sec, p99: percentiles(b.lat.merged()).P99,
-			agents: agents, queued: b.queued(), dropped: b.dropped(), cpu: 100 * (c - lastCPU).Seconds() / sec,
-		})
-		last, lastCPU, lastT = processed, c, now
-	}
 }

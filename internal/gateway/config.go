@@ -3,6 +3,7 @@ package gateway
 import (
 	_ "embed"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -32,14 +33,36 @@ func Default() *Config {
 	return cfg
 }
 
-// LoadFile reads and parses the configuration in path.
+// LoadFile reads and parses the configuration in path. It reads at most
+// MaxConfigSize bytes and one more: a longer file is refused as Parse
+// refuses it, without reading the rest.
 func LoadFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
 }
+
+// Limits of the document, so that parsing takes time and memory in
+// proportion to MaxConfigSize whatever the input: a configuration is tens
+// of lines.
+const (
+	// MaxConfigSize is the longest configuration Parse reads, in bytes.
+	MaxConfigSize = 1 << 20
+	// MaxAliasExpansion bounds what YAML aliases (*name) may add to a
+	// document: each use of an alias counts the nodes of what it names,
+	// and the bytes of their scalars, as if written out in its place; all
+	// uses together may add at most this much. A few shared values fit
+	// many times over; "billion laughs" (aliases of lists of aliases) does
+	// not.
+	MaxAliasExpansion = 1 << 16
+)
 
 // Kind is the behaviour of an agent type in the mix. Each kind receives
 // one topic shape and publishes the next:

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,9 +313,54 @@ func TestMatchPattern(t *testing.T) {
 	}
 }
 
-// FuzzParseConfig checks that Parse never panics and either returns a
-// configuration that validates or faults that each carry the file and a
-// line.
+// fuzzSeeds are inputs of the shapes that stress a YAML loader: anchors
+// and aliases (shared, self-referring, nested "billion laughs"), merge keys,
+// tags, deep nesting and huge scalars. testdata/fuzz/FuzzParseConfig holds
+// the small ones as files.
+func fuzzSeeds() [][]byte {
+	seeds := []string{
+		"load: &l {rate: 5}\nagents: [*l, *l]\n",
+		"load: {rate: 1e3}\nagents: [{<<: {name: x}}]\n",
+		"load: {rate: &r 1000, producers: *r}\nagents: [{name: &n d, kind: device, instances: *r, subscribe: [\"telemetry.*.*\"]}, {name: *n}]\n",
+		"load: {rate: 1000}\nagents:\n  - &d {name: device, kind: device, instances: 1, subscribe: [\"telemetry.*.*\"]}\n  - {<<: *d, name: feature, kind: feature}\n  - {<<: [*d, *d], name: inference}\n  - <<: *d\n",
+		"load: {rate: 1000}\nagents: &a [*a]\n",
+		"load: &l {rate: 1000, x: *l}\nagents: []\n",
+		"load: {rate: 1000}\nagents: [*missing]\n",
+		"load: {rate: !!str 1000, duration: !!int 10}\nagents: [{name: !!binary aGVsbG8=, kind: !foo device}]\n",
+		"load: {rate: 1000}\nagents: [{? [a, b] : c}, {? {a: 1} : 2}]\n",
+		"%YAML 1.1\n---\nload: {rate: 1000}\n...\n",
+	}
+	laughs := func(levels int) string {
+		var b strings.Builder
+		b.WriteString("load: {rate: 1000}\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n")
+		for i := 1; i <= levels; i++ {
+			fmt.Fprintf(&b, "l%d: &l%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*l%d, ", i-1), 10), ", "))
+		}
+		fmt.Fprintf(&b, "agents: *l%d\n", levels)
+		return b.String()
+	}
+	seeds = append(seeds,
+		laughs(3), laughs(9),
+		"load: {rate: 1000}\nagents:\n  - &a {name: x, kind: device, instances: 1, subscribe: ["+strings.Repeat("a, ", 300)+"a]}\n"+strings.Repeat("  - *a\n", 300),
+		"load: {rate: 1000}\nagents: [{name: a, subscribe: &s [\"telemetry.*.*\"]}, {subscribe: [*s, *s]}]\n",
+		strings.Repeat("[", 3000)+strings.Repeat("]", 3000),
+		"load: {rate: 1000}\nagents: "+strings.Repeat("{a: ", 2000)+"1"+strings.Repeat("}", 2000)+"\n",
+		"load: {rate: 1000}\nagents:\n"+strings.Repeat("- ", 2000)+"x\n",
+		"load: {rate: "+strings.Repeat("9", 5000)+"}\nagents: []\n",
+		"load: {rate: 1000}\nagents: [{name: \""+strings.Repeat("n", 1<<16)+"\", kind: device, instances: 1, subscribe: [\""+strings.Repeat("telemetry.", 1000)+"\"]}]\n",
+		"load: {rate: 1000}\nagents:\n  - name: |\n"+strings.Repeat("      a long literal block\n", 2000),
+	)
+	out := make([][]byte, len(seeds))
+	for i, s := range seeds {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// FuzzParseConfig checks that Parse never panics, allocates in proportion
+// to its input, and either returns a configuration that validates or
+// faults that each carry the file and a line (but for a document too
+// large to read).
 func FuzzParseConfig(f *testing.F) {
 	f.Add(defaultYAML)
 	files, _ := filepath.Glob("testdata/invalid/*.yaml")
@@ -325,10 +372,23 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Add([]byte("load: &l {rate: 5}\nagents: [*l, *l]\n"))
-	f.Add([]byte("load: {rate: 1e3}\nagents: [{<<: {name: x}}]\n"))
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("fuzz.yaml", data)
+		var (
+			cfg        *Config
+			err        error
+			mem0, mem1 runtime.MemStats
+		)
+		runtime.ReadMemStats(&mem0)
+		cfg, err = Parse("fuzz.yaml", data)
+		runtime.ReadMemStats(&mem1)
+		// A generous bound, linear in the input: aliases may not make it
+		// grow with their expansion.
+		if n, limit := mem1.TotalAlloc-mem0.TotalAlloc, 1024*uint64(len(data))+32<<20; n > limit {
+			t.Fatalf("%d bytes of input allocated %d bytes (> %d)", len(data), n, limit)
+		}
 		if err == nil {
 			if cfg == nil {
 				t.Fatal("nil config and nil error")
@@ -342,7 +402,13 @@ func FuzzParseConfig(f *testing.F) {
 		if !ok || len(errs) == 0 {
 			t.Fatalf("error %T %v is not a non-empty Errors", err, err)
 		}
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("%v does not match ErrInvalidConfig", err)
+		}
 		for _, fe := range errs {
+			if errors.Is(fe, ErrConfigTooLarge) && len(data) > MaxConfigSize {
+				continue
+			}
 			if fe.File != "fuzz.yaml" || fe.Line < 1 || fe.Msg == "" {
 				t.Fatalf("fault without a place: %#v", fe)
 			}

@@ -6,9 +6,18 @@ import (
 	"strings"
 )
 
-// ErrInvalidConfig occurs when a configuration is refused; every Errors
-// matches it with errors.Is.
-var ErrInvalidConfig = errors.New("gateway: invalid configuration")
+var (
+	// ErrInvalidConfig occurs when a configuration is refused; every Errors
+	// matches it with errors.Is.
+	ErrInvalidConfig = errors.New("gateway: invalid configuration")
+	// ErrConfigTooLarge occurs when a configuration is longer than
+	// MaxConfigSize bytes; its Errors matches it too.
+	ErrConfigTooLarge = errors.New("gateway: configuration too large")
+	// ErrAliasExpansion occurs when the YAML aliases of a configuration
+	// would expand it by more than MaxAliasExpansion, or an alias is used
+	// inside the node it names; its Errors matches it too.
+	ErrAliasExpansion = errors.New("gateway: configuration aliases expand too far")
+)
 
 // FieldError is one fault of a configuration, placed by file and line or
 // by the command-line flag that set the value.
@@ -18,7 +27,13 @@ type FieldError struct {
 	Field string // the path of the field, "agents[2].priority"; "" for a syntax error
 	Flag  string // the flag that set the value ("-rate"), if one did
 	Msg   string
+	// Err is the sentinel the fault matches besides ErrInvalidConfig
+	// (ErrConfigTooLarge, ErrAliasExpansion), or nil.
+	Err error
 }
+
+// Unwrap returns the fault's sentinel, if it has one.
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // Error formats the fault as "gateway.yaml:12: agents[2].priority: 140 is
 // out of range 0..100", or "-rate: ..." for a flag.
@@ -58,7 +73,7 @@ func (es Errors) Error() string {
 func (es Errors) Is(target error) bool { return target == ErrInvalidConfig }
 
 // Unwrap returns the faults, so that errors.As finds the first
-// *FieldError.
+// *FieldError and errors.Is the sentinel of any.
 func (es Errors) Unwrap() []error {
 	errs := make([]error, len(es))
 	for i, e := range es {

@@ -27,7 +27,16 @@ import (
 // type names, unknown kinds and overflow policies, counts out of range and
 // subscriptions that do not reach their kind. The error is an Errors
 // holding every fault found, in file order; it matches ErrInvalidConfig.
+//
+// Time and memory stay in proportion to the input: data longer than
+// MaxConfigSize is refused unread (ErrConfigTooLarge), and so is a document
+// whose aliases would add more than MaxAliasExpansion to it, or that uses
+// an alias inside the node it names (ErrAliasExpansion).
 func Parse(file string, data []byte) (*Config, error) {
+	if len(data) > MaxConfigSize {
+		return nil, Errors{{File: file, Err: ErrConfigTooLarge,
+			Msg: fmt.Sprintf("%d bytes or more: a configuration may have at most MaxConfigSize = %d bytes", len(data), MaxConfigSize)}}
+	}
 	cfg := &Config{File: file, pos: map[string]int{"": 1}}
 	d := &decoder{cfg: cfg, missing: make(map[string]bool)}
 	root, err := d.document(data)
@@ -85,7 +94,83 @@ func (d *decoder) document(data []byte) (*yaml.Node, *FieldError) {
 		}
 		root = root.Content[0]
 	}
+	if fe := checkAliases(d.cfg.File, &doc); fe != nil {
+		return nil, fe
+	}
 	return root, nil
+}
+
+// checkAliases measures the document as if every alias were replaced by a
+// copy of the node it names, without making the copies: a node weighs 1
+// plus the bytes of its scalar, a collection the sum of its children too,
+// an alias what it names. The weights of the nodes aliases name are kept,
+// so the pass is linear in the document, and it stops as soon as the uses
+// of aliases add more than MaxAliasExpansion: the walk of the tree that
+// follows is bounded by the document plus that much. An alias inside the
+// node it names (which yaml allows) would expand without end and is
+// refused too.
+func checkAliases(file string, doc *yaml.Node) *FieldError {
+	c := aliasCheck{weights: make(map[*yaml.Node]int)}
+	c.weigh(doc)
+	if c.fault == nil {
+		return nil
+	}
+	c.fault.File = file
+	return c.fault
+}
+
+type aliasCheck struct {
+	weights map[*yaml.Node]int // of the nodes with an anchor; -1 while being weighed
+	added   int                // by the uses of aliases so far
+	fault   *FieldError
+}
+
+func (c *aliasCheck) weigh(n *yaml.Node) int {
+	if n == nil || c.fault != nil {
+		return 0
+	}
+	if n.Kind == yaml.AliasNode {
+		w, ok := c.weights[n.Alias]
+		switch {
+		case n.Alias == nil:
+			return 1
+		case ok && w < 0: // being weighed: the alias is inside the node it names
+			c.fault = &FieldError{Line: n.Line, Err: ErrAliasExpansion,
+				Msg: fmt.Sprintf("alias *%s is used inside the node it names: it would expand without end", n.Value)}
+			return 0
+		case !ok:
+			// The node an alias names has an anchor and comes before it,
+			// so it is weighed already; this is for trees not made by the
+			// parser.
+			w = c.weigh(n.Alias)
+		}
+		if c.added += w; c.added > MaxAliasExpansion {
+			c.fault = &FieldError{Line: n.Line, Err: ErrAliasExpansion,
+				Msg: fmt.Sprintf("aliases expand the document by more than MaxAliasExpansion = %d nodes and scalar bytes (at this use of *%s)",
+					MaxAliasExpansion, n.Value)}
+		}
+		return w
+	}
+	if n.Anchor != "" {
+		if w, ok := c.weights[n]; ok {
+			if w < 0 {
+				return 0 // reported by the alias that found it
+			}
+			return w
+		}
+		c.weights[n] = -1
+	}
+	w := 1 + len(n.Value)
+	for _, child := range n.Content {
+		w += c.weigh(child)
+		if c.fault != nil {
+			return 0
+		}
+	}
+	if n.Anchor != "" {
+		c.weights[n] = w
+	}
+	return w
 }
 
 // syntaxError places a YAML syntax error. The yaml package names the line
@@ -108,32 +193,39 @@ func syntaxError(file string, data []byte, err error) *FieldError {
 // names the line where the enclosing block starts (a mis-indented key on
 // line 10 of a list opened on line 3 is reported on line 3); the line at
 // fault is the last line of the shortest prefix of the document that fails
-// with the same complaint. It returns 0 when no prefix does, or when the
-// document is too large to search this way.
+// with the same complaint. Once a prefix holds the fault every longer one
+// fails with it too, so the search bisects: a handful of parses, where
+// trying each line in turn would parse the document once per line. It
+// returns 0 when no prefix does, or when the document is too large to
+// search this way.
 func problemLine(data []byte, why string) int {
-	const maxLines = 500 // configurations are tens of lines; each try parses a prefix
+	const maxLines = 4096 // configurations are tens of lines; each try parses a prefix
 	if len(data) > 1<<15 || bytes.Count(data, []byte("\n")) > maxLines {
 		return 0
 	}
-	end := 0
-	for line := 1; end < len(data); line++ {
+	var ends []int // ends[i]: the end of line i+1
+	for end := 0; end < len(data); {
 		i := bytes.IndexByte(data[end:], '\n')
 		if i < 0 {
 			end = len(data)
 		} else {
 			end += i + 1
 		}
-		var n yaml.Node
-		err := yaml.Unmarshal(data[:end], &n)
-		if err == nil {
-			continue
-		}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil && strings.TrimPrefix(err.Error(), m[0]) == why ||
-			err.Error() == "yaml: "+why {
-			return line
-		}
+		ends = append(ends, end)
 	}
-	return 0
+	fails := func(i int) bool {
+		var n yaml.Node
+		err := yaml.Unmarshal(data[:ends[i]], &n)
+		if err == nil {
+			return false
+		}
+		m := yamlLine.FindStringSubmatch(err.Error())
+		return m != nil && strings.TrimPrefix(err.Error(), m[0]) == why || err.Error() == "yaml: "+why
+	}
+	if i := sort.Search(len(ends), fails); i < len(ends) {
+		return i + 1
+	}
+	return 0 // not even the whole document fails so
 }
 
 // badByteLine returns the line of the first byte that is not valid UTF-8

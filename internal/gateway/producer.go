@@ -71,9 +71,10 @@ type sendFunc func(dev, sensor int, payload []byte) error
 // origin + j/rate, whatever happened to the earlier ones. It emits what is
 // due, then sleeps until the next message is due; when it falls behind
 // (the machine is saturated) it emits the backlog at once and records how
-// late it was, but never shifts the schedule. It stops at the end of the
-// window (plus endGrace) even when behind: what was due and not emitted
-// is its backlog.
+// late it was, but never shifts the schedule. Having emitted its share it
+// waits for the end of the window, so that the load is offered for the
+// whole window. It stops at the end of the window (plus endGrace) even
+// when behind: what was due and not emitted is its backlog.
 // A run ended early by its context counts as backlog only what was due by
 // then.
 type producer struct {
@@ -81,6 +82,7 @@ type producer struct {
 	rate             float64 // messages per second for this producer
 	window           time.Duration
 	origin           time.Time
+	clock            clock // what origin, the schedule and the stamps are read on
 	devices, sensors int
 	send             sendFunc
 	isStopped        func(error) bool // the system refuses everything from now on
@@ -115,18 +117,60 @@ func (p *producer) run(ctx context.Context) {
 	)
 	defer timer.Stop()
 	sched := func(j uint64) time.Duration { return time.Duration(float64(j) / perNs) }
+	// dueBy is how many messages are due by now: those j with sched(j) ≤
+	// now. It agrees with sched exactly, rounding aside, so that a
+	// producer woken at sched(next) finds next due (else, on a clock that
+	// stands still between alarms, it would wait for 0 forever).
+	dueBy := func(now time.Duration) uint64 {
+		due := min(uint64(float64(now)*perNs)+1, total)
+		for due < total && sched(due) <= now {
+			due++
+		}
+		for due > 0 && sched(due-1) > now {
+			due--
+		}
+		return due
+	}
 	// cut records the backlog of a run ended early: what was due by now.
 	cut := func() {
-		if due := min(uint64(float64(time.Since(p.origin))*perNs)+1, total); due > next {
+		if due := dueBy(p.clock.since(p.origin)); due > next {
 			p.backlog = due - next
 		}
 	}
+	// sleep waits d on the producer's clock; false when ctx ended first.
+	// On the system clock it reuses one timer: a wake-up allocates nothing.
+	sleep := func(d time.Duration) bool {
+		if p.clock.c == nil {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return false
+			case <-timer.C:
+				return true
+			}
+		}
+		ch, stop := p.clock.signal(d)
+		select {
+		case <-ctx.Done():
+			stop()
+			return false
+		case <-ch:
+			return true
+		}
+	}
 	for {
-		now := time.Since(p.origin)
-		if now >= p.window+endGrace || next >= total {
+		now := p.clock.since(p.origin)
+		if now >= p.window+endGrace {
 			break
 		}
-		due := min(uint64(float64(now)*perNs)+1, total)
+		if next >= total { // all emitted: offer the rest of the window
+			if now < p.window && !sleep(p.window-now) {
+				cut()
+				return
+			}
+			break
+		}
+		due := dueBy(now)
 		if next < due {
 			if late := now - sched(next); late > p.lag {
 				p.lag = late
@@ -134,7 +178,7 @@ func (p *producer) run(ctx context.Context) {
 		}
 		for k := 0; next < due; next, k = next+1, k+1 {
 			if k%stampEvery == 0 { // the first of a burst, and every stampEvery-th
-				stamp = int64(time.Since(p.origin))
+				stamp = int64(p.clock.since(p.origin))
 				if time.Duration(stamp) >= p.window+endGrace {
 					break
 				}
@@ -166,14 +210,9 @@ func (p *producer) run(ctx context.Context) {
 			}
 			p.emitted++
 		}
-		if wait := sched(next) - time.Since(p.origin); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				cut()
-				return
-			case <-timer.C:
-			}
+		if wait := sched(next) - p.clock.since(p.origin); wait > 0 && next < total && !sleep(wait) {
+			cut()
+			return
 		}
 	}
 	if next < total {

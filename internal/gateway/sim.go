@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	r := &engineRun{cfg: cfg, tp: newTopics(cfg), model: newModel(), slabs: make([]slab, e.Loops())}
+	r := &engineRun{cfg: cfg, clk: clock{opts.Clock}, tp: newTopics(cfg), model: newModel(), slabs: make([]slab, e.Loops())}
 	r.dev, r.feat, r.inf, r.alert = cfg.Type(Device), cfg.Type(Feature), cfg.Type(Inference), cfg.Type(Alert)
 	r.lat = newLatencies(r.inf.Instances)
 	r.alertCounts = make([]atomic.Uint64, r.alert.Instances)
@@ -58,6 +58,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (Summary, error) {
 // (each behind its lock) and the alert counters (atomic).
 type engineRun struct {
 	cfg                   *Config
+	clk                   clock
 	tp                    *topics
 	model                 *model
 	dev, feat, inf, alert *AgentType
@@ -187,14 +188,14 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	defer cancel()
 	window := cfg.Load.Duration
 	settle()
-	r.origin = time.Now()
+	r.origin = r.clk.now()
 	cpu0 := CPUTime()
 	prods := make([]*producer, cfg.Load.Producers)
 	var wg sync.WaitGroup
 	for i := range prods {
 		p := &producer{
 			index: i, of: len(prods), rate: float64(cfg.Load.Rate) / float64(len(prods)),
-			window: window, origin: r.origin, devices: r.dev.Instances, sensors: cfg.Load.Sensors,
+			window: window, origin: r.origin, clock: r.clk, devices: r.dev.Instances, sensors: cfg.Load.Sensors,
 			send:      send,
 			isStopped: func(err error) bool { return errors.Is(err, engine.ErrStopped) },
 		}
@@ -210,15 +211,26 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 		wg.Wait()
 		close(done)
 	}()
-	r.live(runCtx, e, opts, done)
+	live(runCtx, r.clk, r.origin, window, opts, done, func() liveSample {
+		st := e.Stats()
+		l := liveSample{agents: st.Agents, queued: st.Queued, dropped: st.DeadLetters, p99: percentiles(r.lat.merged()).P99}
+		for _, ts := range st.Types {
+			if ts.Type == r.dev.Name {
+				l.processed = ts.Processed
+			}
+		}
+		return l
+	})
 	// live returns when done closes or ctx ends; producers see runCtx too.
 	<-done
-	offeredFor := min(time.Since(r.origin), window) // shorter when ctx ended the run
+	offeredFor := min(r.clk.since(r.origin), window) // shorter when ctx ended the run
 
-	drainCtx, drainCancel := context.WithTimeout(ctx, drainLimit(window))
+	drainCtx, drainCancel := context.WithCancel(ctx)
+	stopLimit := r.clk.afterFunc(drainLimit(window), drainCancel)
 	drained := e.WaitIdle(drainCtx) == nil
+	stopLimit()
 	drainCancel()
-	elapsed, cpu := time.Since(r.origin), CPUTime()-cpu0
+	elapsed, cpu := r.clk.since(r.origin), CPUTime()-cpu0
 	mid := e.Stats()
 	stopHook()
 
@@ -296,8 +308,24 @@ func routeTable(tp *topics) map[string]int32 {
 	return route
 }
 
-// live prints a line every interval until done closes or ctx ends.
-func (r *engineRun) live(ctx context.Context, e *engine.Engine, opts Options, done <-chan struct{}) {
+// liveSample is what a live line shows of the system under load.
+type liveSample struct {
+	processed uint64 // telemetry handled by the devices so far
+	agents    int
+	queued    int64
+	dropped   uint64
+	p99       time.Duration // over the run so far
+}
+
+// live writes a line to opts.Live for each Interval of the load (on the
+// run's clock, within the window), until done closes or ctx ends; sample
+// reads the system.
+// The line of the k-th interval says t=k·Interval, its rate and CPU are
+// over the time since the line before. A line that comes due as the load
+// ends is still written, and one written late stands for the intervals it
+// missed: a window of n whole intervals gets at least one line and at most
+// n, however busy the machine.
+func live(ctx context.Context, clk clock, origin time.Time, window time.Duration, opts Options, done <-chan struct{}, sample func() liveSample) {
 	if opts.Live == nil {
 		select {
 		case <-ctx.Done():
@@ -305,32 +333,51 @@ func (r *engineRun) live(ctx context.Context, e *engine.Engine, opts Options, do
 		}
 		return
 	}
-	t := time.NewTicker(opts.interval())
-	defer t.Stop()
+	interval := opts.interval()
 	var last uint64
-	lastCPU, lastT := CPUTime(), time.Now()
+	// The first line covers the window from its start; every line is at
+	// least an interval past the one before, so sec > 0.
+	lastCPU, lastT := CPUTime(), time.Duration(0)
+	k := time.Duration(1) // the next line is the k-th interval's
 	for {
+		if k*interval > window { // no more lines: wait for the end of the load
+			select {
+			case <-ctx.Done():
+			case <-done:
+			}
+			return
+		}
+		tick, stop := clk.signal(k*interval - clk.since(origin))
 		select {
 		case <-ctx.Done():
+			stop()
 			return
 		case <-done:
-			return
-		case <-t.C:
+			stop()
+		case <-tick:
 		}
-		st := e.Stats()
-		var processed uint64
-		for _, ts := range st.Types {
-			if ts.Type == r.dev.Name {
-				processed = ts.Processed
+		now, c := clk.since(origin), CPUTime()
+		ended := false
+		select {
+		case <-done: // the load has ended: a line only if one fell due while it ran
+			if ended = true; k*interval > now {
+				return
 			}
+		default:
 		}
-		now, c := time.Now(), CPUTime()
-		sec := now.Sub(lastT).Seconds()
+		for (k+1)*interval <= min(now, window) {
+			k++ // intervals missed: this line stands for them
+		}
+		l := sample()
+		sec := (now - lastT).Seconds()
 		writeLive(opts.Live, opts.Prefix, liveFigures{
-			at: now.Sub(r.origin), rate: float64(processed-last) / sec, p99: percentiles(r.lat.merged()).P99,
-			agents: st.Agents, queued: st.Queued, dropped: st.DeadLetters, cpu: 100 * (c - lastCPU).Seconds() / sec,
+			at: k * interval, rate: float64(l.processed-last) / sec, p99: l.p99,
+			agents: l.agents, queued: l.queued, dropped: l.dropped, cpu: 100 * (c - lastCPU).Seconds() / sec,
 		})
-		last, lastCPU, lastT = processed, c, now
+		if ended {
+			return
+		}
+		last, lastCPU, lastT, k = l.processed, c, now, k+1
 	}
 }
 
@@ -435,7 +482,7 @@ func (a *inferenceAgent) Receive(c *engine.Context, m engine.Message) {
 // ReceiveBatch takes up to the type's batch of aggregates; msgs is valid
 // only during the call, and nothing of it is kept.
 func (a *inferenceAgent) ReceiveBatch(c *engine.Context, msgs []engine.Message) {
-	now := int64(time.Since(a.r.origin)) // one clock read per batch
+	now := int64(a.r.clk.since(a.r.origin)) // one clock read per batch
 	a.stamps = a.stamps[:0]
 	for i := range msgs {
 		p := msgs[i].Payload

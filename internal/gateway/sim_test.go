@@ -1,13 +1,11 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,110 +29,6 @@ func tiny(t *testing.T) *Config {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-// checkSummary checks what any run of tiny must show: the load offered
-// as scheduled, every message handled, a latency per feature vector.
-func checkSummary(t *testing.T, cfg *Config, s Summary) {
-	t.Helper()
-	// Every message due is emitted or counted as backlog (a starved
-	// producer, on a busy machine, falls behind but keeps count).
-	total := uint64(float64(cfg.Load.Rate) * cfg.Load.Duration.Seconds())
-	if s.Emitted+s.Backlog != total || s.Emitted < total/2 {
-		t.Errorf("emitted %d, backlog %d, of %d due", s.Emitted, s.Backlog, total)
-	}
-	// Every message emitted is processed or dropped (Dropped counts the
-	// other stages' messages too); nothing is dropped when the queues
-	// drained (they do, unless the machine starves the run for its whole
-	// drain limit).
-	if s.Refused != 0 || s.Processed > s.Emitted || s.Processed+s.Dropped < s.Emitted {
-		t.Errorf("processed %d + dropped %d (refused %d) != emitted %d", s.Processed, s.Dropped, s.Refused, s.Emitted)
-	}
-	if s.Drained && s.Dropped != 0 {
-		t.Errorf("drained, yet %d dropped", s.Dropped)
-	}
-	if !s.Drained {
-		t.Logf("the queues did not drain within the limit: %+v", s)
-	}
-	// Each device publishes a vector every FeatureEvery messages, starting
-	// part-way through its cycle: the count is within a vector per device
-	// of Processed/FeatureEvery, and each vector is measured once.
-	every, devices := int64(cfg.Type(Device).FeatureEvery), int64(cfg.Devices())
-	if n, want := s.Latency.Count, int64(s.Processed)/every; n < want-devices || n > want+devices {
-		t.Errorf("%d latencies measured, want %d ± %d", n, want, devices)
-	}
-	if !(s.Latency.P50 > 0 && s.Latency.P50 <= s.Latency.P99 && s.Latency.P99 <= s.Latency.P999 && s.Latency.P999 <= s.Latency.Max) {
-		t.Errorf("percentiles out of order: %+v", s.Latency)
-	}
-	if s.Achieved <= 0 || s.Offered != float64(cfg.Load.Rate) || s.Elapsed < cfg.Load.Duration || s.CPU <= 0 {
-		t.Errorf("achieved %v offered %v elapsed %v cpu %v", s.Achieved, s.Offered, s.Elapsed, s.CPU)
-	}
-	if s.Alerts == 0 {
-		t.Error("no alert reached the alert agents")
-	}
-}
-
-func TestRun(t *testing.T) {
-	cfg := tiny(t)
-	var live bytes.Buffer
-	var hooked, unhooked atomic.Bool
-	opts := Options{Live: &live, Interval: 100 * time.Millisecond, Prefix: "> ",
-		OnEngine: func(e *engine.Engine) (func(), error) {
-			if e.Stats().Agents != 100+2+1+1 {
-				t.Errorf("%d agents at start", e.Stats().Agents)
-			}
-			hooked.Store(true)
-			return func() { unhooked.Store(true) }, nil
-		},
-	}
-	s, err := Run(context.Background(), cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSummary(t, cfg, s)
-	if s.System != "agentloop" || s.Agents != 104 {
-		t.Errorf("system %q, %d agents", s.System, s.Agents)
-	}
-	if !hooked.Load() || !unhooked.Load() {
-		t.Error("OnEngine or its stop function was not called")
-	}
-	lines := strings.Split(strings.TrimSpace(live.String()), "\n")
-	if len(lines) < 3 {
-		t.Fatalf("%d live lines:\n%s", len(lines), live.String())
-	}
-	for _, l := range lines {
-		for _, want := range []string{"> t=", "msgs/s", "p99", "agents    104", "queued", "dropped", "cpu"} {
-			if !strings.Contains(l, want) {
-				t.Errorf("live line %q lacks %q", l, want)
-			}
-		}
-	}
-}
-
-func TestRunIngressRoute(t *testing.T) {
-	cfg := tiny(t)
-	cfg.Load.Ingress = Route
-	s, err := Run(context.Background(), cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSummary(t, cfg, s)
-}
-
-func TestRunBaseline(t *testing.T) {
-	cfg := tiny(t)
-	var live bytes.Buffer
-	s, err := RunBaseline(context.Background(), cfg, Options{Live: &live, Interval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSummary(t, cfg, s)
-	if s.System != "goroutines" {
-		t.Errorf("system %q", s.System)
-	}
-	if !strings.Contains(live.String(), "msgs/s") {
-		t.Errorf("no live line:\n%s", live.String())
-	}
 }
 
 // TestRunOverloaded offers far more than tiny mailboxes hold: drops are

@@ -21,6 +21,15 @@ type Options struct {
 	// runs after the load, before the engine stops. Not called by the
 	// baseline.
 	OnEngine func(e *engine.Engine) (stop func(), err error)
+	// Clock, when set, is the clock the run paces its load by and takes
+	// every time it reports from (the window, the drain limit, the
+	// latencies, the live lines), instead of the system clock. Under a
+	// manual clock (package enginetest) the load offered is that clock's
+	// to decide: each producer emits its whole share, however slowly the
+	// machine runs it, as long as the clock is moved only to the alarms
+	// set on it that fall within the window; a drain then lasts until the
+	// queues are empty. The engine's own timers keep the system clock.
+	Clock engine.Clock
 }
 
 func (o Options) interval() time.Duration {
