@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 )
 
 // W10, the IoT gateway mix (BENCH.md), on the code of cmd/gateway and

@@ -12,12 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 )
 
 // loadHelp is the text of `agentloop help load`.
 const loadHelp = `Load is the open-loop load generator of the IoT gateway mix (BENCH.md W10),
-on the same code as cmd/gateway (package internal/gateway). It searches for
+on the same code as cmd/gateway (package gateway). It searches for
 the highest offered rate the gateway sustains: a run passes when its p99
 end-to-end latency (stamped when a producer hands a telemetry message over,
 measured when an inference agent scores the aggregate it led to) is at most

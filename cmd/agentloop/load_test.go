@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 )
 
 // loadConfig is a mix small enough for -race on two cores.

@@ -22,7 +22,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 )
 
 // Exit codes.

@@ -1,6 +1,6 @@
 // Command gateway simulates an IoT gateway on the agentloop engine: the
 // mix of BENCH.md W10, read from a YAML configuration (by default the one
-// embedded in package internal/gateway). Telemetry from simulated devices
+// embedded in package gateway). Telemetry from simulated devices
 // arrives open loop at a fixed offered rate; device agents keep per-device
 // state and publish feature vectors, feature agents aggregate them,
 // inference agents score batches of aggregates and measure the end-to-end
@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/agentloop/agentloop/engine"
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 	"github.com/agentloop/agentloop/metrics"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/agentloop/agentloop/engine"
 	"github.com/agentloop/agentloop/enginetest"
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 )
 
 // stepClock is enginetest's manual clock that signals each alarm set on

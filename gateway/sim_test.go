@@ -235,7 +235,7 @@ func gatewayAllocs(hot []string) allocCount {
 				break
 			}
 		}
-		if !underHot || !strings.Contains(first, "/internal/gateway.") {
+		if !underHot || !strings.Contains(first, "/gateway.") {
 			continue
 		}
 		// A slab block, whether or not next was inlined into its caller

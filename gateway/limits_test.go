@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentloop/agentloop/internal/gateway"
+	"github.com/agentloop/agentloop/gateway"
 )
 
 // validConfig is a small configuration that parses.
