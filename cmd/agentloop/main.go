@@ -8,6 +8,7 @@
 //
 //	flame   render a pprof profile as a self-contained HTML flame graph
 //	load    find the highest rate the IoT gateway mix sustains within a p99 target
+//	version print the release and the Go toolchain
 //	help    show the commands, or the flags of one command
 //
 // Exit status: 0 on success, 1 when the command fails (unreadable or invalid
@@ -77,6 +78,11 @@ needs no network: click to zoom, search, and switch sample type and agent type.`
 			summary: "find the highest rate the IoT gateway mix sustains within a p99 target",
 			help:    loadHelp,
 			new:     func() command { return new(loadCmd) },
+		},
+		{
+			name:    "version",
+			summary: "print the release and the Go toolchain",
+			new:     func() command { return new(versionCmd) },
 		},
 		{
 			name:    "help",
