@@ -9,9 +9,12 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
 # The peers suite (ants, protoactor, channels beside agentloop) is a module
-# of its own in bench/peers, so its dependencies never reach the library's
-# go.mod. After the library's go.mod changes, run go mod tidy there too.
+# of its own in bench/peers, and so is the headless-browser test of the flame
+# graph page in browsertest (chromedp), so that their dependencies never reach
+# the library's go.mod and the library's tests need no browser. After the
+# library's go.mod changes, run go mod tidy in both too.
 PEERSENV        = cd bench/peers && GOTOOLCHAIN=local GOWORK=off
+BROWSERENV      = cd browsertest && GOTOOLCHAIN=local GOWORK=off
 PEERS_BENCHTIME ?= $(BENCHTIME)
 BENCHFLAGS      = -run '^$$' -bench . -benchmem -count $(COUNT)
 BENCH_LIB       = $(GO) test $(BENCHFLAGS) -benchtime $(BENCHTIME) ./bench/
@@ -20,14 +23,15 @@ BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drif
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
 BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
 
-.PHONY: run test vet race stress benchonce peers bench benchmarks lint profile flame browser-deps
+.PHONY: run test vet race stress benchonce peers browser bench benchmarks lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
 	$(GO) run ./cmd/gateway
 
-## test: vet, the race-enabled test suite, and every benchmark once
-test: browser-deps vet race benchonce peers
+## test: vet, the race-enabled test suite, every benchmark once, the peers
+## module and the flame graph page in headless Chromium
+test: vet race benchonce peers browser
 
 vet:
 	$(GO) vet $(PKGS)
@@ -49,6 +53,12 @@ benchonce:
 peers:
 	$(PEERSENV) $(GO) vet ./...
 	$(PEERSENV) $(GO) test -count=1 ./...
+
+## browser: vet and test the browsertest module: the flame graph page in
+## headless Chromium, which browser-deps installs when it is missing
+browser: browser-deps
+	$(BROWSERENV) $(GO) vet ./...
+	$(BROWSERENV) $(GO) test -race -count=1 ./...
 
 ## bench: the library and peers suites, COUNT runs each, summarised by
 ## benchstat, then BENCHMARKS.md regenerated from them

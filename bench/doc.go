@@ -1,5 +1,5 @@
 // Package bench holds the engine's workload benchmarks, W1 to W10 of
-// BENCH.md, each beside the baselines it is judged against:
+// bench/README.md, each beside the baselines it is judged against:
 //
 //	go test -run '^$' -bench '^BenchmarkW2_' -count 6 ./bench | benchstat -
 //

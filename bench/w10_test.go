@@ -12,7 +12,7 @@ import (
 	"github.com/agentloop/agentloop/gateway"
 )
 
-// W10, the IoT gateway mix (BENCH.md), on the code of cmd/gateway and
+// W10, the IoT gateway mix (bench/README.md), on the code of cmd/gateway and
 // `agentloop load`: each iteration runs the embedded default mix (10 000
 // devices, 16 feature, 4 inference, 1 alert agent; 2 loops) open loop at
 // w10Rate for w10Window and reports the achieved rate, the end-to-end

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Benchmarks of workload W6 (see BENCH.md): publish a 64-byte payload to S
+// Benchmarks of workload W6 (bench/README.md): publish a 64-byte payload to S
 // subscribers, S = 1, 100, 10 000, beside a naive map bus. Run with
 //
 //	go test -run '^$' -bench '^BenchmarkW6_' -count 6 ./messaging/ | benchstat -

@@ -1,6 +1,6 @@
-// Package peers runs the workloads of BENCH.md on agentloop and on the
-// libraries people would otherwise reach for, side by side in one package,
-// so that one run compares them:
+// Package peers runs the workloads of bench/README.md on agentloop and on
+// the libraries people would otherwise reach for, side by side in one
+// package, so that one run compares them:
 //
 //	go test -run '^$' -bench . -benchmem -count 6 . | tee peers.out
 //	benchstat -col /impl peers.out

@@ -15,7 +15,8 @@ import (
 // actors receives every message and signals when it has the batch.
 //
 //   - agentloop: Context.Publish on an exact topic, the publisher and its
-//     subscribers on one loop (the in-loop delivery BENCH.md targets).
+//     subscribers on one loop (the in-loop delivery that W6's target in
+//     bench/README.md is about).
 //   - channels: the topic is a slice of the subscribers' channels.
 //   - ants: the topic is a slice of the subscribers' mailboxes; ants has no
 //     bus of its own.

@@ -21,7 +21,7 @@ import (
 //
 //   - agentloop: Context.Terminate from the handler; OnTerminate marks the
 //     end. impl=agentloop registers the type with engine.Pooled(), as
-//     BENCH.md's target does, and its agents implement Reset;
+//     the W9 target of bench/README.md does, and its agents implement Reset;
 //     impl=agentloop-unpooled registers it without Pooled.
 //   - channels: a goroutine that handles one message and returns; there is
 //     no name registry, so nothing to register or remove.

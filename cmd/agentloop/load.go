@@ -16,8 +16,8 @@ import (
 )
 
 // loadHelp is the text of `agentloop help load`.
-const loadHelp = `Load is the open-loop load generator of the IoT gateway mix (BENCH.md W10),
-on the same code as cmd/gateway (package gateway). It searches for
+const loadHelp = `Load is the open-loop load generator of the IoT gateway mix (W10 in
+bench/README.md), on the same code as cmd/gateway (package gateway). It searches for
 the highest offered rate the gateway sustains: a run passes when its p99
 end-to-end latency (stamped when a producer hands a telemetry message over,
 measured when an inference agent scores the aggregate it led to) is at most

@@ -1,5 +1,5 @@
 // Command gateway simulates an IoT gateway on the agentloop engine: the
-// mix of BENCH.md W10, read from a YAML configuration (by default the one
+// W10 mix of bench/README.md, read from a YAML file (by default the one
 // embedded in package gateway). Telemetry from simulated devices
 // arrives open loop at a fixed offered rate; device agents keep per-device
 // state and publish feature vectors, feature agents aggregate them,

@@ -1,7 +1,7 @@
 // Command benchreport turns go test -bench output into BENCHMARKS.md: the
-// machine, the commands, a table per workload of BENCH.md with medians and
-// their spread, agentloop's speedup over each baseline and peer, and every
-// BENCH.md target marked met or not met from the medians.
+// machine, the commands, a table per workload of bench/README.md with
+// medians and their spread, agentloop's speedup over each baseline and peer,
+// and every target of bench/README.md marked met or not met from the medians.
 //
 //	benchreport -o BENCHMARKS.md -cmd 'make bench' bench.out peers.out
 //

@@ -200,6 +200,10 @@ func TestRender(t *testing.T) {
 		"- cores: 2 (benchmarks ran with GOMAXPROCS 2)\n",
 		"```sh\nmake bench\n```",
 		"A shared machine.\n",
+		// The workloads and targets are cited from the repository's own copy.
+		"The workloads and targets are those of [bench/README.md](bench/README.md). ",
+		"Each target of bench/README.md checked against the medians",
+		"The idle-engine target of W7 in bench/README.md ",
 		"| W2 | ≤ 60 ns/msg | ns/msg | ≤ 60 | 70 | `W2_RefSend` | **not met** |\n",
 		"| W9 | pooled ≥ 2× faster than unpooled | unpooled ns ÷ pooled ns | ≥ 2 | 2.5× | `W9/impl=agentloop-unpooled ÷ W9/impl=agentloop` | **met** |\n",
 		"| W10 | ≥ 1 M msg/s on 2 cores | max rate msgs/s | ≥ 1M | — | — | not measured |\n",

@@ -15,11 +15,11 @@ type source struct{ bench, unit string }
 // peers suite's stand in for them.
 type variant struct{ num, den source }
 
-// A check is one line of BENCH.md's targets table: a measured value (or
-// quotient) compared with a limit.
+// A check is one line of the targets table of bench/README.md: a measured
+// value (or quotient) compared with a limit.
 type check struct {
 	workload int
-	target   string // as BENCH.md words it
+	target   string // as bench/README.md words it
 	what     string // what the measured value is
 	atMost   bool   // the value must be <= limit; otherwise >= limit
 	limit    float64
@@ -34,7 +34,7 @@ func ratio(num, numUnit, den, denUnit string) variant {
 	return variant{num: source{num, numUnit}, den: source{den, denUnit}}
 }
 
-// targets is the targets column of BENCH.md.
+// targets is the targets column of bench/README.md.
 var targets = []check{
 	{1, "≤ 15 ns/msg", "ns/msg", true, 15, []variant{
 		one("W1_InLoopSend", "ns/msg"), one("W1/impl=agentloop", "ns/msg")}},

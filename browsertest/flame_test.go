@@ -1,4 +1,4 @@
-package profiler_test
+package browsertest_test
 
 import (
 	"bytes"
@@ -98,7 +98,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	dir := t.TempDir()
 	page := filepath.Join(dir, "flame.html")
 	var buf bytes.Buffer
-	if err := profiler.WriteFlameGraph(&buf, profiler.SynthProfile(), profiler.FlameOptions{Title: "synthetic"}); err != nil {
+	if err := profiler.WriteFlameGraph(&buf, synthProfile(), profiler.FlameOptions{Title: "synthetic"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
@@ -171,13 +171,13 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	}
 
 	// One box per node of the call tree.
-	if got, want := boxes(), profiler.SynthNodes(""); got != want {
+	if got, want := boxes(), synthNodes(""); got != want {
 		t.Errorf("%d boxes, want %d (one per sampled frame node)", got, want)
 	}
 	// The hostile name is text, not markup.
 	var imgs int
 	eval(`document.querySelectorAll('img').length`, &imgs)
-	if n, _ := box(profiler.EvilName); n == "" || imgs != 0 {
+	if n, _ := box(evilName); n == "" || imgs != 0 {
 		t.Errorf("the hostile name is not shown as text (box %q, %d img elements)", n, imgs)
 	}
 
@@ -207,14 +207,14 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if _, w := box("main.parse"); w == parseWidth {
 		t.Errorf("main.parse kept its width %s after zooming on its parent", w)
 	}
-	if got, want := boxes(), profiler.SynthZoom("runtime.main", "main.main", "main.work"); got != want {
+	if got, want := boxes(), synthZoom("runtime.main", "main.main", "main.work"); got != want {
 		t.Errorf("%d boxes after zooming on main.work, want %d", got, want)
 	}
 	if n, _ := box("main.wait"); n != "" {
 		t.Errorf("main.wait, outside the zoomed frame, is still shown")
 	}
 	run("reset", chromedp.Click("#reset", chromedp.ByQuery))
-	if got, want := boxes(), profiler.SynthNodes(""); got != want {
+	if got, want := boxes(), synthNodes(""); got != want {
 		t.Errorf("%d boxes after reset, want %d", got, want)
 	}
 	// Escape goes back too.
@@ -223,7 +223,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 		t.Errorf("zoomed main.work is %s wide, want 100%%", w)
 	}
 	run("escape", chromedp.KeyEvent(kb.Escape))
-	if got, want := boxes(), profiler.SynthNodes(""); got != want {
+	if got, want := boxes(), synthNodes(""); got != want {
 		t.Errorf("%d boxes after Escape, want %d", got, want)
 	}
 
@@ -234,7 +234,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if matched != 2 {
 		t.Errorf("%d boxes highlighted for 'parse', want 2", matched)
 	}
-	if got, want := text("#matchinfo"), "Matched: "+profiler.SynthMatch("parse"); !strings.HasPrefix(got, want) {
+	if got, want := text("#matchinfo"), "Matched: "+synthMatch("parse"); !strings.HasPrefix(got, want) {
 		t.Errorf("match info %q, want it to start with %q", got, want)
 	}
 
@@ -247,7 +247,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if matched != 3 {
 		t.Errorf("%d boxes highlighted for %s, want 3 (main.parse twice, main.wait)", matched, re)
 	}
-	if got, want := text("#matchinfo"), "Matched: "+profiler.SynthMatch(re); !strings.HasPrefix(got, want) {
+	if got, want := text("#matchinfo"), "Matched: "+synthMatch(re); !strings.HasPrefix(got, want) {
 		t.Errorf("match info %q, want it to start with %q", got, want)
 	}
 
@@ -259,7 +259,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	}
 	for _, agent := range []string{"cold", "hot"} {
 		selectOption("#agent", agent)
-		if got, want := boxes(), profiler.SynthNodes(agent); got != want {
+		if got, want := boxes(), synthNodes(agent); got != want {
 			t.Errorf("%d boxes for agent type %s, want %d", got, agent, want)
 		}
 		if info := text("#info"); !strings.Contains(info, "agent type "+agent) {
