@@ -1,7 +1,7 @@
 // Package messaging is an in-process publish/subscribe bus on dot-separated
 // topics, with NATS wildcards, zero-copy payloads and weak subscribers. It
-// stands alone (the engine builds its Publish and SubscribeType on it but it
-// imports nothing of the engine) and starts no goroutine.
+// stands alone (the engine builds its Publish and SubscribeType on its
+// Sublist but it imports nothing of the engine) and starts no goroutine.
 //
 //	var bus messaging.Bus
 //	sub, err := bus.Subscribe("telemetry.*.temp", func(topic string, payload []byte) {
@@ -51,6 +51,11 @@
 // [runtime.AddCleanup] marks it dead, and dead subscriptions are removed in
 // batches, as the runtime removes zombie timers. A forgotten subscriber never
 // leaks.
+//
+// [SubscribeChan] is the same for a subscriber that reads a channel instead
+// of being called: each message is copied and sent without blocking, and a
+// message the channel has no room for is counted in [Subscription.Dropped]
+// rather than waited for.
 //
 // # The payload contract
 //
