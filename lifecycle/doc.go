@@ -36,7 +36,7 @@
 // Machine calls no code of yours: whoever wins a move learns it from the
 // result of To, Transition or Reset and can tell others. The engine reports
 // every transition of its agents to its TransitionObserver plugins, on the
-// agent's loop.
+// goroutine that made it.
 //
 // # Relation to protoactor
 //
