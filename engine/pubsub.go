@@ -26,6 +26,7 @@ type pubsub struct {
 	reserving  []*messaging.Sublist[*agent] // Reject and Block subscribers
 	nReserving []atomic.Int64               // subscriptions in reserving[i]
 	types      messaging.Sublist[*typeSub]
+	gobus      atomic.Pointer[messaging.Bus] // Go subscribers (gosub.go); nil until Engine.Bus
 
 	mu     sync.Mutex            // protects agents and byType
 	agents map[*agent]*agentSubs // patterns each agent subscribed, for Unsubscribe and cleanup
@@ -383,6 +384,9 @@ const publishReserved = 1
 
 // publish fans m out; from is the publishing loop context, nil outside.
 func (e *Engine) publish(c *Context, topic string, m Message) error {
+	if b := e.pubsub.gobus.Load(); b != nil {
+		publishGo(b, topic, m.Payload)
+	}
 	found := false
 	var errs []error
 	for i, l := range e.loops {

@@ -1,7 +1,6 @@
 // Package lifecycle is the six-state finite-state machine every agent of the
 // engine goes through. It is usable on its own: a [Machine] is one atomic word
-// plus an optional pointer to its [Observers], so a process can hold millions
-// of them.
+// (16 bytes with its padding), so a process can hold millions of them.
 //
 // # States and transitions
 //
@@ -33,13 +32,11 @@
 // # Concurrency
 //
 // [Machine.State], [Machine.To], [Machine.Transition] and [Machine.Reset] are
-// safe from any goroutine. [Machine.SetObservers] is not: call it before the
-// machine is shared. Observers are called after the CAS, on the goroutine that
-// made the transition, with no lock held, so an observer may itself call To or
-// remove itself. [Observers] is a copy-on-write list: adding or removing takes a
-// mutex shared only by writers, notifying takes no lock and allocates nothing.
-// An observer that panics is recovered; the others still run and the machine
-// keeps its new state (see [Observers.OnPanic]).
+// safe from any goroutine, take no lock and allocate nothing on success. A
+// Machine calls no code of yours: whoever wins a move learns it from the
+// result of To, Transition or Reset and can tell others. The engine reports
+// every transition of its agents to its TransitionObserver plugins, on the
+// goroutine that made it.
 //
 // # Relation to protoactor
 //

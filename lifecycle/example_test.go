@@ -44,24 +44,3 @@ func ExampleMachine() {
 	// lifecycle: illegal transition Terminated → Idle
 	// <nil> Idle
 }
-
-func ExampleObservers() {
-	// One Observers can be shared by many machines.
-	var obs lifecycle.Observers
-	remove := obs.Add(func(m *lifecycle.Machine, from, to lifecycle.State) {
-		fmt.Printf("%v → %v\n", from, to)
-	})
-
-	var m lifecycle.Machine
-	m.SetObservers(&obs) // before m is shared with other goroutines
-	_, _ = m.To(lifecycle.Initializing)
-	_, _ = m.To(lifecycle.Terminated)
-
-	remove()
-	_ = m.Reset() // nobody is watching any more
-	fmt.Println(m.State())
-	// Output:
-	// Idle → Initializing
-	// Initializing → Terminated
-	// Idle
-}

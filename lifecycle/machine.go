@@ -2,25 +2,22 @@ package lifecycle
 
 import "sync/atomic"
 
-// Machine is one agent's lifecycle state. The zero value is a machine in Idle
-// with no observers, ready to use. A Machine must not be copied after first
-// use.
+// Machine is one agent's lifecycle state. The zero value is a machine in Idle,
+// ready to use. A Machine must not be copied after first use.
 //
-// It is deliberately two words (the state and a pointer to shared
-// observers): the engine embeds one per agent and keeps a million agents.
+// It tells nobody about its transitions: the caller that made a move knows
+// it did (To and Transition say so), and tells whom it wants. The engine
+// does so through its TransitionObserver plugins.
 //
-// Concurrency-safe: State, To, Transition, Reset.
-// Non-concurrency-safe: SetObservers.
+// Concurrency-safe: every method.
 type Machine struct {
 	state atomic.Uint32 // holds a State; written only by CAS
-	obs   *Observers    // set before the machine is shared, then read-only
+	// The engine's agent record was laid out around a two-word Machine
+	// (engine's TestAgentLayout pins it); this keeps that size until the
+	// record is laid out again, so that dropping the observers pointer
+	// moves no field of it.
+	_ [12]byte
 }
-
-// SetObservers sets the observers notified of this machine's transitions; nil
-// removes them. Many machines may share one *Observers. It is not
-// concurrency-safe: call it before the machine is shared with other
-// goroutines (the engine calls it when it binds an agent).
-func (m *Machine) SetObservers(o *Observers) { m.obs = o }
 
 // State returns the current state. It is an atomic load, safe from any
 // goroutine; the answer may be stale by the time the caller acts on it, so
@@ -31,8 +28,6 @@ func (m *Machine) State() State { return State(m.state.Load()) }
 // table allows it, and returns the state it left. It retries its
 // compare-and-swap while other goroutines move the machine, and re-checks the
 // table against each state it reads, so the move it finally makes is legal.
-// On success the observers are notified after the swap, on the calling
-// goroutine, with no lock held.
 //
 // If cur → to is not legal for the current state cur, To changes nothing and
 // returns cur and a *TransitionError{From: cur, To: to}. To(Idle) is always
@@ -49,7 +44,7 @@ func (m *Machine) To(to State) (from State, err error) {
 // If from → to is not legal (or to is Idle, which only Reset reaches), it
 // returns *TransitionError{from, to}. If the machine is not in from, it
 // returns *TransitionError{current, to}, naming the state the machine was
-// really in. On success the observers are notified after the swap, as for To.
+// really in.
 //
 // It is safe from any goroutine and does not allocate on success.
 func (m *Machine) Transition(from, to State) error {
@@ -58,7 +53,6 @@ func (m *Machine) Transition(from, to State) error {
 	}
 	for {
 		if m.state.CompareAndSwap(uint32(from), uint32(to)) {
-			m.obs.Notify(m, from, to)
 			return nil
 		}
 		cur := m.State()
@@ -73,9 +67,8 @@ func (m *Machine) Transition(from, to State) error {
 
 // Reset moves a Terminated machine back to Idle so that a pooled agent can be
 // reused; it is the only way out of Terminated. From any other state it
-// changes nothing and returns *TransitionError{current, Idle}. Observers see
-// the Terminated → Idle transition. It is safe from any goroutine; of many
-// racing Resets exactly one succeeds.
+// changes nothing and returns *TransitionError{current, Idle}. It is safe
+// from any goroutine; of many racing Resets exactly one succeeds.
 func (m *Machine) Reset() error {
 	_, err := m.move(Idle, viaReset)
 	return err
@@ -90,9 +83,6 @@ func (m *Machine) move(to State, kind edge) (State, error) {
 			return cur, &TransitionError{From: cur, To: to}
 		}
 		if m.state.CompareAndSwap(uint32(cur), uint32(to)) {
-			// Notify after the swap and outside any lock: an observer may
-			// call back into this machine or remove itself.
-			m.obs.Notify(m, cur, to)
 			return cur, nil
 		}
 		// Another goroutine moved the machine; re-read and re-check.

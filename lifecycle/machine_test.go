@@ -51,24 +51,6 @@ func machineAt(t testing.TB, s lifecycle.State) *lifecycle.Machine {
 	return m
 }
 
-// recorder is an observer that records every transition it sees.
-type recorder struct {
-	mu   sync.Mutex
-	seen [][2]lifecycle.State
-}
-
-func (r *recorder) observe(_ *lifecycle.Machine, from, to lifecycle.State) {
-	r.mu.Lock()
-	r.seen = append(r.seen, [2]lifecycle.State{from, to})
-	r.mu.Unlock()
-}
-
-func (r *recorder) transitions() [][2]lifecycle.State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([][2]lifecycle.State(nil), r.seen...)
-}
-
 // checkRefusal checks that err is a refusal naming from and to.
 func checkRefusal(t *testing.T, err error, from, to lifecycle.State) {
 	t.Helper()
@@ -103,11 +85,6 @@ func TestAllPairs(t *testing.T) {
 
 				for _, method := range []string{"To", "Transition"} {
 					m := machineAt(t, from)
-					var rec recorder
-					var obs lifecycle.Observers
-					obs.Add(rec.observe)
-					m.SetObservers(&obs)
-
 					var err error
 					if method == "To" {
 						var left lifecycle.State
@@ -126,18 +103,11 @@ func TestAllPairs(t *testing.T) {
 						if got := m.State(); got != to {
 							t.Errorf("%s: state = %v, want %v", method, got, to)
 						}
-						want := [][2]lifecycle.State{{from, to}}
-						if got := rec.transitions(); !reflect.DeepEqual(got, want) {
-							t.Errorf("%s: observers saw %v, want %v", method, got, want)
-						}
 						continue
 					}
 					checkRefusal(t, err, from, to)
 					if got := m.State(); got != from {
 						t.Errorf("%s: refused move changed state to %v", method, got)
-					}
-					if got := rec.transitions(); len(got) != 0 {
-						t.Errorf("%s: observers saw %v for a refused move", method, got)
 					}
 				}
 			})
@@ -169,18 +139,14 @@ func TestZeroValueIsIdle(t *testing.T) {
 	if got := m.State(); got != lifecycle.Idle {
 		t.Fatalf("zero Machine state = %v, want Idle", got)
 	}
-	// Usable without observers.
 	if _, err := m.To(lifecycle.Initializing); err != nil {
 		t.Fatal(err)
 	}
-	var o lifecycle.Observers
-	o.Notify(&m, lifecycle.Idle, lifecycle.Initializing) // empty list: no-op
-	var nilObs *lifecycle.Observers
-	nilObs.Notify(&m, lifecycle.Idle, lifecycle.Initializing)
 }
 
 func TestMachineIsSmall(t *testing.T) {
-	// One atomic uint32 plus one pointer: two words on 64-bit platforms.
+	// One atomic uint32, padded to the two words the engine laid its
+	// agent record out around: never more.
 	size := reflect.TypeFor[lifecycle.Machine]().Size()
 	ptr := reflect.TypeFor[uintptr]().Size()
 	if size > 2*ptr {
@@ -191,18 +157,11 @@ func TestMachineIsSmall(t *testing.T) {
 func TestReset(t *testing.T) {
 	for _, s := range allStates {
 		m := machineAt(t, s)
-		var rec recorder
-		var obs lifecycle.Observers
-		obs.Add(rec.observe)
-		m.SetObservers(&obs)
 		err := m.Reset()
 		if s != lifecycle.Terminated {
 			checkRefusal(t, err, s, lifecycle.Idle)
 			if got := m.State(); got != s {
 				t.Errorf("refused Reset changed %v to %v", s, got)
-			}
-			if len(rec.transitions()) != 0 {
-				t.Errorf("refused Reset notified observers")
 			}
 			continue
 		}
@@ -211,10 +170,6 @@ func TestReset(t *testing.T) {
 		}
 		if got := m.State(); got != lifecycle.Idle {
 			t.Fatalf("after Reset state = %v, want Idle", got)
-		}
-		want := [][2]lifecycle.State{{lifecycle.Terminated, lifecycle.Idle}}
-		if got := rec.transitions(); !reflect.DeepEqual(got, want) {
-			t.Errorf("observers saw %v, want %v", got, want)
 		}
 		// A second Reset is refused: the machine is Idle now.
 		checkRefusal(t, m.Reset(), lifecycle.Idle, lifecycle.Idle)
@@ -229,8 +184,8 @@ func TestReset(t *testing.T) {
 
 // TestRaceTerminate has many goroutines race To(Terminated) on many machines
 // while others toggle them between Running and Paused. Each machine must be
-// terminated exactly once, and its observers must see exactly one
-// → Terminated.
+// terminated exactly once: one To(Terminated) succeeds, from Running or
+// Paused, and every other is refused naming Terminated.
 func TestRaceTerminate(t *testing.T) {
 	const (
 		machines    = 128
@@ -238,24 +193,12 @@ func TestRaceTerminate(t *testing.T) {
 		togglers    = 4
 	)
 	ms := make([]*lifecycle.Machine, machines)
-	index := make(map[*lifecycle.Machine]int, machines) // read-only once built
 	for i := range ms {
 		start := lifecycle.Running
 		if i%2 == 1 {
 			start = lifecycle.Paused
 		}
 		ms[i] = machineAt(t, start)
-		index[ms[i]] = i
-	}
-	observed := make([]atomic.Int32, machines) // → Terminated seen, per machine
-	var obs lifecycle.Observers
-	obs.Add(func(m *lifecycle.Machine, from, to lifecycle.State) {
-		if to == lifecycle.Terminated {
-			observed[index[m]].Add(1)
-		}
-	})
-	for _, m := range ms {
-		m.SetObservers(&obs)
 	}
 
 	won := make([]atomic.Int32, machines)
@@ -316,9 +259,6 @@ func TestRaceTerminate(t *testing.T) {
 		if n := won[i].Load(); n != 1 {
 			t.Errorf("machine %d: %d winners, want 1", i, n)
 		}
-		if n := observed[i].Load(); n != 1 {
-			t.Errorf("machine %d: observers saw %d → Terminated, want 1", i, n)
-		}
 	}
 }
 
@@ -356,10 +296,6 @@ func TestTransitionUnderToggling(t *testing.T) {
 
 func TestToDoesNotAllocate(t *testing.T) {
 	m := machineAt(t, lifecycle.Running)
-	var obs lifecycle.Observers
-	var n int
-	obs.Add(func(*lifecycle.Machine, lifecycle.State, lifecycle.State) { n++ })
-	m.SetObservers(&obs)
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, err := m.To(lifecycle.Paused); err != nil {
 			t.Fatal(err)
@@ -370,9 +306,6 @@ func TestToDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("To+Transition allocate %v times per run, want 0", allocs)
-	}
-	if n == 0 {
-		t.Fatal("observer not called")
 	}
 }
 
@@ -389,16 +322,8 @@ func BenchmarkMachineTo(b *testing.B) {
 			}
 		}
 	}
-	b.Run("observers=0", func(b *testing.B) {
+	b.Run("serial", func(b *testing.B) {
 		run(b, machineAt(b, lifecycle.Running))
-	})
-	b.Run("observers=1", func(b *testing.B) {
-		m := machineAt(b, lifecycle.Running)
-		var obs lifecycle.Observers
-		var n int
-		obs.Add(func(*lifecycle.Machine, lifecycle.State, lifecycle.State) { n++ })
-		m.SetObservers(&obs)
-		run(b, m)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		// One machine per goroutine, as with agents on separate loops.

@@ -27,8 +27,9 @@ type Handler func(topic string, payload []byte)
 // cache (see [Sublist], which the bus is built on).
 //
 // Subscriptions are strong ([Bus.Subscribe]: they last until
-// [Subscription.Unsubscribe]) or weak ([SubscribeWeak]: they also end when
-// their owner is garbage-collected). The bus starts no goroutine.
+// [Subscription.Unsubscribe]) or weak ([SubscribeWeak] and [SubscribeChan]:
+// they also end when their owner is garbage-collected). The bus starts no
+// goroutine.
 //
 // The zero value is a Bus with no subscriptions and no panic observer, ready
 // to use; [NewBus] sets options. A Bus must not be copied after first use.

@@ -1,7 +1,7 @@
 // Package messaging is an in-process publish/subscribe bus on dot-separated
 // topics, with NATS wildcards, zero-copy payloads and weak subscribers. It
-// stands alone (the engine builds its Publish and SubscribeType on it but it
-// imports nothing of the engine) and starts no goroutine.
+// stands alone: it imports nothing of the engine and starts no goroutine.
+// The engine is built on it (see "The bus and the engine" below).
 //
 //	var bus messaging.Bus
 //	sub, err := bus.Subscribe("telemetry.*.temp", func(topic string, payload []byte) {
@@ -52,6 +52,11 @@
 // batches, as the runtime removes zombie timers. A forgotten subscriber never
 // leaks.
 //
+// [SubscribeChan] is the same for a subscriber that reads a channel instead
+// of being called: each message is copied and sent without blocking, and a
+// message the channel has no room for is counted in [Subscription.Dropped]
+// rather than waited for.
+//
 // # The payload contract
 //
 // A payload is handed over, not copied: one Publish to a thousand subscribers
@@ -77,6 +82,24 @@
 // allocates: it only costs a walk of the trie per Publish. A Publish to a
 // cached topic allocates nothing and costs a hash, one cache probe and one
 // indirect call per subscriber.
+//
+// # The bus and the engine
+//
+// The engine routes published messages to agents with [Sublist]s of its
+// own: per loop, so that a publish makes one inbox post per loop that has
+// subscribers, and one for type subscriptions, whose instance key comes
+// from the topic. It also keeps one [Bus], returned by its Bus method, for
+// plain Go subscribers (dashboards, bridges, tests): every message the
+// engine publishes, from outside or from an agent, is published on that Bus
+// too, on the publishing goroutine (an event loop, when an agent
+// publishes). So Go code subscribes to an engine's topics exactly as to a
+// standalone Bus, with [Bus.Subscribe], [SubscribeWeak] or [SubscribeChan],
+// under the same payload contract, with one addition: a payload the engine
+// took from a buffer pool goes back to it after the last agent has handled
+// it, so a handler copies what it keeps. Publishing on the engine's Bus
+// itself reaches only its Go subscribers; agents hear what goes through the
+// engine. While its Bus has no subscription, this costs the engine one or
+// two atomic loads per publish, no lock and no allocation.
 //
 // # Concurrency
 //

@@ -23,6 +23,10 @@ var (
 	// nil handler.
 	ErrNilHandler = errors.New("messaging: nil handler")
 
-	// ErrNilOwner occurs when [SubscribeWeak] is given a nil owner.
+	// ErrNilOwner occurs when [SubscribeWeak] or [SubscribeChan] is given a
+	// nil owner.
 	ErrNilOwner = errors.New("messaging: nil owner")
+
+	// ErrNilChan occurs when [SubscribeChan] is given a nil channel.
+	ErrNilChan = errors.New("messaging: nil channel")
 )

@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"strings"
@@ -17,6 +18,8 @@ type Subscription struct {
 	weak    weakHandler // weak subscription; nil for a strong one
 	bus     *Bus
 	pattern string
+
+	dropped atomic.Uint64 // SubscribeChan: messages its channel had no room for
 }
 
 // Subscription states. A subscription is in the bus's Sublist exactly while
@@ -30,6 +33,10 @@ const (
 
 // Pattern returns the pattern the subscription was made with.
 func (s *Subscription) Pattern() string { return s.pattern }
+
+// Dropped returns how many messages a [SubscribeChan] subscription left out
+// because its channel had no room. It is 0 for every other subscription.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // Unsubscribe removes the subscription from its bus: no Publish that starts
 // afterwards calls its handler. It is idempotent: calling it again, or on a
@@ -144,11 +151,65 @@ func SubscribeWeak[O any](b *Bus, pattern string, owner *O, h func(owner *O, top
 	if h == nil {
 		return nil, fmt.Errorf("%w: pattern %q", ErrNilHandler, pattern)
 	}
+	return subscribeWeak(b, new(Subscription), pattern, owner, h)
+}
+
+// A Delivery is one message as [SubscribeChan] sends it on a channel.
+type Delivery struct {
+	Topic   string // the publisher's topic
+	Payload []byte // a copy of the payload, the receiver's to keep and modify
+}
+
+// SubscribeChan is [SubscribeWeak] for a subscriber that reads messages from
+// a channel instead of being called: every message published to a topic
+// pattern matches is copied into a [Delivery] and sent on ch without
+// blocking. When ch has no room (or, unbuffered, no receiver waiting), the
+// message is left out for this subscriber and counted in
+// [Subscription.Dropped]; the publisher never waits. Give ch a buffer as
+// large as the bursts its reader must absorb. A left-out message still
+// counts as delivered in [Bus.Publish]'s result, which counts handlers that
+// returned.
+//
+// The bus holds ch, but owner only weakly, exactly as SubscribeWeak does:
+// the subscription ends when owner is garbage-collected, or earlier with
+// [Subscription.Unsubscribe]. The bus never reads owner: it is whatever the
+// subscriber's lifetime hangs on (a dashboard's client, a test's fixture),
+// and the subscription lasts while anything else keeps it reachable. The
+// bus never closes ch, which other subscriptions may share.
+//
+// The copy costs one allocation per message sent, on the publisher's
+// goroutine: SubscribeChan is for dashboards, bridges and tests. A
+// subscriber on a hot path uses SubscribeWeak and reads the payload in
+// place.
+//
+// It returns an error wrapping [ErrInvalidPattern], [ErrNilChan] or
+// [ErrNilOwner].
+func SubscribeChan[O any](b *Bus, pattern string, owner *O, ch chan<- Delivery) (*Subscription, error) {
+	if ch == nil {
+		return nil, fmt.Errorf("%w: pattern %q", ErrNilChan, pattern)
+	}
+	s := new(Subscription)
+	return subscribeWeak(b, s, pattern, owner, func(_ *O, topic string, payload []byte) {
+		if c := cap(ch); c > 0 && len(ch) == c {
+			s.dropped.Add(1) // full: do not copy for nothing
+			return
+		}
+		select {
+		case ch <- Delivery{Topic: topic, Payload: bytes.Clone(payload)}:
+		default:
+			s.dropped.Add(1)
+		}
+	})
+}
+
+// subscribeWeak registers s, a new subscription, as a weak subscription of
+// owner with handler h.
+func subscribeWeak[O any](b *Bus, s *Subscription, pattern string, owner *O, h func(owner *O, topic string, payload []byte)) (*Subscription, error) {
 	if owner == nil {
 		return nil, fmt.Errorf("%w: pattern %q", ErrNilOwner, pattern)
 	}
 	w := &weakSub[O]{owner: weak.Make(owner), h: h}
-	s := &Subscription{bus: b, pattern: strings.Clone(pattern), weak: w}
+	s.bus, s.pattern, s.weak = b, strings.Clone(pattern), w
 	if err := b.add(s); err != nil {
 		return nil, err
 	}

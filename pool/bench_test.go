@@ -44,15 +44,6 @@ func BenchmarkPool(b *testing.B) {
 			sink = x
 		}
 	})
-	b.Run("Local", func(b *testing.B) {
-		b.ReportAllocs()
-		var l Local[benchObj]
-		for range b.N {
-			x := l.Get()
-			x.id++
-			l.Put(x)
-		}
-	})
 }
 
 // BenchmarkPoolParallel measures the contended path: every P gets and puts.

@@ -6,9 +6,7 @@
 //
 // [Pool] is a typed layer over [sync.Pool]: it adds a constructor, a Reset
 // hook called on every Put, and hit/miss counters. It is safe for concurrent
-// use. [Local] is its single-owner counterpart, a bounded free list with no
-// synchronisation at all, meant to be owned by one event loop (it plays the
-// role that a per-P cache plays inside sync.Pool, but the loop is the owner).
+// use.
 //
 // # Buffers
 //

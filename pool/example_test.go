@@ -36,23 +36,6 @@ func ExamplePool() {
 	// gets: 2 puts: 1
 }
 
-func ExampleLocal() {
-	// One per event loop; only that loop touches it.
-	var free pool.Local[reading]
-	free.Max = 2
-
-	a, b, c := free.Get(), free.Get(), free.Get()
-	free.Put(a)
-	free.Put(b)
-	free.Put(c) // the free list is full: left to the garbage collector
-
-	fmt.Println("kept:", free.Len())
-	fmt.Printf("%+v\n", free.Stats())
-	// Output:
-	// kept: 2
-	// {Hits:0 Misses:3 Puts:3 Drops:1}
-}
-
 func ExampleBuffers() {
 	var buffers pool.Buffers // the zero value is ready
 

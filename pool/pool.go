@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 )
 
-// Stats counts the traffic of a Pool or a Local.
+// Stats counts the traffic of a Pool.
 type Stats struct {
 	// Hits counts Gets served by a recycled object.
 	Hits uint64
@@ -13,9 +13,6 @@ type Stats struct {
 	Misses uint64
 	// Puts counts objects given back (nil Puts are ignored and not counted).
 	Puts uint64
-	// Drops counts Puts that a Local discarded because its free list was
-	// full. A Pool never reports drops: sync.Pool discards silently.
-	Drops uint64
 }
 
 // Pool is a typed object pool over sync.Pool, with a Reset hook and hit/miss
@@ -28,14 +25,15 @@ type Stats struct {
 //
 // Concurrency-safe: Get, Put and Stats may be called from any goroutine. Like
 // sync.Pool, a Pool keeps objects only until the garbage collector decides
-// otherwise; use Local for a free list that one owner keeps for itself.
+// otherwise, and discards without counting.
 //
 // Cost: the counters are shared atomics, one per Get and one per Put. Alone
 // on a core that roughly doubles the price of a bare sync.Pool (about 28 ns
 // against 14 ns per Get/Put pair); when several cores hammer the same Pool
 // the counters' cache line bounces between them and dominates (about 100 ns
-// against 6 ns on two cores; figures from a 2-core Xeon VM). Recycling on a
-// loop's hot path belongs in a Local (about 5 ns, no atomics).
+// against 6 ns on two cores; figures from a 2-core Xeon VM). A single owner
+// recycling on a hot path is better served by a slice of free objects of
+// its own, with no atomics at all.
 type Pool[T any] struct {
 	// New constructs an object when the pool is empty. Nil means new(T).
 	New func() *T

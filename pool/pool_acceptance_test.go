@@ -71,12 +71,6 @@ func TestAcceptancePoolPool(t *testing.T) {
 	if v := z.Get(); v == nil || *v != 0 {
 		t.Error("zero Pool Get")
 	}
-	l := pool.Local[int]{Max: 1}
-	l.Put(new(int))
-	l.Put(new(int))
-	if l.Len() != 1 || l.Stats().Drops != 1 {
-		t.Errorf("Local Max 1: Len %d stats %+v", l.Len(), l.Stats())
-	}
 }
 
 // Workers: Submit "never blocks"; ErrOverloaded, ErrClosed, ErrNilFunc;

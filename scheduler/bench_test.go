@@ -122,11 +122,11 @@ func BenchmarkAccount(b *testing.B) {
 // entry's weight, for an entry active in the last epoch and for one idle for
 // several (whose EWMA decays with math.Pow).
 func BenchmarkReweigh(b *testing.B) {
-	b.Run("Epoch", func(b *testing.B) {
+	b.Run("epoch", func(b *testing.B) {
 		q, _ := New[int](DefaultConfig())
 		b.ReportAllocs()
 		for range b.N {
-			q.Epoch()
+			q.closeEpoch()
 		}
 	})
 	for _, idle := range []uint64{1, 5} {

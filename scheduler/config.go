@@ -37,8 +37,8 @@ type Config struct {
 	// entries in one bucket are served round robin, a higher bucket first.
 	Buckets int
 
-	// EpochPicks closes an epoch after this many picks (≥ 1), unless
-	// [Queue.Epoch] closed one earlier. Weights change only between epochs.
+	// EpochPicks closes an epoch after this many picks (≥ 1). Weights
+	// change only between epochs.
 	EpochPicks int
 
 	// MaxWait is the age, in picks, after which the oldest queued entry is

@@ -54,8 +54,9 @@
 // # Epochs
 //
 // Weights change per epoch, never per message. An epoch closes every
-// [Config.EpochPicks] picks, or when the caller calls [Queue.Epoch] (for
-// epochs of wall time). Closing one costs O(1): it folds the epoch's total
+// [Config.EpochPicks] picks: epochs are counted in the queue's own clock,
+// so a loop that picks rarely keeps its weights longer, and a busy one
+// revises them sooner. Closing one costs O(1): it folds the epoch's total
 // handler time into the loop's EWMA (factor [Config.Alpha]). Entries are
 // brought up to date lazily, with the same arithmetic, when next accounted
 // or pushed, and an entry's weight is computed at most once per epoch, at

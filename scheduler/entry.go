@@ -63,6 +63,3 @@ func (e *Entry[T]) Priority() int { return int(e.prio) + DefaultPriority }
 // Weight returns the weight with which the entry was last placed in a queue:
 // between 0 and [Coefficients.Sum]. It is 0 before the first Push.
 func (e *Entry[T]) Weight() float64 { return e.weight }
-
-// Queued reports whether the entry is in a queue.
-func (e *Entry[T]) Queued() bool { return e.queued }

@@ -44,24 +44,33 @@ func Example() {
 }
 
 // Two devices of equal priority; one burns 9 ms of handler time where the
-// other burns 1 ms and leaves three times its backlog. After the epoch the
-// hog has 10% CPU headroom and 25% memory headroom, and sinks below the
-// light one.
+// other burns 1 ms and leaves three times its backlog. Backlog counts from
+// the first Push, handler time once an epoch has closed: here after two
+// picks. The hog then has 10% CPU headroom and 25% memory headroom, and
+// sinks below the light one.
 func ExampleQueue_Account() {
-	var q scheduler.Queue[*agent] // the zero Queue uses DefaultConfig
+	cfg := scheduler.DefaultConfig()
+	cfg.EpochPicks = 2
+	q, err := scheduler.New[*agent](cfg)
+	if err != nil {
+		panic(err)
+	}
 	hog, light := newAgent("hog", 50), newAgent("light", 50)
 	q.Account(&hog.entry, 9_000_000, 64, 3<<10)
 	q.Account(&light.entry, 1_000_000, 64, 1<<10)
-	q.Epoch()
-	q.Push(&hog.entry)
-	q.Push(&light.entry)
-	for q.Len() > 0 {
-		e, _ := q.Pop()
-		fmt.Printf("%-5s weight %.2f\n", e.Value.name, e.Weight())
+	for epoch := range 2 {
+		q.Push(&hog.entry)
+		q.Push(&light.entry)
+		for q.Len() > 0 {
+			e, _ := q.Pop()
+			fmt.Printf("epoch %d: %-5s weight %.2f\n", epoch, e.Value.name, e.Weight())
+		}
 	}
 	// Output:
-	// light weight 0.65
-	// hog   weight 0.35
+	// epoch 0: light weight 0.65
+	// epoch 0: hog   weight 0.55
+	// epoch 1: light weight 0.65
+	// epoch 1: hog   weight 0.35
 }
 
 // The starvation bound of a configuration: an entry pushed behind k queued

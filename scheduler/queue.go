@@ -10,8 +10,8 @@ import (
 // in buckets, FIFO within a bucket, with aging so that none starves.
 //
 // A Queue has one owner and is not safe for concurrent use; the loop that
-// owns it drives it without locks. Push, Pop, Remove, Account and Epoch are
-// O(1) and allocate nothing.
+// owns it drives it without locks. Push, Pop, Remove, Forget and Account
+// are O(1) and allocate nothing.
 //
 // The zero Queue is ready to use with [DefaultConfig]. A Queue must not be
 // copied after first use.
@@ -70,14 +70,6 @@ func (q *Queue[T]) init(cfg Config) {
 	q.keep = 1 - cfg.Alpha
 	q.untilEpoch = cfg.EpochPicks
 	q.ready = true
-}
-
-// Config returns the queue's configuration.
-func (q *Queue[T]) Config() Config {
-	if !q.ready {
-		return DefaultConfig()
-	}
-	return q.cfg
 }
 
 // Len returns the number of queued entries.
@@ -215,17 +207,6 @@ func (q *Queue[T]) Account(e *Entry[T], handlerNanos int64, msgs int, queuedByte
 	queuedBytes = max(queuedBytes, 0)
 	q.bytes += queuedBytes - e.bytes
 	e.bytes = queuedBytes
-}
-
-// Epoch closes the open epoch now, for callers that keep epochs by time
-// rather than by picks, and restarts the EpochPicks count. It costs O(1):
-// each entry's weight is recomputed at its next Push, and an entry already
-// queued keeps its place until it is served (within the starvation bound).
-func (q *Queue[T]) Epoch() {
-	if !q.ready {
-		q.init(DefaultConfig())
-	}
-	q.closeEpoch()
 }
 
 func (q *Queue[T]) closeEpoch() {

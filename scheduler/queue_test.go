@@ -118,9 +118,6 @@ func TestZeroQueue(t *testing.T) {
 	if e, ok := q.Pop(); ok || e != nil || q.Len() != 0 {
 		t.Fatalf("Pop on zero queue = %v, %v", e, ok)
 	}
-	if q.Config() != DefaultConfig() {
-		t.Fatalf("zero queue Config = %+v", q.Config())
-	}
 	var a, b Entry[string]
 	a.Value, b.Value = "a", "b"
 	q.Remove(&a) // not queued: no-op
@@ -133,6 +130,9 @@ func TestZeroQueue(t *testing.T) {
 	q.Push(&b)
 	q.Push(&a) // already queued: no-op
 	check(t, &q, "push")
+	if q.cfg != DefaultConfig() {
+		t.Fatalf("zero queue took config %+v on first use, want DefaultConfig", q.cfg)
+	}
 	if q.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", q.Len())
 	}
@@ -143,9 +143,6 @@ func TestZeroQueue(t *testing.T) {
 		t.Fatalf("Pop = %q, want a", e.Value)
 	}
 	check(t, &q, "pop")
-	var epoch Queue[int]
-	epoch.Epoch()
-	check(t, &epoch, "epoch on zero queue")
 }
 
 // Entries of one weight are served round robin: FIFO within the bucket.
@@ -182,7 +179,7 @@ func TestRemoveAndForget(t *testing.T) {
 	for _, i := range []int{2, 0, 3} {
 		q.Remove(&es[i])
 		check(t, q, "remove")
-		if es[i].Queued() {
+		if es[i].queued {
 			t.Fatalf("entry %d still queued after Remove", i)
 		}
 		q.Remove(&es[i]) // idempotent
@@ -197,9 +194,9 @@ func TestRemoveAndForget(t *testing.T) {
 	q.Forget(&es[3])
 	q.Forget(&es[0])
 	check(t, q, "forget")
-	if q.bytes != 500 || es[3].owner != nil || es[3].Queued() || es[3].Value != 3 {
+	if q.bytes != 500 || es[3].owner != nil || es[3].queued || es[3].Value != 3 {
 		t.Fatalf("after Forget: loop bytes %d (want 500), owner %p, queued %v, value %d",
-			q.bytes, es[3].owner, es[3].Queued(), es[3].Value)
+			q.bytes, es[3].owner, es[3].queued, es[3].Value)
 	}
 	// A forgotten entry can move to another queue.
 	other := mustNew[int](t, DefaultConfig())
@@ -311,7 +308,7 @@ func TestWeightFormula(t *testing.T) {
 						q.Account(&es[i], ep[i].nanos, 1, ep[i].bytes)
 					}
 				}
-				q.Epoch()
+				q.closeEpoch()
 			}
 			for i := range es {
 				if tc.pending[i] != (report{}) {
@@ -339,7 +336,7 @@ func TestWeightFrozenWithinEpoch(t *testing.T) {
 	var a, b Entry[int]
 	q.Account(&a, 100, 1, 0)
 	q.Account(&b, 100, 1, 0)
-	q.Epoch()
+	q.closeEpoch()
 	q.Push(&a)
 	w := a.Weight()
 	e, _ := q.Pop()
@@ -351,7 +348,7 @@ func TestWeightFrozenWithinEpoch(t *testing.T) {
 	if err := a.SetPriority(0); err != nil {
 		t.Fatal(err)
 	}
-	if a.Weight() != w || !a.Queued() {
+	if a.Weight() != w || !a.queued {
 		t.Fatalf("SetPriority moved a queued entry")
 	}
 	q.Remove(&a)
@@ -556,7 +553,7 @@ func runModel(t *testing.T, r *rand.Rand, cfg Config, steps int) {
 			me.bytes = bytes
 		case k < 94:
 			op = "epoch"
-			q.Epoch()
+			q.closeEpoch()
 			m.closeEpoch()
 		case k < 97:
 			op = "priority"
@@ -614,8 +611,8 @@ func TestZeroAllocs(t *testing.T) {
 			q.Account(e, 1000, 8, 512)
 			q.Push(e)
 		}},
-		{"Epoch+reweigh", func() {
-			q.Epoch()
+		{"epoch+reweigh", func() {
+			q.closeEpoch()
 			e, _ := q.Pop()
 			q.Push(e) // recomputes the weight
 		}},

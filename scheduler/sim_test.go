@@ -70,7 +70,7 @@ func (s *sim) backlog(x *simEntity) int {
 }
 
 func (s *sim) push(x *simEntity) {
-	if x.entry.Queued() {
+	if x.entry.queued {
 		return
 	}
 	x.pushPick, x.pushLen = s.q.picks, s.q.Len()

@@ -1,16 +1,19 @@
-// Package ring provides Deque, a growable ring-buffer double-ended queue.
+// Package ring provides Deque, a growable ring-buffer queue: values go in at
+// the back and come out at the front.
 //
-// It is the building block of the engine's mailboxes, ready queues and
-// runnable queues. It is not safe for concurrent use: every Deque has one
-// owner (an event loop), so it needs no locks and no atomics. Compared with
-// container/list it stores values inline in one power-of-two array, so pushes
-// and pops allocate nothing once the buffer has grown to its working size.
+// It is the building block of the engine loop's ready queue and of its
+// outboxes (posts waiting for room in another loop's inbox). It is not safe
+// for concurrent use: every Deque has one owner (an event loop), so it needs
+// no locks and no atomics. Compared with container/list it stores values
+// inline in one power-of-two array, so pushes and pops allocate nothing once
+// the buffer has grown to its working size. It offers only what the engine
+// uses: push at the back, peek and pop at the front.
 package ring
 
 // minCap is the first allocation of a Deque that grows from empty.
 const minCap = 8
 
-// Deque is a double-ended queue over a power-of-two ring buffer.
+// Deque is a FIFO queue over a power-of-two ring buffer.
 // The zero value is an empty deque ready to use; it allocates on first push.
 // A Deque must not be copied after first use.
 type Deque[T any] struct {
@@ -22,25 +25,12 @@ type Deque[T any] struct {
 // Len returns the number of elements.
 func (d *Deque[T]) Len() int { return d.n }
 
-// Cap returns the capacity of the current buffer.
-func (d *Deque[T]) Cap() int { return len(d.buf) }
-
 // PushBack appends v at the back.
 func (d *Deque[T]) PushBack(v T) {
 	if d.n == len(d.buf) {
 		d.grow()
 	}
 	d.buf[(d.head+d.n)&(len(d.buf)-1)] = v
-	d.n++
-}
-
-// PushFront inserts v at the front.
-func (d *Deque[T]) PushFront(v T) {
-	if d.n == len(d.buf) {
-		d.grow()
-	}
-	d.head = (d.head - 1) & (len(d.buf) - 1)
-	d.buf[d.head] = v
 	d.n++
 }
 
@@ -58,19 +48,6 @@ func (d *Deque[T]) PopFront() (v T, ok bool) {
 	return v, true
 }
 
-// PopBack removes and returns the back element. ok is false when empty.
-func (d *Deque[T]) PopBack() (v T, ok bool) {
-	if d.n == 0 {
-		return v, false
-	}
-	var zero T
-	i := (d.head + d.n - 1) & (len(d.buf) - 1)
-	v = d.buf[i]
-	d.buf[i] = zero
-	d.n--
-	return v, true
-}
-
 // Front returns a pointer to the front element, or nil when empty. The
 // pointer is valid until the next push or pop.
 func (d *Deque[T]) Front() *T {
@@ -78,30 +55,6 @@ func (d *Deque[T]) Front() *T {
 		return nil
 	}
 	return &d.buf[d.head]
-}
-
-// At returns a pointer to the i-th element from the front (0 ≤ i < Len).
-// It panics when i is out of range, like a slice index.
-func (d *Deque[T]) At(i int) *T {
-	if i < 0 || i >= d.n {
-		panic("ring: index out of range")
-	}
-	return &d.buf[(d.head+i)&(len(d.buf)-1)]
-}
-
-// Clear removes every element, keeping the buffer for reuse.
-func (d *Deque[T]) Clear() {
-	var zero T
-	for i := 0; i < d.n; i++ {
-		d.buf[(d.head+i)&(len(d.buf)-1)] = zero
-	}
-	d.head, d.n = 0, 0
-}
-
-// Release drops the buffer so an idle deque holds no memory.
-func (d *Deque[T]) Release() {
-	d.Clear()
-	d.buf = nil
 }
 
 func (d *Deque[T]) grow() {
