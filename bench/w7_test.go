@@ -2,6 +2,7 @@ package bench
 
 import (
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func BenchmarkW7_TimerBurst(b *testing.B) {
 		}))
 		must(b, e.Start())
 		for a := 0; a < w7BurstAgents; a++ {
-			must(b, e.SendID(engine.AgentID{Type: "burst", Key: string(rune('A' + a))}, nil))
+			must(b, e.SendID(engine.AgentID{Type: "burst", Key: strconv.Itoa(a)}, nil))
 		}
 		<-done
 		reportLateness(b, late)
