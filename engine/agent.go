@@ -181,7 +181,8 @@ type agent struct {
 	occ  atomic.Int32
 	typ  *agentType
 	loop *loop
-	impl Agent // loop
+	impl Agent   // loop
+	_    [8]byte // the rest of line 0
 
 	// Line 1: read-mostly.
 	//

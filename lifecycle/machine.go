@@ -12,11 +12,6 @@ import "sync/atomic"
 // Concurrency-safe: every method.
 type Machine struct {
 	state atomic.Uint32 // holds a State; written only by CAS
-	// The engine's agent record was laid out around a two-word Machine
-	// (engine's TestAgentLayout pins it); this keeps that size until the
-	// record is laid out again, so that dropping the observers pointer
-	// moves no field of it.
-	_ [12]byte
 }
 
 // State returns the current state. It is an atomic load, safe from any
