@@ -28,7 +28,6 @@ type bufReceiver struct {
 	seen    *atomic.Int32
 	bad     *accLog
 	panicOn string
-	batch   bool
 }
 
 func (r *bufReceiver) Receive(c *engine.Context, m engine.Message) { r.one(c, m) }

@@ -139,7 +139,7 @@ func (r Ref) Send(payload []byte) error {
 	if r.a == nil {
 		return ErrUnknownAgent
 	}
-	return r.a.loop.e.sendExternal(nil, r, Message{Payload: payload})
+	return r.a.loop.e.sendExternal(context.Background(), r, Message{Payload: payload})
 }
 
 // SendContext is Send with a context: while a full Block mailbox makes it

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -420,7 +421,7 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 				b.Retain(1)
 			}
 			if c == nil {
-				err = e.sendExternal(nil, r, m)
+				err = e.sendExternal(context.Background(), r, m)
 			} else {
 				err = c.send(r, m)
 			}
@@ -471,7 +472,7 @@ func (e *Engine) fanOut(c *Context, l *loop, subs []*agent, m *Message, reserved
 func (e *Engine) reserveSubs(c *Context, subs []*agent, errs []error) ([]*agent, []error) {
 	var kept []*agent
 	for i, a := range subs {
-		err := e.admit(nil, c, a, a.gen.Load())
+		err := e.admit(context.Background(), c, a, a.gen.Load())
 		if err == nil {
 			if kept != nil {
 				kept = append(kept, a)

@@ -30,7 +30,7 @@ func (e *Engine) SendID(id AgentID, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	return e.sendExternal(nil, r, Message{Payload: payload})
+	return e.sendExternal(context.Background(), r, Message{Payload: payload})
 }
 
 // SendIDContext is SendID with a context: while a full Block mailbox makes
@@ -49,8 +49,8 @@ func (e *Engine) SendIDContext(ctx context.Context, id AgentID, payload []byte) 
 }
 
 // sendExternal is the path of every send from a goroutine outside the
-// loops: admission, then the target loop's inbox. ctx, when not nil,
-// bounds a Block wait.
+// loops: admission, then the target loop's inbox. ctx
+// bounds a Block wait (context.Background() for none).
 func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
 	if err := e.admit(ctx, nil, r.a, r.gen); err != nil {
 		return err
@@ -66,7 +66,7 @@ func (c *Context) send(to Ref, m Message) error {
 	if a == nil {
 		return ErrUnknownAgent
 	}
-	if err := c.l.e.admit(nil, c, a, to.gen); err != nil {
+	if err := c.l.e.admit(context.Background(), c, a, to.gen); err != nil {
 		return err
 	}
 	if a.loop == c.l {
@@ -121,13 +121,10 @@ func (a *agent) reserve() bool {
 
 // waitForRoom takes a place in a full Block mailbox for an outside sender,
 // waiting until one is freed, the engine stops, the agent terminates, or
-// ctx (when not nil) ends.
+// ctx ends.
 func (e *Engine) waitForRoom(ctx context.Context, a *agent, gen uint32) error {
 	capacity := a.typ.cfg.capacity
-	var done <-chan struct{}
-	if ctx != nil {
-		done = ctx.Done()
-	}
+	done := ctx.Done() // nil, never ready, for context.Background()
 	for {
 		l := a.loop
 		l.spaceMu.Lock()
