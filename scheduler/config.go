@@ -53,7 +53,8 @@ type Config struct {
 	Alpha float64
 }
 
-// DefaultConfig returns the configuration of the design document:
+// DefaultConfig returns the default configuration, weight = 0.6·priority +
+// 0.2·cpu + 0.2·mem:
 // coefficients 0.6, 0.2, 0.2; 32 buckets; an epoch every 128 picks; aging
 // after 128 picks; EWMA factor 0.25 (about four epochs of memory).
 func DefaultConfig() Config {
