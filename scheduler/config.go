@@ -53,10 +53,9 @@ type Config struct {
 	Alpha float64
 }
 
-// DefaultConfig returns the default configuration, weight = 0.6·priority +
-// 0.2·cpu + 0.2·mem:
-// coefficients 0.6, 0.2, 0.2; 32 buckets; an epoch every 128 picks; aging
-// after 128 picks; EWMA factor 0.25 (about four epochs of memory).
+// DefaultConfig returns the default configuration: weight = 0.6·priority +
+// 0.2·cpu + 0.2·mem; 32 buckets; an epoch every 128 picks; aging after 128
+// picks; EWMA factor 0.25 (about four epochs of memory).
 func DefaultConfig() Config {
 	return Config{
 		Coefficients: Coefficients{Priority: 0.6, CPU: 0.2, Mem: 0.2},
