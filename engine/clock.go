@@ -60,8 +60,11 @@ type wheel interface {
 }
 
 // rlWheel is the RussellLuo hierarchical timing wheel: 60 slots of one
-// tick, with overflow wheels for longer delays. Idle, it sleeps until its
-// next bucket and costs no CPU.
+// tick, with overflow wheels for longer delays. From newRLWheel to Stop it
+// runs two goroutines (the delay queue's poller and the bucket flusher;
+// Stop waits for both), and it calls each expired f on a new goroutine of
+// its own, which Stop does not wait for. Idle, it sleeps until its next
+// bucket and costs no CPU.
 type rlWheel struct{ tw *timingwheel.TimingWheel }
 
 func newRLWheel(tick time.Duration) *rlWheel {

@@ -1,13 +1,14 @@
 // Package engine runs many small agents (actors) on a few event loops inside
 // one process.
 //
-// An Engine owns N loops (default GOMAXPROCS); a loop is one goroutine.
+// An Engine owns N loops (default GOMAXPROCS), each run by one goroutine.
 // Every agent lives on exactly one loop, chosen by a hash of its AgentID or
-// with OnLoop, and all its handlers and hooks run there, one at a time, so
-// agent state needs no locks. Compared with a goroutine and a channel per
-// actor, an idle agent costs a couple of hundred bytes instead of a stack,
-// and a message between two agents of one loop costs no atomic operation,
-// no allocation and no scheduler hand-off.
+// with OnLoop, and all its handlers and hooks run on that loop's goroutine,
+// one at a time, so agent state needs no locks. Compared with a goroutine
+// and a channel per actor, an idle agent costs a couple of hundred bytes
+// instead of a stack, and a message between two agents of one loop costs no
+// lock, no allocation (once the mailbox has grown), no scheduler hand-off
+// and, for DropNewest and DropOldest mailboxes, no atomic write.
 //
 // # Quick start
 //
@@ -26,11 +27,31 @@
 // work from other goroutines and loops, drained in batches), a ready deque
 // of immediate tasks, a runnable queue of agents with queued messages, a
 // min-heap of precise timers and a 60-slot timing wheel for far ones. One
-// turn drains the inbox, fires due timers, runs ready tasks, then gives each
-// runnable agent up to a quantum of messages (WithQuantum) in round-robin
-// order. With nothing to do the loop parks on a channel; producers wake it
-// only when it is parked, so a busy loop costs no channel operation per
-// message and an idle engine uses no CPU.
+// turn drains the inbox, fires due timers, runs ready tasks, then serves
+// runnable agents in the order of the runnable queue, which is weighted
+// (package scheduler; WithScheduler, WithWeights): the agent's priority
+// and its headroom in loop time and queued bytes, so that a hog sinks,
+// with aging so that no agent starves. Each agent served gets up to a
+// quantum of messages (WithQuantum), or one batch, and then goes back to
+// the queue; the turn ends when its message budget is spent or no agent
+// is runnable. With nothing to do the loop parks on a channel; producers
+// wake it only when it is parked, so a busy loop costs no channel
+// operation per message and an idle engine uses no CPU.
+//
+// # Goroutines
+//
+// New starts no goroutine. Start starts, for each loop, the loop's
+// goroutine and, on the system clock, the two goroutines of its timing
+// wheel (github.com/RussellLuo/timingwheel: a delay-queue poller and a
+// bucket flusher); the wheel also calls each expiry on a short-lived
+// goroutine of its own, which only posts to the loop. Under WithClock
+// there is no wheel: the clock's AfterFunc stands in for it. The first
+// Context.Go creates the worker pool (WithWorkers): two background
+// goroutines of ants/v2 and up to size+queue workers, each of which exits
+// after ten seconds idle. Stop stops the wheels and the pool and waits for
+// the loops. Agent code runs on the loops only, except the work function
+// of Context.Go (on a worker), plugin callbacks (on the goroutine where the
+// event happens) and a KeyFunc (on the publishing goroutine).
 //
 // # Messages
 //
@@ -58,10 +79,13 @@
 // # Supervision
 //
 // A panic in a handler or hook never kills a loop or the process. A panic
-// in Receive restarts the agent: a fresh value from its factory (for a
+// in Receive, ReceiveBatch or the callback of Context.Request or
+// Context.Go restarts the agent: a fresh value from its factory (for a
 // Pooled type with a Reset method, the same value after Reset), Init
 // again, the mailbox kept. More restarts than its budget within the window
-// (Restarts) terminate it instead. A panic in OnPause, OnResume or
+// (Restarts) terminate it instead. Init failing, by an error or a panic,
+// at the first start or after a restart, terminates the agent with a
+// reason matching ErrInitFailed. A panic in OnPause, OnResume or
 // OnTerminate is reported and ignored; a terminating agent is never brought
 // back. PanicObserver plugins see every recovered value with its stack.
 //

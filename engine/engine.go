@@ -22,7 +22,9 @@ const (
 // Engine runs agents on a fixed set of event loops. Create one with New,
 // register agent types, Start it, and Stop it when done.
 //
-// Concurrency-safe: every exported method. Agent code runs only on loops.
+// Concurrency-safe: every exported method. An agent's handlers, hooks and
+// callbacks run only on its loop (the work function of Context.Go runs on
+// a worker).
 type Engine struct {
 	cfg   config
 	loops []*loop

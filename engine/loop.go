@@ -41,7 +41,9 @@ type envelope struct {
 }
 
 // loop is one event loop: one goroutine that owns its agents and runs every
-// hook and handler of theirs. Its fields are grouped by who may touch them:
+// hook and handler of theirs (beside it, on the system clock, its timing
+// wheel runs goroutines of its own that only post to it: see rlWheel).
+// Its fields are grouped by who may touch them:
 // any goroutine (producers, through atomics, the inbox and the mutexes
 // named), the loop goroutine alone, and the counters the loop publishes for
 // Stats.
@@ -65,9 +67,11 @@ type loop struct {
 	// spill holds work the inbox could not take: everything posted before
 	// Start (no goroutine pops the inbox yet), and posts from outside that
 	// found it full for long enough that waiting longer could deadlock (a
-	// handler posting to its own loop). While spilling is set every outside
-	// post goes to the spill, and the loop takes it only once the inbox is
-	// fully drained, so each producer's order is kept.
+	// handler posting to its own loop). While spilling is set after Start,
+	// every outside post first waits (up to spillWait) for the loop to take the spill,
+	// and joins it only if that wait runs out; the loop takes the spill
+	// only once the inbox is fully drained, so each producer's order is
+	// kept.
 	spilling atomic.Bool
 	spillMu  sync.Mutex // protects spill
 	spill    []envelope

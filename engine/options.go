@@ -19,7 +19,7 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 type config struct {
 	loops     int
 	inboxSize int
-	quantum   int // messages per agent per turn
+	quantum   int // messages per agent per run
 	budget    int // messages per loop per turn before the inbox is drained again
 	tick      time.Duration
 	restarts  restartPolicy
@@ -73,8 +73,9 @@ func WithWeights(priority, cpu, mem float64) Option {
 	})
 }
 
-// WithLoops sets the number of event loops (goroutines that run agents).
-// The default is GOMAXPROCS.
+// WithLoops sets the number of event loops, each run by one goroutine that
+// runs its agents (see the package documentation for the goroutines beside
+// them). The default is GOMAXPROCS.
 func WithLoops(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 || n > 1024 {
@@ -87,9 +88,14 @@ func WithLoops(n int) Option {
 
 // WithInboxSize sets the capacity of each loop's inbox, the bounded queue
 // that carries work from other goroutines. It is rounded up to a power of
-// two. A full inbox makes outside senders wait (backpressure) and makes
-// other loops keep the overflow locally; it never loses a message.
-// The default is 8192.
+// two. A full inbox makes outside senders wait (backpressure): a sender
+// that has waited about 10ms leaves its message in a spill queue beside
+// the inbox instead, so that a handler posting to its own loop through the
+// outside API slows down rather than deadlocks, and while such a spill is
+// pending every outside post first waits for the loop to take it. Other
+// loops never wait: they keep the overflow in an outbox per target loop,
+// bounded by the targets' overflow policies. Nothing is lost in silence:
+// what is not delivered is dead-lettered. The default is 8192.
 func WithInboxSize(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 2 || n > 1<<24 {
@@ -100,8 +106,10 @@ func WithInboxSize(n int) Option {
 	})
 }
 
-// WithQuantum sets how many messages an agent may handle in one turn before
-// the loop moves on to the next runnable agent. The default is 64.
+// WithQuantum sets how many messages an agent may handle in one run before
+// it goes back to its loop's runnable queue and the loop picks the next
+// agent by weight (which may be the same one again, when it is alone or
+// still the heaviest). The default is 64.
 func WithQuantum(n int) Option {
 	return optionFunc(func(c *config) error {
 		if n < 1 {

@@ -21,8 +21,12 @@ const (
 
 // WithWorkers bounds the pool that runs Context.Go work: at most size
 // calls run at once and up to queue more wait for a worker; past that Go
-// fails at once with ErrOverloaded. Workers are goroutines of an ants/v2
-// pool, started on the first Go and reused; none exists before.
+// fails at once with ErrOverloaded. The pool is an ants/v2 pool created by
+// the first Go; none of its goroutines exists before. From then on it has
+// two background goroutines (ants' idle-worker purge and its clock) and up
+// to size+queue worker goroutines (a queued call waits on a goroutine of
+// its own), reused, each exiting after ten seconds idle; Stop closes the
+// pool and waits for them.
 func WithWorkers(size, queue int) Option {
 	return optionFunc(func(c *config) error {
 		if size < 1 || queue < 0 {
