@@ -3,8 +3,9 @@
 // them waits.
 //
 // It is the single-owner core that each engine loop drives without locks:
-// a [Queue] of intrusive [Entry] handles that the entities embed, so that
-// queueing allocates nothing. Compared with container/heap it never
+// a [Queue] of intrusive [Entry] handles that the entities embed or keep
+// (the engine allocates one per agent, once), so that queueing allocates
+// nothing. Compared with container/heap it never
 // compares two entries (weights are quantised into buckets and a bitmap
 // finds the heaviest), and compared with container/list it links the
 // caller's own structs instead of allocating list elements. It stands
@@ -46,9 +47,9 @@
 // dominates (0.6) but cannot make a hog immune. The coefficients are
 // configurable ([Coefficients]); each must be ≥ 0 and their sum > 0.
 //
-// The caller reports each run with [Queue.Account]: handler time (one clock
-// read per turn or batch, by the engine), messages handled and the backlog
-// left. The queue never reads a clock, so it is deterministic: tests drive
+// The caller reports each run with [Queue.Account]: handler time (the
+// engine reads its clock once per run, a quantum of messages or one
+// batch), messages handled and the backlog left. The queue never reads a clock, so it is deterministic: tests drive
 // it with invented times.
 //
 // # Epochs
@@ -60,7 +61,8 @@
 // handler time into the loop's EWMA (factor [Config.Alpha]). Entries are
 // brought up to date lazily, with the same arithmetic, when next accounted
 // or pushed, and an entry's weight is computed at most once per epoch, at
-// its first Push in that epoch. An entry already queued when an epoch
+// its first Push in that epoch (or again at the next Push after
+// [Entry.SetPriority]). An entry already queued when an epoch
 // closes keeps its bucket until it is served.
 //
 // # Picking

@@ -10,9 +10,11 @@ const (
 )
 
 // Entry is the intrusive handle of one schedulable entity. Embed it in the
-// entity (the engine embeds one in each agent, with Value pointing back at
-// the agent) so that queueing allocates nothing: the queue links entries
-// through their own fields.
+// entity, or keep one per entity (the engine allocates one for an agent
+// the first time the agent becomes runnable, and keeps it for the agent's
+// life and its pooled reuses, with Value pointing back at the agent), so
+// that queueing allocates nothing: the queue links entries through their
+// own fields.
 //
 // The zero Entry is ready to use, with [DefaultPriority]. An Entry is
 // accounted in the first [Queue] it is pushed to or accounted in, and stays
@@ -20,8 +22,8 @@ const (
 // panics. An Entry must not be copied while queued. Like the Queue, it is
 // not safe for concurrent use: call its methods on the queue's goroutine.
 type Entry[T any] struct {
-	// Value is the caller's data, typically a pointer to the embedding
-	// struct. The queue never reads it.
+	// Value is the caller's data, typically a pointer to the entity that
+	// holds the entry. The queue never reads it.
 	Value T
 
 	// Both lists are circular and doubly linked; nil while not queued.

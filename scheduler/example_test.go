@@ -6,8 +6,9 @@ import (
 	"github.com/agentloop/agentloop/scheduler"
 )
 
-// agent stands for the engine's agent: it embeds its queue entry, whose
-// Value points back at it, so queueing allocates nothing.
+// agent stands for an entity such as the engine's agent. This one embeds
+// its queue entry, whose Value points back at it, so queueing allocates
+// nothing.
 type agent struct {
 	name  string
 	entry scheduler.Entry[*agent]

@@ -48,7 +48,7 @@ type Stats struct {
 	Picks       uint64 // entries returned by Pop
 	AgedPicks   uint64 // picks that served the oldest entry ahead of a heavier one
 	Epochs      uint64 // epochs closed, by EpochPicks or by Epoch
-	Reweighs    uint64 // weight computations: at most one per entry per epoch
+	Reweighs    uint64 // weight computations: at most one per entry per epoch, and one more after each SetPriority
 	Messages    uint64 // messages reported through Account
 	LongestWait uint64 // the longest wait, in picks of others, of any popped entry
 }
@@ -105,7 +105,7 @@ func (q *Queue[T]) Push(e *Entry[T]) {
 	if e.queued && e.owner == q {
 		return
 	}
-	q.own(e) // panics if e belongs to (and is queued in) another queue
+	q.own(e) // panics if e is bound to another queue (until Forget)
 	if e.wEpoch != q.epoch+1 {
 		q.reweigh(e)
 	}
@@ -188,10 +188,10 @@ func (q *Queue[T]) Forget(e *Entry[T]) {
 	*e = Entry[T]{Value: e.Value, prio: e.prio}
 }
 
-// Account reports one run of e: handlerNanos of handler time (one clock
-// read per turn or batch, by the caller), msgs messages handled, and
-// queuedBytes, e's backlog after the run (an absolute value that replaces
-// the previous report). Negative values count as 0. The queue never reads a
+// Account reports one run of e: handlerNanos of handler time (measured by
+// the caller; the engine reads its clock once per run), msgs messages
+// handled, and queuedBytes, e's backlog after the run (an absolute value
+// that replaces the previous report). Negative values count as 0. The queue never reads a
 // clock: the caller's reports are its only notion of time, which keeps it
 // deterministic. Account changes no weight before the next epoch.
 func (q *Queue[T]) Account(e *Entry[T], handlerNanos int64, msgs int, queuedBytes int64) {
