@@ -45,12 +45,16 @@
 // Started, Stopping, Stopped and Restarting system messages; its handleStop
 // returns at once when the state is already stopping or beyond. This package
 // keeps the same idea (atomic state, idempotent final move) but makes the
-// whole life an explicit table: Initializing and Ready exist because agents
-// can be spawned before the engine starts, Paused replaces protoactor's
-// mailbox Suspend/Resume system messages with a state anyone can read, and
-// Stopping/Stopped collapse into Terminated because draining the mailbox is
-// the engine's job, not a state. protoactor's Restarting has no state here:
-// there is no edge back to Initializing, so a supervision restart is the
-// engine's business. protoactor also has no pool path; Terminated → Idle
-// through Reset lets a pooled agent be reused.
+// whole life an explicit table: Initializing exists because an agent can be
+// spawned, and sent messages, before its Init has run (package engine
+// keeps an agent spawned before Start in Initializing until Start runs its
+// Init, then moves it through Ready to Running at once), Ready serves
+// owners that initialise an entity before they let it process, Paused
+// replaces protoactor's mailbox Suspend/Resume system messages with a
+// state anyone can read, and Stopping/Stopped collapse into Terminated
+// because draining the mailbox is the engine's job, not a state.
+// protoactor's Restarting has no state here: there is no edge back to
+// Initializing, so a supervision restart is the engine's business.
+// protoactor also has no pool path; Terminated → Idle through Reset lets a
+// pooled agent be reused.
 package lifecycle
