@@ -22,7 +22,8 @@ type Harness struct {
 	Engine *engine.Engine
 	Clock  *Clock
 	t      TB
-	// Settle is how long Settle waits for the engine to go idle before the
+	// SettleTimeout is how long Settle waits for the engine to go idle, and
+	// the Stop at the end of the test for the engine to stop, before the
 	// test fails (default 10s of real time).
 	SettleTimeout time.Duration
 }
