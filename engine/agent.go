@@ -28,7 +28,8 @@ type Agent interface {
 // supervision section of the package documentation.
 type (
 	// Initializer is called when the agent starts and again after each
-	// restart. A non-nil error on the first start terminates the agent.
+	// restart. A non-nil error (or a panic), at the first start as after a
+	// restart, terminates the agent, with a reason matching ErrInitFailed.
 	Initializer interface{ Init(c *Context) error }
 	// Pauser is called after the agent moved to Paused.
 	Pauser interface{ OnPause(c *Context) }

@@ -31,8 +31,9 @@ func (c *Context) Engine() *Engine { return c.l.e }
 func (c *Context) Loop() int { return c.l.idx }
 
 // Send delivers payload to the agent to. When to lives on the same loop the
-// message goes straight into its mailbox (no atomics, no allocation);
-// otherwise it goes through the target loop's inbox. Messages between two
+// message goes straight into its mailbox (no lock, no allocation once the
+// mailbox has grown, and no atomic write but the place a Reject or Block
+// mailbox reserves); otherwise it goes through the target loop's inbox. Messages between two
 // agents arrive in the order they were sent.
 //
 // Errors: ErrUnknownAgent for the zero Ref, ErrTerminated when the target

@@ -17,8 +17,8 @@ import (
 // each for up to a quantum of messages (or one batch), until budget
 // messages have been handled or none is runnable.
 //
-// Time is read once per run: each run's handler time is the distance
-// between two consecutive reads. It feeds the agent's weight (through
+// Time is read at most once per run: each timed run's handler time is the
+// distance between two consecutive reads. It feeds the agent's weight (through
 // Account), its type's handler-latency histogram and the loop's busy time.
 func (l *loop) runAgents(budget int) {
 	if l.runq.Len() == 0 {

@@ -51,9 +51,10 @@ func (l *loop) dispatch(env *envelope) bool {
 	return false
 }
 
-// enqueue puts m into a's mailbox, applying the overflow policy, and makes
-// a runnable. It is the one door into a mailbox. reserved says the sender
-// already holds a place in a Reject or Block mailbox.
+// enqueue puts m into a's mailbox through push, applying the overflow
+// policy, and makes a runnable; it dead-letters m when incarnation gen no
+// longer takes messages. reserved says the sender already holds a place in
+// a Reject or Block mailbox.
 func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 	if !a.live(gen) {
 		if reserved && a.typ.cfg.reserves() {
@@ -65,7 +66,8 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 	l.push(a, m, reserved)
 }
 
-// push is enqueue for a caller that has checked a.live itself.
+// push is enqueue for a caller that has checked a.live itself (a send on
+// the same loop, after admit). It is the one door into a mailbox.
 func (l *loop) push(a *agent, m *Message, reserved bool) {
 	pol := a.typ.cfg.overflow
 	tc := a.tc

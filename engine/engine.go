@@ -29,7 +29,7 @@ type Engine struct {
 	cfg   config
 	loops []*loop
 
-	mu      sync.Mutex            // guards types (writes), state transitions
+	mu      sync.Mutex            // guards writes of types and plugins, and state transitions
 	types   atomic.Pointer[types] // copy-on-write: lookups take no lock
 	nextTyp int
 
@@ -140,7 +140,8 @@ func New(opts ...Option) (*Engine, error) {
 func (e *Engine) Loops() int { return len(e.loops) }
 
 // Register adds an agent type: factory makes a new agent value each time an
-// agent of this type is spawned (or restarted). The name follows the rules
+// agent of this type is spawned (or restarted), except that a Pooled type
+// whose values have a Reset method reuses them. The name follows the rules
 // of AgentID.Type (ErrInvalidID otherwise). Types may be registered before
 // or after Start. Concurrency-safe.
 func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOption) error {

@@ -42,7 +42,7 @@ var (
 	// ErrStopped occurs when the engine is asked to do new work after Stop.
 	ErrStopped = errors.New("engine: stopped")
 	// ErrInitFailed is the reason an agent terminated because its Init hook
-	// returned an error or panicked on its first run.
+	// returned an error or panicked, at its first start or after a restart.
 	ErrInitFailed = errors.New("engine: agent init failed")
 	// ErrDuplicateSubscription occurs when SubscribeType is asked twice for
 	// the same pattern and type.

@@ -2,7 +2,8 @@ package engine
 
 // mailbox is an agent's queue of messages: a power-of-two ring of Message
 // values, allocated on the first push and grown as needed (the type's bound
-// is enforced by enqueue, not here). It is owned by the agent's loop.
+// is enforced by loop.push and, for Reject and Block, by the senders'
+// reservations in admit; not here). It is owned by the agent's loop.
 //
 // It is written out for Message rather than taken from internal/ring
 // because it is the hottest structure of the engine: the specialised code

@@ -12,16 +12,17 @@ import (
 	"github.com/agentloop/agentloop/messaging"
 )
 
-// pubsub is the engine's side of the bus: one subscription list per loop
-// for agent subscriptions, so a publish makes one inbox post per loop that
-// has subscribers (not one per subscriber), and one list of type
+// pubsub is the engine's side of the bus: subscription lists per loop for
+// agent subscriptions, so a publish makes one inbox post per list that has
+// subscribers (not one per subscriber), and one list of type
 // subscriptions, which name their target by a key taken from the topic.
 //
 // Agents whose mailbox reserves places (Reject, Block) subscribe in a list
 // of their own per loop, so that a publish applies their policy as a send
 // does (reserve first: an error or a wait when full) while publishing to
-// the others costs nothing more; nReserving lets a publish skip the empty
-// lists without a lookup.
+// the others costs nothing more; a loop with subscribers of both kinds
+// gets two posts. nReserving lets a publish skip the empty lists without a
+// lookup.
 type pubsub struct {
 	perLoop    []*messaging.Sublist[*agent] // DropNewest and DropOldest subscribers
 	reserving  []*messaging.Sublist[*agent] // Reject and Block subscribers
@@ -362,9 +363,12 @@ func (e *Engine) UnsubscribeType(pattern, agentType string) error {
 
 // Publish delivers payload to every agent subscribed to a pattern matching
 // topic, from outside the engine. It makes one inbox post per loop with
-// subscribers. Every receiver gets the same payload slice: nobody may
-// modify it. Message.Topic is topic and Message.Sender is zero. Publishing
-// to a topic nobody subscribes to is not an error. Concurrency-safe.
+// subscribers (two when that loop has subscribers with DropNewest or
+// DropOldest mailboxes and others with Reject or Block), however many
+// there are, plus one send per type-subscription instance. Every receiver
+// gets the same payload slice: nobody may modify it. Message.Topic is
+// topic and Message.Sender is zero. Publishing to a topic nobody
+// subscribes to is not an error. Concurrency-safe.
 //
 // Each subscriber's overflow policy applies as it does to a send: a full
 // DropNewest or DropOldest mailbox dead-letters a message, a full Reject
@@ -383,7 +387,7 @@ func (e *Engine) Publish(topic string, payload []byte) error {
 // hold a mailbox place reserved by the publisher.
 const publishReserved = 1
 
-// publish fans m out; from is the publishing loop context, nil outside.
+// publish fans m out; c is the publishing handler's Context, nil outside.
 func (e *Engine) publish(c *Context, topic string, m Message) error {
 	if b := e.pubsub.gobus.Load(); b != nil {
 		publishGo(b, topic, m.Payload)
@@ -492,7 +496,8 @@ func (e *Engine) reserveSubs(c *Context, subs []*agent, errs []error) ([]*agent,
 
 // Publish delivers payload to every subscriber of topic, as Engine.Publish,
 // with Message.Sender set to the running agent. Subscribers on this loop
-// get it straight in their mailboxes; each other loop gets one post.
+// get it straight in their mailboxes; each other loop gets one post (two
+// with subscribers of both kinds, as for Engine.Publish).
 func (c *Context) Publish(topic string, payload []byte) error {
 	return c.l.e.publish(c, topic, Message{Payload: payload, Topic: topic, Sender: c.a.ref()})
 }

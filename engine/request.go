@@ -132,7 +132,9 @@ func (c *Context) Reply(payload []byte) error {
 
 // ReplyLater takes the current request out of the handler's hands: the
 // handler may return without replying, and the returned handle answers it
-// later. If the agent terminates first the requester gets ErrTerminated.
+// later. If the agent terminates first the requester gets an error
+// matching the reason it ended (ErrTerminated when asked to, ErrStopped
+// when the engine stopped it, its *PanicError past its restart budget).
 // It returns ErrNoRequest when the current message is not a request, and
 // ErrAlreadyReplied when the request was answered already (a Reply or an
 // earlier ReplyLater in this handler) or its requester gave up.

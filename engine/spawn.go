@@ -49,10 +49,11 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	return a.ref(), nil
 }
 
-// getOrSpawn returns the live agent id, creating it when absent.
-//
-// Callers have looked the ID up already, so it goes straight to creating
-// the agent; putIfAbsent settles races (the loser's agent is dropped).
+// getOrSpawn creates the agent id (a pooled record when the loop's pool
+// has one) and registers it unless another spawn took the ID meanwhile:
+// it returns the agent that holds the ID and whether this call created
+// it. Callers have looked the ID up already, so it does not look again;
+// putIfAbsent settles races (the loser's record is dropped).
 func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool, error) {
 	h := id.hash()
 	if e.stopping.Load() {

@@ -76,11 +76,11 @@ func (tc *typeCounters) observe(elapsed int64, n int) {
 	tc.hchanged |= 1 << i
 }
 
-// publish stores what changed. An atomic store is an exchange on amd64,
-// while a load is a plain read: comparing first keeps a publish that
-// follows a single message down to the two counters it moved.
-// publish stores the counters, and with full the histogram too; it reports
-// whether a histogram change is still unpublished (tc stays dirty).
+// publish stores the counters that changed, and with full the histogram
+// too; it reports whether a histogram change is still unpublished (tc
+// stays dirty). An atomic store is an exchange on amd64, while a load is a
+// plain read: comparing first keeps a publish that follows a single
+// message down to the two counters it moved.
 func (tc *typeCounters) publish(full bool) (pending bool) {
 	storeIfChanged(&tc.pReceived, tc.received)
 	storeIfChanged(&tc.pProcessed, tc.processed)
@@ -114,7 +114,9 @@ func storeIfChanged(p *atomic.Uint64, v uint64) {
 // Counts are message counters. Received counts messages that reached a
 // mailbox door (including those then dropped), Processed those handed to a
 // handler, Dropped those dead-lettered by a full mailbox, Queued those
-// waiting in mailboxes now, Restarts the restarts after panics.
+// waiting in mailboxes now, Restarts the restarts after panics. A message
+// that another loop shed because its outbox to the target's loop was full
+// (see WithInboxSize) counts as received and dropped on the shedding loop.
 type Counts struct {
 	Received  uint64
 	Processed uint64
@@ -135,11 +137,12 @@ func (c *Counts) add(o Counts) {
 // the clock once per run of an agent (up to a quantum of messages, or one
 // batch), so each message of a run counts with the run's mean. A loop with
 // a single runnable agent reads it on one turn in eight, and counts the
-// messages of the other turns with the type's last measured mean. Bucket i
+// messages of the other turns with the type's last measured mean; Count
+// and Sum include them. Bucket i
 // holds the messages of at most HandlerBucketBound(i); buckets are not
 // cumulative.
 type HandlerStats struct {
-	Count   uint64        // messages measured
+	Count   uint64        // messages in the buckets, their sum
 	Sum     time.Duration // total handler time
 	Buckets [HandlerBuckets]uint64
 }
@@ -164,9 +167,11 @@ type LoopStats struct {
 	Loop     int
 	Inbox    int   // envelopes waiting in the inbox
 	Runnable int64 // agents waiting for a turn
-	Timers   int64 // timers on the precise heap
-	Turns    uint64
-	Parks    uint64
+	// Timers counts the timers on the precise heap: stopped ones not yet
+	// removed included, far ones still waiting on the timing wheel not.
+	Timers int64
+	Turns  uint64
+	Parks  uint64
 	// Busy is the time the loop has spent running agents since it started:
 	// its utilisation is the rate at which Busy grows against wall time.
 	Busy time.Duration
@@ -209,9 +214,10 @@ func (e *Engine) refreshStats() {
 
 // Stats is a snapshot of the engine's counters. Message counts are
 // published by each loop every 64 turns and before it parks; handler
-// histograms, busy time and scheduler counters every 64 turns and on
-// request by Engine.Stats. A snapshot of busy loops may lag by up to 64
-// turns, and the histograms and busy time may be a few turns behind the
+// histograms, busy time and scheduler counters every 64 turns (or at the
+// first park after them), when a loop parks while Stop or WaitIdle waits,
+// and on request by Engine.Stats. A snapshot of busy loops may lag by up to
+// 64 turns, and the histograms and busy time may be a few turns behind the
 // counts.
 type Stats struct {
 	Agents      int // live agents
@@ -222,10 +228,12 @@ type Stats struct {
 	Counts                  // totals over all loops
 }
 
-// Stats returns a snapshot. Concurrency-safe. It first asks every running
-// loop to publish its histograms, busy time and scheduler counters, and
-// waits up to statsWait for them; a loop that is stuck in a handler is
-// reported as it last published.
+// Stats returns a snapshot. Concurrency-safe. It first asks every loop
+// that parked with its histograms, busy time or scheduler counters not
+// yet published to publish them, waking it, and waits up to statsWait
+// (5ms) for them; a loop that has been busy since its last full publish is
+// not asked and is reported as of that publish (at most 64 turns old), and
+// a loop stuck in a handler as it last published.
 func (e *Engine) Stats() Stats {
 	e.refreshStats()
 	s := Stats{

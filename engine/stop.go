@@ -212,8 +212,11 @@ func (e *Engine) quiescent() (uint64, bool) {
 
 // WaitIdle waits until the engine has nothing to do: every loop parked,
 // no message in flight, no ready task, no Context.Go work running or its
-// result on its way. Timers that are not due yet do not count as work. It is meant for tests and tools (package enginetest steps
-// a manual clock with it); a busy engine may never be idle.
+// result on its way. Timers that are not due yet do not count as work. It
+// returns ctx.Err() when ctx ends first, and an error matching ErrStopped
+// when the engine is not running. It is meant for tests and tools
+// (package enginetest steps a manual clock with it); a busy engine may
+// never be idle.
 func (e *Engine) WaitIdle(ctx context.Context) error {
 	if e.state.Load() != stateRunning {
 		return fmt.Errorf("%w: WaitIdle on an engine that is not running", ErrStopped)

@@ -123,9 +123,8 @@ func (l *loop) callHook(a *agent, name string, k hookKind) {
 	})
 }
 
-// recovered handles a panic from Receive: report it, then restart the agent
-// (a fresh instance from its factory, Init again, mailbox kept) unless its
-// restart budget for the window is spent, in which case it terminates.
+// recovered handles a panic from Receive or ReceiveBatch: fail the request
+// being handled, if any, then supervise.
 func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
 	pe := l.panicked(a, hook, v, stack)
 	if c := &l.ctx; c.rq != nil {
@@ -137,10 +136,12 @@ func (l *loop) recovered(a *agent, hook string, v any, stack []byte) {
 	l.supervise(a, pe)
 }
 
-// supervise applies a's restart policy after the panic pe in its handler:
-// restart it (a fresh instance from its factory, Init again, mailbox kept)
-// unless its restart budget for the window is spent, in which case it
-// terminates; an agent already draining for termination is left to drain.
+// supervise applies a's restart policy after the panic pe in its handler
+// or callback: restart it (a new value from newInstance: the factory's, or
+// for a pooled type with Reset the same value reset; Init again; mailbox
+// kept) unless its restart budget for the window is spent, in which case
+// it terminates, as it does when Init fails again; an agent already
+// draining for termination is left to drain.
 func (l *loop) supervise(a *agent, pe *PanicError) {
 	if a.terminating && a.drainOnStop {
 		// Already on its way out: keep draining, never restart.
@@ -165,8 +166,10 @@ func (l *loop) supervise(a *agent, pe *PanicError) {
 }
 
 // terminate handles a Terminate request: queued messages are delivered
-// first when the agent is running; a paused or unstarted agent's mailbox is
-// dead-lettered.
+// first when the agent is running; a paused agent's mailbox is
+// dead-lettered. An agent whose Init has not run yet runs it when its
+// opInit arrives, handles its mailbox, then ends (initAgent sees
+// terminating).
 func (l *loop) terminate(a *agent, gen uint32) {
 	if a.gen.Load() != gen || a.terminating {
 		return

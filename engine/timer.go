@@ -34,7 +34,7 @@ type timer struct {
 }
 
 // Timer cancels a delivery scheduled with Context.After, Context.Every,
-// Context.Cron or Engine.Cron. The zero Timer is valid and stops nothing.
+// Context.Cron, Engine.After, Engine.Every or Engine.Cron. The zero Timer is valid and stops nothing.
 // A Timer refers to one scheduling only: once that is over (fired,
 // stopped, or dropped) its Timer stops nothing, whatever the engine
 // schedules later. Safe from any goroutine.
