@@ -99,7 +99,8 @@ const (
 //
 // The outbox is bounded by the target's overflow policies, as if it were
 // part of the target's mailboxes: once it holds as many envelopes as l's
-// inbox (and at least minOutbox), a message to a DropNewest agent and a publish are dead-lettered
+// inbox (and at least minOutbox), a message to a DropNewest agent and a
+// publish to DropNewest or DropOldest subscribers are dead-lettered
 // (ErrMailboxFull) instead of queued, and a message to a DropOldest agent
 // pushes out the oldest message for the same agent at the front of the
 // outbox, or else is dropped itself. Messages to Reject and Block agents
