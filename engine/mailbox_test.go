@@ -183,15 +183,8 @@ func TestMailboxBlockOutside(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Send(seq(capacity)) }()
 	// The sender must reach the wait for room and stay there.
-	l := e.loops[1]
-	eventually(t, "the sender waits for room", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("Send to a full Block mailbox returned %v before the agent made room", err)
-		default:
-		}
-		return l.spaceWaiters.Load() > 0
-	}, waitTimeout)
+	waitBlocked(t, "engine.Ref.Send", done)
+	settleLoop(t, e, 1) // the loop has run since, and made no room
 	select {
 	case err := <-done:
 		t.Fatalf("Send to a full Block mailbox returned %v before the agent made room", err)
@@ -229,7 +222,7 @@ func TestMailboxBlockReleasedByStop(t *testing.T) {
 	settleLoop(t, e, 0)
 	done := make(chan error, 1)
 	go func() { done <- r.Send([]byte("blocked")) }()
-	eventually(t, "the sender waits for room", func() bool { return e.loops[0].spaceWaiters.Load() > 0 }, waitTimeout)
+	waitBlocked(t, "engine.Ref.Send", done)
 	stop(t, e)
 	checkErr(t, "blocked Send released by Stop", wait(t, done, "blocked sender"), ErrStopped)
 	if got := s.got(r.ID()); !slices.Equal(got, []string{"kept"}) {
@@ -427,7 +420,7 @@ func TestMailboxFullFromInsideRefusesOutside(t *testing.T) {
 						returned = true
 						return true
 					default:
-						return e.loops[0].spaceWaiters.Load() > 0
+						return blockedIn("engine.Ref.Send")
 					}
 				}, waitTimeout)
 				if returned {
@@ -491,22 +484,13 @@ func TestOutsideSendersFeelInboxBackpressure(t *testing.T) {
 	}()
 	// The subject of the test: while the loop is stuck for a while, the
 	// sender must not get far.
-	stuck := time.After(300 * time.Millisecond)
-	var max int64
-wait:
-	for {
-		select {
-		case <-stuck:
-			break wait
-		case <-done:
-			break wait
-		default:
-			time.Sleep(time.Millisecond)
-		}
+	select {
+	case <-time.After(300 * time.Millisecond):
+	case <-done:
 	}
-	max = sent.Load()
+	max := sent.Load()
 	close(gate)
-	<-done
+	wait(t, done, "the sender")
 	stop(t, e)
 	if acc, del, dead := 1+sent.Load(), delivered.Load(), rec.deadN.Load(); acc != del+dead {
 		t.Errorf("accepted %d != delivered %d + dead-lettered %d", acc, del, dead)

@@ -351,7 +351,7 @@ func settleLoop(t testing.TB, e *Engine, idx int) {
 		}
 	}
 	done := make(chan struct{})
-	probes.Store(r.a, done)
+	probes.Store(r, done)
 	if err := r.Send(nil); err != nil {
 		t.Fatalf("probe send: %v", err)
 	}
@@ -360,12 +360,12 @@ func settleLoop(t testing.TB, e *Engine, idx int) {
 
 const probeType = "test-probe"
 
-// probes maps a probe agent to the channel its next message closes.
+// probes maps a probe agent's Ref to the channel its next message closes.
 var probes sync.Map
 
 func registerProbe(e *Engine) error {
 	err := e.Register(probeType, recvAgent(func(c *Context, _ Message) {
-		if ch, ok := probes.LoadAndDelete(c.a); ok {
+		if ch, ok := probes.LoadAndDelete(c.Self()); ok {
 			close(ch.(chan struct{}))
 		}
 	}))
@@ -373,6 +373,54 @@ func registerProbe(e *Engine) error {
 		return nil
 	}
 	return err
+}
+
+// waitBlocked waits until some goroutine is blocked inside fn, a function
+// named as stack traces name it ("engine.Ref.Send"), waiting on a channel
+// or a condition; it fails the test if done delivers first, that is if the
+// call returned instead of waiting. No API shows a caller waiting inside
+// the engine (a sender held back by a full Block mailbox); the runtime's
+// goroutine dump does, without reading the engine's internals.
+func waitBlocked(t testing.TB, fn string, done <-chan error) {
+	t.Helper()
+	eventually(t, "a goroutine waits in "+fn, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("%s returned %v instead of waiting", fn, err)
+		default:
+		}
+		return blockedIn(fn)
+	}, waitTimeout)
+}
+
+// blockedIn reports whether some goroutine with fn on its stack is waiting
+// on a channel, a select or a sync.Cond (not running, runnable, asleep or
+// queued for a mutex).
+func blockedIn(fn string) bool {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, fn+"(") {
+			continue
+		}
+		// The header reads "goroutine 7 [select]:" or "[chan receive, 2 minutes]:".
+		head, _, _ := strings.Cut(g, "\n")
+		_, state, _ := strings.Cut(head, " [")
+		state, _, _ = strings.Cut(state, "]")
+		state, _, _ = strings.Cut(state, ",")
+		switch state {
+		case "select", "chan receive", "chan send", "sync.Cond.Wait":
+			return true
+		}
+	}
+	return false
 }
 
 // engineGoroutines returns the stacks of goroutines running a loop or a
