@@ -237,6 +237,13 @@ func newGated(t *testing.T, n int) *gated {
 		}
 	}, Mailbox(n, DropNewest))
 	g.r = mustSpawn(t, g.e, AgentID{"slow", "1"}, OnLoop(1))
+	// Once the engine is idle the loops have taken what was posted before
+	// they first ran, and every post from here on goes through the inbox.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := g.e.WaitIdle(ctx); err != nil {
+		t.Fatalf("WaitIdle: %v", err)
+	}
 	for i := 0; i < n; i++ {
 		if err := g.r.Send(seq(i)); err != nil {
 			t.Fatal(err)
@@ -245,6 +252,10 @@ func newGated(t *testing.T, n int) *gated {
 	wait(t, g.entered, "the first handler call")
 	return g
 }
+
+// inbox returns the envelopes waiting in loop i's inbox. While the gated
+// handler runs on loop i nobody pops it, so it only grows.
+func (g *gated) inbox(i int) int { return g.e.Stats().Loops[i].Inbox }
 
 // stopError checks that err is a *StopError matching target.
 func stopError(t *testing.T, err, target error) *StopError {
@@ -271,19 +282,25 @@ func TestStopDeadlineSlowQueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	// The handler stays slow until the deadline has passed and Stop has
-	// posted the shutdown behind the timer drop (two posts to the loop,
-	// through its inbox or its spill).
-	l := g.e.loops[1]
-	posts := func() uint64 { return l.inbox.Pushed() + l.spilled.Load() }
-	base := posts()
+	// posted its two envelopes to the stuck loop, the timer drop and then
+	// the shutdown: its inbox, which nobody pops while the handler waits,
+	// has grown by two. Released earlier, the agent could drain its whole
+	// queue before the shutdown arrived, and nothing would be dead-lettered.
+	base := g.inbox(1)
+	released := make(chan bool, 1)
 	go func() {
 		<-ctx.Done()
-		for posts() < base+2 {
+		deadline := time.Now().Add(waitTimeout)
+		for g.inbox(1) < base+2 && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Microsecond)
 		}
+		released <- g.inbox(1) >= base+2
 		close(g.gate)
 	}()
 	se := stopError(t, g.e.Stop(ctx), context.DeadlineExceeded)
+	if !wait(t, released, "the gate") {
+		t.Fatal("Stop never posted its shutdown to the stuck loop")
+	}
 	del, dead := g.delivered.Load(), g.rec.deadN.Load()
 	t.Logf("StopError %+v; delivered %d, dead-lettered %d", *se, del, dead)
 	if del+dead != n {
@@ -419,7 +436,7 @@ func TestStopDeadlineBusyAgent(t *testing.T) {
 		}
 		accepted.Add(1)
 	}
-	<-running
+	wait(t, running, "the busy agents")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := e.Stop(ctx)
@@ -453,7 +470,10 @@ func TestStopCanceledStuckHandler(t *testing.T) {
 	g := newGated(t, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for g.e.state.Load() < stateStopping { // Stop has begun
+		// Stop has begun once outside work is refused; a publish to a topic
+		// nobody subscribes to has no other effect.
+		deadline := time.Now().Add(waitTimeout)
+		for !errors.Is(g.e.Publish("probe", nil), ErrStopped) && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Microsecond)
 		}
 		cancel()
