@@ -17,10 +17,14 @@ type goAgent struct {
 	results chan string
 	errs    chan error
 	goroute chan uint64 // the goroutine then ran on
+	recvG   chan uint64 // the goroutine Receive ran on: the agent's loop
 	submit  chan error  // Go's own result
 }
 
 func (g *goAgent) Receive(c *Context, m Message) {
+	if g.recvG != nil {
+		g.recvG <- goid()
+	}
 	err := c.Go(g.work(m), func(c *Context, res []byte, err error) {
 		if g.goroute != nil {
 			g.goroute <- goid()
@@ -38,8 +42,6 @@ func (g *goAgent) Receive(c *Context, m Message) {
 
 func TestContextGo(t *testing.T) {
 	e := startedEngine(t, WithLoops(1))
-	loopG := make(chan uint64, 1)
-	postFunc(e.loops[0], func() { loopG <- goid() })
 	g := &goAgent{
 		work: func(m Message) func() ([]byte, error) {
 			return func() ([]byte, error) {
@@ -51,6 +53,7 @@ func TestContextGo(t *testing.T) {
 			}
 		},
 		results: make(chan string, 4), errs: make(chan error, 4), goroute: make(chan uint64, 4),
+		recvG: make(chan uint64, 4),
 	}
 	mustRegister(t, e, "g", func() Agent { return g })
 	r := mustSpawn(t, e, AgentID{Type: "g", Key: "1"})
@@ -58,10 +61,11 @@ func TestContextGo(t *testing.T) {
 	if got := wait(t, g.results, "the result"); got != "done:x@1" {
 		t.Fatalf("then got %q", got)
 	}
-	if want, got := wait(t, loopG, "loop id"), wait(t, g.goroute, "then's goroutine"); got != want {
-		t.Fatalf("then ran on goroutine %d, not the loop's %d", got, want)
+	if want, got := wait(t, g.recvG, "Receive's goroutine"), wait(t, g.goroute, "then's goroutine"); got != want {
+		t.Fatalf("then ran on goroutine %d, not the loop's %d (where Receive ran)", got, want)
 	}
 	_ = r.Send([]byte("panic"))
+	wait(t, g.recvG, "Receive's goroutine")
 	err := wait(t, g.errs, "the panic")
 	var pe *pool.PanicError
 	if !errors.Is(err, pool.ErrPanic) || !errors.As(err, &pe) || pe.Value != "boom" {
@@ -93,9 +97,12 @@ func TestContextGoOverloaded(t *testing.T) {
 	if err := wait(t, g.submit, "Go"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("Go over capacity: %v, want ErrOverloaded", err)
 	}
-	// The loop is not blocked: a request to the agent's loop still runs.
+	// The loop is not blocked: another agent of the loop still runs.
 	done := make(chan struct{})
-	postFunc(e.loops[0], func() { close(done) })
+	mustRegister(t, e, "other", recvAgent(func(*Context, Message) { close(done) }))
+	if err := e.SendID(AgentID{Type: "other", Key: "1"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	wait(t, done, "the loop to run while the pool is saturated")
 	close(release)
 	for range 3 {
@@ -178,6 +185,3 @@ func TestWithWorkersRange(t *testing.T) {
 		}
 	}
 }
-
-// postFunc runs fn on loop l.
-func postFunc(l *loop, fn func()) { l.post(&envelope{op: opFunc, fn: fn}) }
