@@ -138,9 +138,13 @@ func TestPooledRecycling(t *testing.T) {
 		return &pooledAgent{resets: &resets, inits: &inits}
 	}, Pooled())
 	// sync.Pool may drop a Put (it does so at random under the race
-	// detector), so cycle until a record comes back; one reuse is enough
-	// to check everything.
+	// detector) and may hand back a record Put in an earlier cycle, so
+	// cycle until a record comes back; one reuse is enough to check
+	// everything. A reused record shows as a Terminated → Idle transition
+	// of the new ID during its spawn, and the stale Ref of the record's
+	// last incarnation then reports only its type.
 	prev := mustSpawn(t, e, AgentID{Type: "p", Key: "k0"})
+	var stale []Ref // every terminated incarnation, in order: stale[j] was "kj"
 	reused := false
 	for i := 1; i <= 50 && !reused; i++ {
 		waitState(t, prev, lifecycle.Running)
@@ -149,24 +153,40 @@ func TestPooledRecycling(t *testing.T) {
 		}
 		waitState(t, prev, lifecycle.Terminated)
 		eventually(t, "the agent is reset", func() bool { return resets.Load() == int64(i) }, waitTimeout)
+		stale = append(stale, prev)
+		ft.mu.Lock()
+		recycled := len(ft.keys)
+		ft.mu.Unlock()
 		next := mustSpawn(t, e, AgentID{Type: "p", Key: "k" + strconv.Itoa(i)})
 		waitState(t, next, lifecycle.Running)
-		if next.a == prev.a {
-			reused = true
-			if next.gen == prev.gen {
-				t.Fatal("reused record kept its incarnation")
-			}
+		ft.mu.Lock()
+		reused = len(ft.keys) > recycled
+		ft.mu.Unlock()
+		if reused {
 			if got := next.ID(); got.Key != "k"+strconv.Itoa(i) {
 				t.Fatalf("new Ref's ID %v", got)
 			}
-			if got := prev.ID(); got.Key != "" || got.Type != "p" {
-				t.Fatalf("stale Ref's ID %v, want only the type", got)
+			taken := 0
+			for j, old := range stale {
+				if old == next {
+					t.Fatalf("reused record kept its incarnation: the new Ref equals the stale Ref of k%d", j)
+				}
+				switch got := old.ID(); got {
+				case AgentID{Type: "p"}: // this record was the one reused
+					taken++
+				case AgentID{Type: "p", Key: "k" + strconv.Itoa(j)}: // still in the pool, or dropped
+				default:
+					t.Fatalf("stale Ref of k%d: ID %v, want its own or only the type", j, got)
+				}
+				if old.State() != lifecycle.Terminated {
+					t.Fatalf("stale Ref of k%d: state %v", j, old.State())
+				}
+				if err := old.Send(nil); !errors.Is(err, ErrTerminated) {
+					t.Fatalf("stale Ref of k%d: Send: %v, want ErrTerminated", j, err)
+				}
 			}
-			if prev.State() != lifecycle.Terminated {
-				t.Fatalf("stale Ref state %v", prev.State())
-			}
-			if err := prev.Send(nil); !errors.Is(err, ErrTerminated) {
-				t.Fatalf("stale Ref Send: %v, want ErrTerminated", err)
+			if taken != 1 {
+				t.Fatalf("one reuse left %d stale Refs reporting only their type, want 1", taken)
 			}
 			ft.mu.Lock()
 			keys := append([]string(nil), ft.keys...)
