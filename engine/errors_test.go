@@ -267,6 +267,11 @@ func TestAfterStopEverythingIsRefused(t *testing.T) {
 	}
 }
 
+// terminationReasons is a TerminationObserver that sends each reason on.
+type terminationReasons chan error
+
+func (c terminationReasons) OnTerminated(_ AgentID, reason error) { c <- reason }
+
 func TestErrorTypes(t *testing.T) {
 	se := &StopError{Err: context.DeadlineExceeded, Queued: 7, Agents: 2}
 	if !errors.Is(se, context.DeadlineExceeded) {
@@ -286,9 +291,21 @@ func TestErrorTypes(t *testing.T) {
 			t.Errorf("PanicError %q does not mention %q", pe, s)
 		}
 	}
-	ie := &initError{id: AgentID{"a", "b"}, err: errors.New("no disk")}
-	if !errors.Is(ie, ErrInitFailed) || !strings.Contains(ie.Error(), "no disk") || !strings.Contains(ie.Error(), "a/b") {
-		t.Errorf("init error %q: Is(ErrInitFailed) %v", ie, errors.Is(ie, ErrInitFailed))
+	// An Init error reaches TerminationObservers wrapped: it matches both
+	// ErrInitFailed and the hook's own error, and names the agent.
+	e := startedEngine(t, WithLoops(1))
+	reasons := make(terminationReasons, 1)
+	if err := e.Use(reasons); err != nil {
+		t.Fatal(err)
+	}
+	noDisk := errors.New("no disk")
+	mustRegister(t, e, "a", func() Agent {
+		return &fn{init: func(*Context) error { return noDisk }}
+	})
+	mustSpawn(t, e, AgentID{"a", "b"})
+	ie := wait(t, reasons, "the agent's end")
+	if !errors.Is(ie, ErrInitFailed) || !errors.Is(ie, noDisk) || !strings.Contains(ie.Error(), "no disk") || !strings.Contains(ie.Error(), "a/b") {
+		t.Errorf("init error %q: Is(ErrInitFailed) %v, Is(its cause) %v", ie, errors.Is(ie, ErrInitFailed), errors.Is(ie, noDisk))
 	}
 	cases := []struct {
 		o    Overflow
