@@ -33,8 +33,8 @@ func (c *Context) Loop() int { return c.l.idx }
 // Send delivers payload to the agent to. When to lives on the same loop the
 // message goes straight into its mailbox (no lock, no allocation once the
 // mailbox has grown, and no atomic write but the place a Reject or Block
-// mailbox reserves); otherwise it goes through the target loop's inbox. Messages between two
-// agents arrive in the order they were sent.
+// mailbox reserves); otherwise it goes through the target loop's inbox.
+// Messages between two agents arrive in the order they were sent.
 //
 // Errors: ErrUnknownAgent for the zero Ref, ErrTerminated when the target
 // has terminated, ErrMailboxFull when a Reject or Block mailbox is full.

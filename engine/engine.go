@@ -29,7 +29,7 @@ type Engine struct {
 	cfg   config
 	loops []*loop
 
-	mu      sync.Mutex            // guards writes of types and plugins, and state transitions
+	mu      sync.Mutex            // guards writes of types and plugins, state transitions
 	types   atomic.Pointer[types] // copy-on-write: lookups take no lock
 	nextTyp int
 

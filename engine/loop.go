@@ -68,10 +68,10 @@ type loop struct {
 	// Start (no goroutine pops the inbox yet), and posts from outside that
 	// found it full for long enough that waiting longer could deadlock (a
 	// handler posting to its own loop). While spilling is set after Start,
-	// every outside post first waits (up to spillWait) for the loop to take the spill,
-	// and joins it only if that wait runs out; the loop takes the spill
-	// only once the inbox is fully drained, so each producer's order is
-	// kept.
+	// every outside post first waits (up to spillWait) for the loop to take
+	// the spill, and joins it only if that wait runs out; the loop takes the
+	// spill only once the inbox is fully drained, so each producer's order
+	// is kept.
 	spilling atomic.Bool
 	spillMu  sync.Mutex // protects spill
 	spill    []envelope

@@ -135,12 +135,11 @@ func (c *Counts) add(o Counts) {
 
 // HandlerStats is a histogram of handler time per message. The loop reads
 // the clock once per run of an agent (up to a quantum of messages, or one
-// batch), so each message of a run counts with the run's mean. A loop with
-// a single runnable agent reads it on one turn in eight, and counts the
-// messages of the other turns with the type's last measured mean; Count
-// and Sum include them. Bucket i
-// holds the messages of at most HandlerBucketBound(i); buckets are not
-// cumulative.
+// batch), so each message of a run counts with the run's mean. A loop with a
+// single runnable agent reads it on one turn in eight, and counts the
+// messages of the other turns with the type's last measured mean; Count and
+// Sum include them. Bucket i holds the messages of at most
+// HandlerBucketBound(i); buckets are not cumulative.
 type HandlerStats struct {
 	Count   uint64        // messages in the buckets, their sum
 	Sum     time.Duration // total handler time

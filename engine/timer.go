@@ -34,10 +34,10 @@ type timer struct {
 }
 
 // Timer cancels a delivery scheduled with Context.After, Context.Every,
-// Context.Cron, Engine.After, Engine.Every or Engine.Cron. The zero Timer is valid and stops nothing.
-// A Timer refers to one scheduling only: once that is over (fired,
-// stopped, or dropped) its Timer stops nothing, whatever the engine
-// schedules later. Safe from any goroutine.
+// Context.Cron, Engine.After, Engine.Every or Engine.Cron. The zero Timer is
+// valid and stops nothing. A Timer refers to one scheduling only: once that
+// is over (fired, stopped, or dropped) its Timer stops nothing, whatever the
+// engine schedules later. Safe from any goroutine.
 type Timer struct {
 	t   *timer
 	seq uint32

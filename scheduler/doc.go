@@ -5,11 +5,11 @@
 // It is the single-owner core that each engine loop drives without locks:
 // a [Queue] of intrusive [Entry] handles that the entities embed or keep
 // (the engine allocates one per agent, once), so that queueing allocates
-// nothing. Compared with container/heap it never
-// compares two entries (weights are quantised into buckets and a bitmap
-// finds the heaviest), and compared with container/list it links the
-// caller's own structs instead of allocating list elements. It stands
-// alone: it imports nothing of the engine and starts no goroutine.
+// nothing. Compared with container/heap it never compares two entries
+// (weights are quantised into buckets and a bitmap finds the heaviest),
+// and compared with container/list it links the caller's own structs
+// instead of allocating list elements. It stands alone: it imports nothing
+// of the engine and starts no goroutine.
 //
 //	var q scheduler.Queue[*agent] // zero value: DefaultConfig
 //	a.entry.Value = a
@@ -49,8 +49,8 @@
 //
 // The caller reports each run with [Queue.Account]: handler time (the
 // engine reads its clock once per run, a quantum of messages or one
-// batch), messages handled and the backlog left. The queue never reads a clock, so it is deterministic: tests drive
-// it with invented times.
+// batch), messages handled and the backlog left. The queue never reads a
+// clock, so it is deterministic: tests drive it with invented times.
 //
 // # Epochs
 //
@@ -62,8 +62,8 @@
 // brought up to date lazily, with the same arithmetic, when next accounted
 // or pushed, and an entry's weight is computed at most once per epoch, at
 // its first Push in that epoch (or again at the next Push after
-// [Entry.SetPriority]). An entry already queued when an epoch
-// closes keeps its bucket until it is served.
+// [Entry.SetPriority]). An entry already queued when an epoch closes keeps
+// its bucket until it is served.
 //
 // # Picking
 //

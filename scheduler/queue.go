@@ -47,8 +47,8 @@ type Queue[T any] struct {
 type Stats struct {
 	Picks       uint64 // entries returned by Pop
 	AgedPicks   uint64 // picks that served the oldest entry ahead of a heavier one
-	Epochs      uint64 // epochs closed, by EpochPicks or by Epoch
-	Reweighs    uint64 // weight computations: at most one per entry per epoch, and one more after each SetPriority
+	Epochs      uint64 // epochs closed, one every EpochPicks picks
+	Reweighs    uint64 // weight computations: one per entry per epoch at most, plus one per SetPriority
 	Messages    uint64 // messages reported through Account
 	LongestWait uint64 // the longest wait, in picks of others, of any popped entry
 }
@@ -191,9 +191,10 @@ func (q *Queue[T]) Forget(e *Entry[T]) {
 // Account reports one run of e: handlerNanos of handler time (measured by
 // the caller; the engine reads its clock once per run), msgs messages
 // handled, and queuedBytes, e's backlog after the run (an absolute value
-// that replaces the previous report). Negative values count as 0. The queue never reads a
-// clock: the caller's reports are its only notion of time, which keeps it
-// deterministic. Account changes no weight before the next epoch.
+// that replaces the previous report). Negative values count as 0. The queue
+// never reads a clock: the caller's reports are its only notion of time,
+// which keeps it deterministic. Account changes no weight before the next
+// epoch.
 func (q *Queue[T]) Account(e *Entry[T], handlerNanos int64, msgs int, queuedBytes int64) {
 	q.own(e)
 	q.roll(e)
