@@ -1,6 +1,6 @@
 // Package lifecycle is the six-state finite-state machine every agent of the
-// engine goes through. It is usable on its own: a [Machine] is one atomic word
-// (16 bytes with its padding), so a process can hold millions of them.
+// engine goes through. It is usable on its own: a [Machine] is one atomic
+// 32-bit word (4 bytes), so a process can hold millions of them.
 //
 // # States and transitions
 //
