@@ -367,8 +367,9 @@ func (e *Engine) UnsubscribeType(pattern, agentType string) error {
 // DropOldest mailboxes and others with Reject or Block), however many
 // there are, plus one send per type-subscription instance. Every receiver
 // gets the same payload slice: nobody may modify it. Message.Topic is
-// topic and Message.Sender is zero. Publishing to a topic nobody
-// subscribes to is not an error. Concurrency-safe.
+// topic and Message.Sender is zero. The Go subscribers of Bus hear it too.
+// Publishing to a topic nobody subscribes to is not an error.
+// Concurrency-safe.
 //
 // Each subscriber's overflow policy applies as it does to a send: a full
 // DropNewest or DropOldest mailbox dead-letters a message, a full Reject

@@ -49,8 +49,8 @@ func (e *Engine) SendIDContext(ctx context.Context, id AgentID, payload []byte) 
 }
 
 // sendExternal is the path of every send from a goroutine outside the
-// loops: admission, then the target loop's inbox. ctx
-// bounds a Block wait (context.Background() for none).
+// loops: admission, then the target loop's inbox. ctx bounds a Block wait
+// (context.Background() for none).
 func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
 	if err := e.admit(ctx, nil, r.a, r.gen); err != nil {
 		return err
@@ -84,8 +84,8 @@ func (c *Context) send(to Ref, m Message) error {
 // handlers may still send while their engine drains); incarnation gen of
 // a must still admit sends; and a Reject or Block mailbox must have a
 // place, which admit reserves: at once from a handler (a loop never
-// waits), waiting for room with Block from outside until ctx (when not
-// nil) ends, a terminates or the engine stops. On success the message must
+// waits), waiting for room with Block from outside until ctx ends, a
+// terminates or the engine stops. On success the message must
 // be handed over with reserved set.
 func (e *Engine) admit(ctx context.Context, from *Context, a *agent, gen uint32) error {
 	if from == nil && e.state.Load() >= stateStopping {
