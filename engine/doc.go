@@ -89,6 +89,17 @@
 // OnTerminate is reported and ignored; a terminating agent is never brought
 // back. PanicObserver plugins see every recovered value with its stack.
 //
+// # Naming
+//
+// Each verb takes a Ref, and its ID form an AgentID, alike on Engine, Ref
+// and Context: Send and SendID, Request and RequestID, SendContext and
+// SendIDContext. An option's name says where it applies: With… options
+// configure the engine (New); Priority, Mailbox, Restarts, Batch and
+// Pooled configure a type (Register); OnLoop places a spawn; Immediate
+// shapes a Stop; KeyToken and KeyFunc a type subscription. ErrInvalidOption
+// is the error of a bad option, ErrInvalidArgument of any other bad
+// argument.
+//
 // # Concurrency
 //
 // Every method of Engine and Ref is safe from any goroutine. A Context is
