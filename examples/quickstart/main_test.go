@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -24,5 +26,27 @@ func TestRun(t *testing.T) {
 	const want = "dev-42: 1 reading(s)\nprocessed 3 messages, 0 dead letters\n"
 	if got := out.String(); got != want {
 		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestReadmeShowsThisProgram keeps the README's Quick start and this file
+// the same program: the README shows the code from its first import on.
+func TestReadmeShowsThisProgram(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := string(src)
+	start := strings.Index(code, "import (")
+	if start < 0 {
+		t.Fatal("main.go has no import block")
+	}
+	want := "```go\npackage main\n\n" + code[start:] + "```\n"
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not show examples/quickstart/main.go from its import block on, after a line \"package main\":\n%s", want)
 	}
 }
