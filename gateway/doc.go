@@ -113,8 +113,9 @@
 //	agents[i].feature_every  devices only: 1 … 1 000 000                       10
 //	agents[i].subscribe      NATS-style patterns (*, >), at least one (required)
 //
-// The limits are the Max constants of this package (MaxRate, MaxDuration,
-// ...), the defaults its Default constants.
+// The numeric limits are this package's Max constants (MaxRate,
+// MaxDuration, ...) and engine.MaxBatch; the defaults are its Default
+// constants.
 //
 // The kind fixes what an agent type receives and publishes (see Kind); the
 // subscriptions wire it up. A device type subscribes with SubscribeType,
