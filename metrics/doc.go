@@ -5,14 +5,23 @@
 // scrape, and Listen serves them over HTTP.
 //
 //	reg := prometheus.NewRegistry()
-//	reg.MustRegister(metrics.NewCollector(e))
-//	http.Handle("/metrics", metrics.Handler(reg))
+//	reg.MustRegister(metrics.NewCollector(e,
+//		metrics.WithNamespace("agentloop"), // the default
+//		metrics.WithConstLabels(prometheus.Labels{"site": "north"})))
+//	http.Handle("/metrics", metrics.Handler(reg)) // promhttp.HandlerFor(reg, ...)
 //
-// or, for a stand-alone endpoint such as a gateway's -metrics flag:
+// or, for a stand-alone endpoint such as cmd/gateway's -metrics flag,
+// Listen, which serves Path from a registry of its own (the engine's
+// collector, the Go runtime's and the process's) until stop is called:
 //
-//	stop, addr, err := metrics.Listen("127.0.0.1:9464", e)
-//	...
-//	defer stop(ctx)
+//	stop, addr, err := metrics.Listen("127.0.0.1:9464", e) // port 0 picks a free one
+//	if err != nil {
+//		return err // errors.Is(err, metrics.ErrAddr) for an address that does not parse
+//	}
+//	defer stop(context.Background())
+//	fmt.Println("metrics at http://" + addr + metrics.Path)
+//
+// The endpoint has no authentication: keep it on a loopback address.
 //
 // # Series
 //
@@ -21,7 +30,7 @@
 //
 //	agentloop_agents                                gauge      live agents
 //	agentloop_dead_letters_total                    counter    messages dead-lettered
-//	agentloop_panics_total                          counter    panics recovered
+//	agentloop_panics_total                          counter    handler and hook panics recovered
 //
 // Per agent type, label type:
 //
