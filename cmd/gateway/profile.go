@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentloop/agentloop/profiler"
+	"github.com/google/pprof/profile"
 )
 
 // startProfiling starts the duty-cycled profiler writing into dir; the
@@ -33,21 +35,19 @@ func startProfiling(dir string, sampling float64) (stop func() (string, error), 
 // renderNewest writes the flame graph of the newest CPU profile in dir as
 // dir/flame.html, atomically: a reader sees the old page or the new one,
 // and whatever was at that name (a symlink included) is replaced, never
-// written through.
+// written through. A CPU profile with no samples (a short run on a busy
+// machine may take none) gives way to the newest wall-clock profile, which
+// samples elapsed time whatever share of the CPU the process got; the
+// page's title says which it shows.
 func renderNewest(dir string) (string, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "cpu-*.pb.gz"))
+	prof, name, err := newestWithSamples(dir, "cpu")
+	if errors.Is(err, profiler.ErrEmptyProfile) || errors.Is(err, errNoProfile) {
+		prof, name, err = newestWithSamples(dir, "wall")
+	}
 	if err != nil {
 		return "", err
 	}
-	if len(names) == 0 {
-		return "", fmt.Errorf("no CPU profile written in %s", dir)
-	}
-	sort.Strings(names) // names carry a UTC timestamp
-	prof, err := profiler.ReadProfile(names[len(names)-1])
-	if err != nil {
-		return "", err
-	}
-	title := "gateway " + strings.TrimSuffix(filepath.Base(names[len(names)-1]), ".pb.gz")
+	title := "gateway " + strings.TrimSuffix(filepath.Base(name), ".pb.gz")
 	out := filepath.Join(dir, "flame.html")
 	err = writeFileAtomic(out, func(w io.Writer) error {
 		return profiler.WriteFlameGraph(w, prof, profiler.FlameOptions{Title: title})
@@ -99,4 +99,29 @@ func writeFileAtomic(name string, write func(io.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+var errNoProfile = errors.New("no profile written")
+
+// newestWithSamples reads the newest profile of kind in dir (the files
+// are named kind-<UTC timestamp>.pb.gz) that has samples.
+func newestWithSamples(dir, kind string) (*profile.Profile, string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, kind+"-*.pb.gz"))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(names) == 0 {
+		return nil, "", fmt.Errorf("%w: no %s profile in %s", errNoProfile, kind, dir)
+	}
+	sort.Strings(names)
+	for i := len(names) - 1; i >= 0; i-- {
+		prof, err := profiler.ReadProfile(names[i])
+		if err != nil {
+			return nil, "", err
+		}
+		if len(prof.Sample) > 0 {
+			return prof, names[i], nil
+		}
+	}
+	return nil, "", fmt.Errorf("%w: no %s samples in %s", profiler.ErrEmptyProfile, kind, dir)
 }

@@ -105,8 +105,8 @@ func TestRenderNewestKeepsOldPageOnFailure(t *testing.T) {
 	if _, err := renderNewest(dir); !errors.Is(err, profiler.ErrBadProfile) {
 		t.Fatalf("renderNewest of a bad profile: %v, want ErrBadProfile", err)
 	}
-	// A profile that parses but has no samples fails while the page is
-	// being written.
+	// A newer profile that parses but has no samples is passed over, for
+	// the older one, which is corrupt: the render fails again.
 	empty := &profile.Profile{SampleType: []*profile.ValueType{{Type: "cpu", Unit: "nanoseconds"}}}
 	f, err := os.Create(filepath.Join(dir, "cpu-20250102T150406.000Z.pb.gz"))
 	if err != nil {
@@ -116,8 +116,8 @@ func TestRenderNewestKeepsOldPageOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, err := renderNewest(dir); !errors.Is(err, profiler.ErrEmptyProfile) {
-		t.Fatalf("renderNewest of an empty profile: %v, want ErrEmptyProfile", err)
+	if _, err := renderNewest(dir); !errors.Is(err, profiler.ErrBadProfile) {
+		t.Fatalf("renderNewest past an empty profile to a bad one: %v, want ErrBadProfile", err)
 	}
 	if got, err := os.ReadFile(page); err != nil || string(got) != "old page" {
 		t.Errorf("the old page changed: %q, %v", got, err)
@@ -138,5 +138,78 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 	}
 	if strings.Join(got, " ") != strings.Join(names, " ") {
 		t.Errorf("%s holds %q, want %q", dir, got, names)
+	}
+}
+
+// writeProfile writes a one-function profile named kind-stamp.pb.gz into
+// dir, with samples or without.
+func writeProfile(t *testing.T, dir, kind, stamp, fnName string, withSamples bool) {
+	t.Helper()
+	fn := &profile.Function{ID: 1, Name: fnName}
+	loc := &profile.Location{ID: 1, Line: []profile.Line{{Function: fn}}}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: kind, Unit: "nanoseconds"}},
+		Function:   []*profile.Function{fn},
+		Location:   []*profile.Location{loc},
+	}
+	if withSamples {
+		p.Sample = []*profile.Sample{{Location: []*profile.Location{loc}, Value: []int64{1, 10_000_000}}}
+	}
+	f, err := os.Create(filepath.Join(dir, kind+"-"+stamp+".pb.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A run too short or too starved of CPU to take a CPU sample still gets a
+// page: the newest CPU profile with samples, else the wall-clock one.
+func TestRenderNewestFallsBack(t *testing.T) {
+	cases := []struct {
+		name     string
+		write    func(t *testing.T, dir string)
+		want     string // a function the page must show
+		wantFail bool
+	}{
+		{"older CPU profile with samples", func(t *testing.T, dir string) {
+			writeProfile(t, dir, "cpu", "20250102T150405.000Z", "main.older", true)
+			writeProfile(t, dir, "cpu", "20250102T150406.000Z", "main.newer", false)
+		}, "main.older", false},
+		{"wall when no CPU sample", func(t *testing.T, dir string) {
+			writeProfile(t, dir, "cpu", "20250102T150405.000Z", "main.cpu", false)
+			writeProfile(t, dir, "wall", "20250102T150405.000Z", "main.waiting", true)
+		}, "main.waiting", false},
+		{"nothing sampled", func(t *testing.T, dir string) {
+			writeProfile(t, dir, "cpu", "20250102T150405.000Z", "main.cpu", false)
+			writeProfile(t, dir, "wall", "20250102T150405.000Z", "main.wall", false)
+		}, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.write(t, dir)
+			out, err := renderNewest(dir)
+			if c.wantFail {
+				if !errors.Is(err, profiler.ErrEmptyProfile) {
+					t.Fatalf("renderNewest = %q, %v; want ErrEmptyProfile", out, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(page), c.want) {
+				t.Errorf("the page does not show %s", c.want)
+			}
+		})
 	}
 }
