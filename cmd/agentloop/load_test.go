@@ -282,7 +282,7 @@ func TestLoadBadInput(t *testing.T) {
 
 func TestLoadHelp(t *testing.T) {
 	code, stdout, _ := runCLI("help", "load")
-	for _, want := range []string{"usage: agentloop load", "-baseline", "-p99", "-step", "geometric", "-achieved"} {
+	for _, want := range []string{"usage: agentloop load", "-baseline", "-p99", "-step", "geometric", "-achieved", "-rates", `"cpu-per-msg ratio R"`, "their median"} {
 		if code != exitOK || !strings.Contains(stdout, want) {
 			t.Errorf("help load: exit %d, lacks %q:\n%s", code, want, stdout)
 		}
