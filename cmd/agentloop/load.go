@@ -248,18 +248,21 @@ func (c *loadCmd) run(e *env, args []string) error {
 }
 
 // turns makes searches run one at a time and in strict rotation, search
-// 0 first: a search runs when it holds the token, and after its run hands
-// it to the next search still going. The order is the token's, not the Go
-// scheduler's: a search slow to come back for its turn (on a busy machine)
-// is waited for, not overtaken.
+// 0 first: a search runs when it holds the token, and keeps it after its
+// run, while it reports the run, until it asks for its next run or ends;
+// then the token goes to the next search still going. The order is the
+// token's, not the Go scheduler's: a search slow to come back for its
+// turn (on a busy machine) is waited for, not overtaken, and the lines
+// the searches print of their runs come in the order of the runs.
 type turns struct {
-	mu    sync.Mutex      // guards live and every hand-over of the token
+	mu    sync.Mutex      // guards live, held and every hand-over of the token
 	live  []bool          // searches not yet finished
+	held  []bool          // search i holds the token, since its last run
 	token []chan struct{} // capacity 1: holds the token when search i is to run next
 }
 
 func newTurns(n int) *turns {
-	t := &turns{live: make([]bool, n), token: make([]chan struct{}, n)}
+	t := &turns{live: make([]bool, n), held: make([]bool, n), token: make([]chan struct{}, n)}
 	for i := range t.token {
 		t.live[i], t.token[i] = true, make(chan struct{}, 1)
 	}
@@ -267,23 +270,31 @@ func newTurns(n int) *turns {
 	return t
 }
 
-// runner makes run of search i wait for the token and hand it on after.
+// runner makes run of search i hand on the token it still holds from its
+// last run, if any, then wait for the token to come back.
 func (t *turns) runner(i int, run gateway.Runner) gateway.Runner {
 	return func(ctx context.Context, rate int) (gateway.Summary, error) {
+		t.release(i)
 		select {
 		case <-t.token[i]:
 		case <-ctx.Done():
 			return gateway.Summary{}, ctx.Err()
 		}
-		defer t.pass(i)
+		t.mu.Lock()
+		t.held[i] = true
+		t.mu.Unlock()
 		return run(ctx, rate)
 	}
 }
 
-func (t *turns) pass(i int) {
+// release hands on the token search i holds, if it does.
+func (t *turns) release(i int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.give(i)
+	if t.held[i] {
+		t.held[i] = false
+		t.give(i)
+	}
 }
 
 // give hands the token to the first search still going after i (i itself
@@ -298,11 +309,17 @@ func (t *turns) give(i int) {
 	}
 }
 
-// done marks search i finished; a token already handed to it goes on.
+// done marks search i finished; the token it holds, or one already
+// handed to it, goes on.
 func (t *turns) done(i int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.live[i] = false
+	if t.held[i] {
+		t.held[i] = false
+		t.give(i)
+		return
+	}
 	select {
 	case <-t.token[i]:
 		t.give(i)
