@@ -35,6 +35,24 @@ With -baseline the same search runs on the goroutine-per-device baseline at
 the same time, the two searches taking turns run by run so that a shared
 machine's drift weighs on both alike, and the final table sets the two side
 by side at their max passing rates.
+
+With -rates R1,R2,… the tool compares the two systems at fixed offered
+rates instead of searching for the max rate: at each rate, in the order
+given, agentloop and then the goroutine-per-device baseline run once, the
+runs taking turns as the searches' do (list a rate twice to run it twice).
+The table gives, for each rate and system, the throughput, the CPU per
+message (process CPU time over the run, from the first message to the end
+of the drain, set-up and stop left out, divided by the telemetry messages
+processed in that time, in µs), the p50, p99 and p999 latency and the
+messages dropped. The last line is "cpu-per-msg ratio R": agentloop's CPU
+per message divided by the baseline's; with several rates each rate's ratio
+is printed above it, and R is their median (the mean of the two middle ones
+for an even count). A rate at which either system processed nothing has no
+ratio; when no rate has one the last line is "cpu-per-msg ratio -" and the
+tool fails. -p99 and -achieved still mark each run pass or FAIL; the
+search's flags (-start, -max, -step, -rounds, -retries, -baseline) are
+refused.
+
 With -ingress route the producers hand telemetry to the device agents
 through a topic → agent table, as the baseline does with its channels,
 instead of publishing it on the engine's bus.`
@@ -53,10 +71,14 @@ type loadCmd struct {
 	devicesSet, loopsSet, producersSet bool
 	ingress                            gateway.Ingress
 	ingressSet                         bool
+	// rates, when given, are run at fixed instead of searched (-rates).
+	rates []int
+	fs    *flag.FlagSet // to tell which flags were given
 }
 
 func (c *loadCmd) flags(fs *flag.FlagSet) {
 	d := gateway.DefaultSearch
+	c.fs = fs
 	fs.StringVar(&c.config, "config", "", "YAML configuration `file` of the mix (default: the embedded "+gateway.DefaultFile+")")
 	fs.DurationVar(&c.duration, "duration", 2*time.Second, "how long each run offers its rate")
 	fs.IntVar(&c.start, "start", d.Start, "first offered `rate`, msgs/s")
@@ -67,6 +89,12 @@ func (c *loadCmd) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.rounds, "rounds", d.Rounds, "bisection rounds after the first failure")
 	fs.IntVar(&c.retries, "retries", d.Retries, "extra runs of a failing rate before it counts as failed")
 	fs.BoolVar(&c.baseline, "baseline", false, "also search on the goroutine-per-device baseline and compare")
+	fs.Func("rates", "comma-separated fixed offered `rates`, msgs/s: run both systems at each, taking turns, and compare their CPU per message instead of searching",
+		func(s string) error {
+			rates, err := parseRates(s)
+			c.rates = rates
+			return err
+		})
 	fs.BoolVar(&c.quiet, "quiet", false, "print one line per run, without the live lines")
 	fs.Func("devices", "number of devices (default: the configuration's)", intFlag(&c.devices, &c.devicesSet))
 	fs.Func("loops", "event loops, 0 for GOMAXPROCS (default: the configuration's)", intFlag(&c.loops, &c.loopsSet))
@@ -122,6 +150,29 @@ func (c *loadCmd) run(e *env, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	if len(c.rates) > 0 {
+		for _, r := range c.rates {
+			rc := cfg.Clone()
+			rc.Load.Rate = r
+			rc.SetBy("load.rate", "-rates")
+			if err := rc.Validate(); err != nil {
+				return usageError{err}
+			}
+		}
+		var searchOnly []string
+		c.fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "start", "max", "step", "rounds", "retries", "baseline":
+				searchOnly = append(searchOnly, "-"+f.Name)
+			}
+		})
+		if len(searchOnly) > 0 {
+			return usagef("-rates runs fixed rates on both systems; %s apply to the search only", strings.Join(searchOnly, ", "))
+		}
+		if !(c.achieved > 0 && c.achieved <= 1) || c.p99 <= 0 {
+			return usagef("-p99 %v and -achieved %v: want a p99 > 0 and a ratio in (0, 1]", c.p99, c.achieved)
+		}
+	}
 	o := gateway.SearchOptions{
 		Start: c.start, Max: c.max, Factor: c.step, P99: c.p99, MinRatio: c.achieved,
 		Rounds: c.rounds, Retries: c.retries,
@@ -135,6 +186,13 @@ func (c *loadCmd) run(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "load: %d devices, %d loops (0: GOMAXPROCS), %d producers, ingress %v, %v per run; pass: p99 ≤ %v and ≥ %.0f%% of the offered rate achieved\n",
 		cfg.Devices(), cfg.Load.Loops, cfg.Load.Producers, cfg.Load.Ingress, cfg.Load.Duration, c.p99, 100*c.achieved)
 
+	newRunner := e.newRunner
+	if newRunner == nil {
+		newRunner = gateway.RunnerFor
+	}
+	if len(c.rates) > 0 {
+		return c.runFixed(ctx, e, cfg, newRunner)
+	}
 	systems := []bool{false}
 	if c.baseline {
 		// The two searches run side by side, their runs alternating, so
@@ -142,10 +200,6 @@ func (c *loadCmd) run(e *env, args []string) error {
 		// search weighs on both alike and their ratio means something.
 		systems = []bool{false, true}
 		fmt.Fprintf(e.stdout, "searching both systems, their runs alternating\n")
-	}
-	newRunner := e.newRunner
-	if newRunner == nil {
-		newRunner = gateway.RunnerFor
 	}
 	var (
 		mu      sync.Mutex // serialises output and results
@@ -194,18 +248,21 @@ func (c *loadCmd) run(e *env, args []string) error {
 }
 
 // turns makes searches run one at a time and in strict rotation, search
-// 0 first: a search runs when it holds the token, and after its run hands
-// it to the next search still going. The order is the token's, not the Go
-// scheduler's: a search slow to come back for its turn (on a busy machine)
-// is waited for, not overtaken.
+// 0 first: a search runs when it holds the token, and keeps it after its
+// run, while it reports the run, until it asks for its next run or ends;
+// then the token goes to the next search still going. The order is the
+// token's, not the Go scheduler's: a search slow to come back for its
+// turn (on a busy machine) is waited for, not overtaken, and the lines
+// the searches print of their runs come in the order of the runs.
 type turns struct {
-	mu    sync.Mutex      // guards live and every hand-over of the token
+	mu    sync.Mutex      // guards live, held and every hand-over of the token
 	live  []bool          // searches not yet finished
+	held  []bool          // search i holds the token, since its last run
 	token []chan struct{} // capacity 1: holds the token when search i is to run next
 }
 
 func newTurns(n int) *turns {
-	t := &turns{live: make([]bool, n), token: make([]chan struct{}, n)}
+	t := &turns{live: make([]bool, n), held: make([]bool, n), token: make([]chan struct{}, n)}
 	for i := range t.token {
 		t.live[i], t.token[i] = true, make(chan struct{}, 1)
 	}
@@ -213,23 +270,31 @@ func newTurns(n int) *turns {
 	return t
 }
 
-// runner makes run of search i wait for the token and hand it on after.
+// runner makes run of search i hand on the token it still holds from its
+// last run, if any, then wait for the token to come back.
 func (t *turns) runner(i int, run gateway.Runner) gateway.Runner {
 	return func(ctx context.Context, rate int) (gateway.Summary, error) {
+		t.release(i)
 		select {
 		case <-t.token[i]:
 		case <-ctx.Done():
 			return gateway.Summary{}, ctx.Err()
 		}
-		defer t.pass(i)
+		t.mu.Lock()
+		t.held[i] = true
+		t.mu.Unlock()
 		return run(ctx, rate)
 	}
 }
 
-func (t *turns) pass(i int) {
+// release hands on the token search i holds, if it does.
+func (t *turns) release(i int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.give(i)
+	if t.held[i] {
+		t.held[i] = false
+		t.give(i)
+	}
 }
 
 // give hands the token to the first search still going after i (i itself
@@ -244,11 +309,17 @@ func (t *turns) give(i int) {
 	}
 }
 
-// done marks search i finished; a token already handed to it goes on.
+// done marks search i finished; the token it holds, or one already
+// handed to it, goes on.
 func (t *turns) done(i int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.live[i] = false
+	if t.held[i] {
+		t.held[i] = false
+		t.give(i)
+		return
+	}
 	select {
 	case <-t.token[i]:
 		t.give(i)
@@ -321,32 +392,8 @@ func writeTable(w io.Writer, base, al *gateway.SearchResult, target time.Duratio
 	for _, r := range rows {
 		cells = append(cells, []string{r.name, col(base, r.f), col(al, r.f)})
 	}
-	widths := make([]int, len(header))
-	for _, row := range cells {
-		for i, c := range row {
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
 	fmt.Fprintf(w, "max rate with p99 ≤ %v:\n\n", target)
-	for i, row := range cells {
-		line := make([]string, len(row))
-		for j, c := range row {
-			pad := strings.Repeat(" ", widths[j]-len([]rune(c)))
-			if j == 0 {
-				line[j] = c + pad
-			} else {
-				line[j] = pad + c
-			}
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(line, " | "))
-		if i == 0 {
-			dashes := make([]string, len(row))
-			for j := range row {
-				dashes[j] = strings.Repeat("-", widths[j])
-			}
-			fmt.Fprintf(w, "|-%s-|\n", strings.Join(dashes, "-|-"))
-		}
-	}
+	writeCells(w, cells, 1)
 	if base != nil && base.MaxRate > 0 && al.MaxRate > 0 {
 		fmt.Fprintf(w, "\nagentloop / baseline max rate: %.2f×\n", float64(al.MaxRate)/float64(base.MaxRate))
 	}

@@ -282,7 +282,7 @@ func TestLoadBadInput(t *testing.T) {
 
 func TestLoadHelp(t *testing.T) {
 	code, stdout, _ := runCLI("help", "load")
-	for _, want := range []string{"usage: agentloop load", "-baseline", "-p99", "-step", "geometric", "-achieved"} {
+	for _, want := range []string{"usage: agentloop load", "-baseline", "-p99", "-step", "geometric", "-achieved", "-rates", `"cpu-per-msg ratio R"`, "their median"} {
 		if code != exitOK || !strings.Contains(stdout, want) {
 			t.Errorf("help load: exit %d, lacks %q:\n%s", code, want, stdout)
 		}
@@ -356,5 +356,46 @@ func TestLoadDefaults(t *testing.T) {
 	run([]string{"load", "-quiet"}, &env{stdout: &out, stderr: &errOut, newRunner: f.newRunner})
 	if ss := steps(t, out.String()); len(ss) != 8 || ss[6].rate != 6_400_000 || ss[7].rate != 8_000_000 {
 		t.Errorf("a search where every rate passes: %+v, want 100 000 … 6 400 000 then 8 000 000", ss)
+	}
+}
+
+// TestTurnsKeepTheTokenUntilTheNextRun checks that a search keeps its
+// turn after a run returns, until it asks for its next run or ends: the
+// step it reports of that run is then printed before the other search
+// runs, and the output is in the order of the runs.
+func TestTurnsKeepTheTokenUntilTheNextRun(t *testing.T) {
+	tr := newTurns(2)
+	var order []string
+	runAs := func(name string) gateway.Runner {
+		return func(context.Context, int) (gateway.Summary, error) {
+			order = append(order, name) // one run at a time: the token orders these
+			return gateway.Summary{}, nil
+		}
+	}
+	r0, r1 := tr.runner(0, runAs("0")), tr.runner(1, runAs("1"))
+	ctx := context.Background()
+	if _, err := r0(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr.token[1]); n != 0 {
+		t.Fatal("search 1 was handed the turn as soon as search 0's run returned, before search 0 could report it")
+	}
+	second := make(chan error)
+	go func() {
+		_, err := r1(ctx, 1) // waits for search 0's next run to hand the turn on
+		second <- err
+	}()
+	go func() {
+		r0(ctx, 2) // hands the turn to search 1, then waits for it back
+		second <- nil
+	}()
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	tr.done(1) // search 1 ends: the turn goes back to search 0
+	<-second
+	tr.done(0)
+	if got := strings.Join(order, " "); got != "0 1 0" {
+		t.Errorf("runs %s, want 0 1 0", got)
 	}
 }

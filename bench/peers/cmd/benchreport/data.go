@@ -184,38 +184,47 @@ func (d *data) benchesOf(w int) (library, peers []*bench) {
 	return library, peers
 }
 
-// primaryUnits is, per workload, the units a speedup is computed from, in
-// order of preference, and whether more is better. ns/op is the fallback.
-var primaryUnits = map[int]struct {
-	units  []string
+// A headline is a unit a speedup is computed from, and whether more of
+// it is better.
+type headline struct {
+	unit   string
 	higher bool
-}{
-	1:  {units: []string{"ns/msg"}},
-	2:  {units: []string{"ns/msg"}},
-	3:  {units: []string{"ns/msg"}},
-	4:  {units: []string{"ns/rt"}},
-	5:  {units: []string{"ns/rt"}},
-	6:  {units: []string{"ns/delivery"}},
-	7:  {units: []string{"ns/pair", "late-p99-µs"}},
-	8:  {units: []string{"ns/spawn"}},
-	9:  {units: []string{"ns/cycle"}},
-	10: {units: []string{"maxrate-msgs/s"}, higher: true},
+}
+
+// primaryUnits is, per workload, the units a speedup is computed from, in
+// order of preference. ns/op (lower is better) is the fallback.
+var primaryUnits = map[int][]headline{
+	1:  {{unit: "ns/msg"}},
+	2:  {{unit: "ns/msg"}},
+	3:  {{unit: "ns/msg"}},
+	4:  {{unit: "ns/rt"}},
+	5:  {{unit: "ns/rt"}},
+	6:  {{unit: "ns/delivery"}},
+	7:  {{unit: "ns/pair"}, {unit: "late-p99-µs"}, {unit: "cpu-%"}},
+	8:  {{unit: "ns/spawn"}},
+	9:  {{unit: "ns/cycle"}},
+	10: {{unit: "maxrate-msgs/s", higher: true}, {unit: "cpu-µs/msg"}},
 }
 
 // primary returns the unit b's speedup is computed from.
 func primary(b *bench) (unit string, higher bool) {
-	p := primaryUnits[b.workload]
-	for _, u := range p.units {
-		if _, ok := b.samples[u]; ok {
-			return u, p.higher
+	for _, h := range primaryUnits[b.workload] {
+		if _, ok := b.samples[h.unit]; ok {
+			return h.unit, h.higher
 		}
 	}
 	return "ns/op", false
 }
 
+// libraryReferences are the library benchmarks bench/README.md compares
+// a workload's baselines with, where it names one: W2's channel against
+// the default mailbox policy (W2_RefSendDrop), not Block.
+var libraryReferences = map[int]string{2: "W2_RefSendDrop"}
+
 // reference returns the agentloop benchmark that b, a baseline or peer,
 // is compared with: for the peers suite the impl=agentloop benchmark with
-// the same parameters; for the library suite the first non-baseline
+// the same parameters; for the library suite the benchmark of
+// libraryReferences when the input has it, else the first non-baseline
 // benchmark of the workload with the same parameters (or parameters that
 // extend b's, as W6's subs=100/exact extends subs=100) that reports the
 // same primary unit.
@@ -232,6 +241,11 @@ func (d *data) reference(b *bench) *bench {
 			}
 		}
 		return nil
+	}
+	if c := d.benches[libraryReferences[b.workload]]; c != nil && c.config == b.config {
+		if u, _ := primary(c); u == unit {
+			return c
+		}
 	}
 	for _, exact := range []bool{true, false} {
 		for _, c := range library {

@@ -119,7 +119,6 @@ func renderTargets(sb *strings.Builder, d *data) {
 		})
 	}
 	writeTable(sb, rows, "lllrrll")
-	fmt.Fprintf(sb, "The idle-engine target of W7 in bench/README.md (1M armed timers cost ≤ 0.1 %% CPU) has no benchmark and is not listed.\n\n")
 }
 
 // renderPeersSummary is the peers suite as benchstat -col /impl shows it:
