@@ -156,7 +156,7 @@ needs no network: click to zoom, search, and switch sample type and agent type.`
 		},
 		{
 			name:    "load",
-			args:    "[-config FILE] [-duration D] [-start R] [-max R] [-step F] [-p99 D] [-ingress publish|route] [-baseline]",
+			args:    "[-config FILE] [-duration D] [-start R] [-max R] [-step F] [-p99 D] [-ingress publish|route] [-baseline | -rates R,R...]",
 			summary: "find the highest rate the IoT gateway mix sustains within a p99 target",
 			help:    loadHelp,
 			new:     func() command { return new(loadCmd) },
