@@ -73,6 +73,13 @@ type loop struct {
 	spill    []envelope
 	spilled  atomic.Uint64 // posts ever spilled (quiescence checks)
 
+	// roomWaiters counts the outside posters parked on a full inbox or a
+	// pending spill (see postFull); when it is not zero the loop hands out
+	// tokens on roomCh after each batch it commits, so a loop nobody waits
+	// on pays one atomic load per batch.
+	roomWaiters atomic.Int32
+	roomCh      chan struct{}
+
 	// sealed is set after the loop goroutine has exited; late producers
 	// then dead-letter what they pushed themselves (sweepMu serialises
 	// them as the inbox's single consumer).
@@ -140,6 +147,7 @@ func newLoop(e *Engine, idx int) *loop {
 		idx:     idx,
 		inbox:   mpsc.New[envelope](e.cfg.inboxSize),
 		wakeCh:  make(chan struct{}, 1),
+		roomCh:  make(chan struct{}, roomTokens),
 		spaceCh: make(chan struct{}),
 		outbox:  make([]ring.Deque[envelope], e.cfg.loops),
 		buckets: make(map[int64]*wheelBucket),
@@ -160,6 +168,9 @@ func (l *loop) run() {
 	for {
 		if l.turn() {
 			l.quit()
+			// Posters parked on the inbox find it empty: what they push
+			// now is swept once Stop seals the loop.
+			l.signalRoom()
 			return
 		}
 		if !l.hasWork() {
@@ -295,9 +306,11 @@ func (l *loop) flushOutbox() {
 }
 
 // drainInbox moves up to max envelopes from the inbox into mailboxes (or
-// runs them, for control work).
+// runs them, for control work), commits the batch, and wakes the posters
+// parked on the full inbox if it freed room.
 func (l *loop) drainInbox(max int) (quit bool) {
-	for i := 0; i < max; i++ {
+	i := 0
+	for ; i < max; i++ {
 		env := l.inbox.Peek()
 		if env == nil {
 			break
@@ -305,10 +318,13 @@ func (l *loop) drainInbox(max int) (quit bool) {
 		quit = l.dispatch(env)
 		l.inbox.Advance()
 		if quit {
-			break
+			break // run wakes the posters once the loop has quit
 		}
 	}
 	l.inbox.Commit()
+	if i > 0 && l.roomWaiters.Load() > 0 {
+		l.signalRoom()
+	}
 	return quit
 }
 
