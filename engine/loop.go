@@ -87,10 +87,15 @@ type loop struct {
 	sweepMu sync.Mutex
 
 	// Space notification for outside senders blocked on a full Block
-	// mailbox of this loop.
+	// mailbox of this loop: each registers its own token channel in
+	// spaceList (see waitForRoom), and signalSpace takes the list and
+	// hands each one token. spaceWaiters is len(spaceList), for the loop
+	// to look at without the lock; spaceSpare is the loop's second list,
+	// swapped in so that signalling allocates nothing.
 	spaceWaiters atomic.Int32
-	spaceMu      sync.Mutex // protects spaceCh
-	spaceCh      chan struct{}
+	spaceMu      sync.Mutex // protects spaceList
+	spaceList    []*spaceWaiter
+	spaceSpare   []*spaceWaiter // the loop goroutine only
 
 	gid     atomic.Uint64 // the loop goroutine's ID (see Engine.onLoop)
 	zombies atomic.Int32  // stopped timers still in the heap (Timer.Stop adds)
@@ -148,7 +153,6 @@ func newLoop(e *Engine, idx int) *loop {
 		inbox:   mpsc.New[envelope](e.cfg.inboxSize),
 		wakeCh:  make(chan struct{}, 1),
 		roomCh:  make(chan struct{}, roomTokens),
-		spaceCh: make(chan struct{}),
 		outbox:  make([]ring.Deque[envelope], e.cfg.loops),
 		buckets: make(map[int64]*wheelBucket),
 	}
