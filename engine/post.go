@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/agentloop/agentloop/internal/ring"
 	"github.com/agentloop/agentloop/lifecycle"
@@ -26,7 +27,7 @@ func (l *loop) post(env *envelope) {
 	if l.spilling.Load() && l.postSpilling(env) {
 		return
 	}
-	if !l.inbox.TryPush(env) && l.postFull(env) {
+	if !l.tryPush(env) && l.postFull(env) {
 		return
 	}
 	l.wake()
@@ -34,6 +35,24 @@ func (l *loop) post(env *envelope) {
 		// The loop is gone; nobody else will pop what we pushed.
 		l.sweep()
 	}
+}
+
+// postMsg is post for message m to incarnation gen of a, the path of
+// every send from outside: it packs the message straight into an inbox
+// slot, and builds an envelope only for post's slower paths.
+func (l *loop) postMsg(a *agent, gen uint32, m *Message) {
+	if !l.spilling.Load() {
+		if s, pos, ok := l.inbox.TryReserve(); ok {
+			s.p, s.n, s.op, s.msg = unsafe.Pointer(a), gen, opMsg, *m
+			l.inbox.Publish(pos)
+			l.wake()
+			if l.sealed.Load() {
+				l.sweep()
+			}
+			return
+		}
+	}
+	l.post(&envelope{a: a, gen: gen, op: opMsg, msg: *m})
 }
 
 // postSpilling is post while a spill is pending; it reports whether env
@@ -61,7 +80,7 @@ func (l *loop) postFull(env *envelope) (spilled bool) {
 	for {
 		if l.sealed.Load() {
 			l.sweep()
-			if l.inbox.TryPush(env) {
+			if l.tryPush(env) {
 				return false
 			}
 			continue
@@ -71,7 +90,7 @@ func (l *loop) postFull(env *envelope) (spilled bool) {
 		// the room or the loop sees the waiter. sweep does the same once
 		// the loop is gone, hence the second look at sealed.
 		l.roomWaiters.Add(1)
-		if l.inbox.TryPush(env) {
+		if l.tryPush(env) {
 			l.roomWaiters.Add(-1)
 			return false
 		}
@@ -197,7 +216,7 @@ const roomTokens = 64
 // them already; control work (replies, lifecycle steps) is never shed.
 func (l *loop) postFrom(src *loop, env *envelope) {
 	ob := &src.outbox[l.idx]
-	if ob.Len() > 0 || !l.inbox.TryPush(env) {
+	if ob.Len() > 0 || !l.tryPush(env) {
 		if ob.Len() >= max(l.inbox.Cap(), minOutbox) && src.shed(ob, env) {
 			return
 		}
@@ -288,6 +307,30 @@ func (l *loop) takeSpill() (quit bool) {
 	return false
 }
 
+// tryPush packs env into l's inbox; false when the inbox is full. Safe
+// from any goroutine.
+func (l *loop) tryPush(env *envelope) bool {
+	s, pos, ok := l.inbox.TryReserve()
+	if ok {
+		s.pack(env)
+		l.inbox.Publish(pos)
+	}
+	return ok
+}
+
+// popInbox takes the oldest published envelope out of l's inbox; false
+// when there is none. For the inbox's one consumer only: the loop, or a
+// sweep once the loop is gone.
+func (l *loop) popInbox(env *envelope) bool {
+	p := l.inbox.Peek()
+	if p == nil {
+		return false
+	}
+	*env = p.unpack()
+	l.inbox.Advance()
+	return true
+}
+
 func (l *loop) wake() {
 	if l.sleeping.Load() != 0 && l.sleeping.CompareAndSwap(1, 0) {
 		select {
@@ -303,7 +346,7 @@ func (l *loop) sweep() {
 	defer l.sweepMu.Unlock()
 	var env envelope
 	for l.inbox.Pending() {
-		if !l.inbox.Pop(&env) {
+		if !l.popInbox(&env) {
 			runtime.Gosched() // a producer is between reserving and writing
 			continue
 		}

@@ -56,7 +56,7 @@ func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
 	if err := e.admit(ctx, nil, r.a, r.gen); err != nil {
 		return err
 	}
-	r.a.loop.post(&envelope{a: r.a, gen: r.gen, op: opMsg, msg: m})
+	r.a.loop.postMsg(r.a, r.gen, &m)
 	return nil
 }
 
