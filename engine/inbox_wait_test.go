@@ -162,3 +162,32 @@ func TestPostParkedOnFullInboxIsWokenByStop(t *testing.T) {
 		t.Errorf("%d posts spilled: a post waited out spillWait", spilled)
 	}
 }
+
+// A loop that finds only a slot a producer has reserved and not yet
+// published (its thread may have lost its core) parks after a few turns
+// instead of spinning until the producer runs again; the producer's
+// wake-up after publishing brings it back.
+func TestLoopParksOnUnpublishedSlot(t *testing.T) {
+	e := startedEngine(t, WithLoops(1))
+	s := newSink()
+	mustRegister(t, e, "sink", func() Agent { return s })
+	r := mustSpawn(t, e, AgentID{Type: "sink", Key: "1"})
+	settleLoop(t, e, 0)
+	l := e.loops[0]
+	slot, pos, ok := l.inbox.TryReserve()
+	if !ok {
+		t.Fatal("TryReserve on an idle loop's inbox failed")
+	}
+	parks := l.stats.parks.Load()
+	l.wake() // as if a post had just woken it: it must find nothing to do
+	eventually(t, "the loop to park beside the unpublished slot", func() bool {
+		return l.stats.parks.Load() > parks && l.sleeping.Load() == 1
+	}, waitTimeout)
+	slot.pack(&envelope{a: r.a, gen: r.gen, op: opMsg, msg: Message{Payload: []byte("late")}})
+	l.inbox.Publish(pos)
+	l.wake()
+	eventually(t, "the published message to arrive", func() bool { return s.n.Load() == 1 }, waitTimeout)
+	if got := s.got(r.ID()); len(got) != 1 || got[0] != "late" {
+		t.Fatalf("got %q, want [late]", got)
+	}
+}

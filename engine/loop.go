@@ -176,6 +176,7 @@ type loop struct {
 	label    *agentType               // the type whose pprof labels are set, nil if none
 	parkT    *time.Timer
 	turns    uint64
+	stalls   int   // turns in a row that found only an unpublished inbox slot
 	busy     int64 // nanoseconds spent running agents
 	stopping bool  // the engine is stopping: timers were dropped
 	shut     bool  // shutdown ran: agents that still arrive are not started
@@ -234,11 +235,25 @@ func (l *loop) run() {
 			l.signalRoom()
 			return
 		}
-		if !l.hasWork() {
+		switch {
+		case l.hasWork():
+			l.stalls = 0
+		case l.inbox.Pending() && l.stalls < stallTurns:
+			// The inbox holds only a slot still being written. Its
+			// producer publishes it in a moment, unless its thread has
+			// lost its core: turn a few times, then park, which is safe
+			// since every producer wakes the loop after publishing.
+			l.stalls++
+		default:
+			l.stalls = 0
 			l.park()
 		}
 	}
 }
+
+// stallTurns is how many turns in a row a loop spends on an inbox slot a
+// producer has reserved but not yet published before it parks.
+const stallTurns = 64
 
 // turn runs one round of the loop and reports whether the loop must exit.
 func (l *loop) turn() (quit bool) {
@@ -273,8 +288,10 @@ func (l *loop) turn() (quit bool) {
 // their atomic mirrors; a loop also publishes before it parks.
 const publishEvery = 64
 
+// hasWork reports whether a turn has something to do now: runnable agents,
+// ready tasks, a published inbox envelope or a spill.
 func (l *loop) hasWork() bool {
-	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Pending() || l.spilling.Load()
+	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Peek() != nil || l.spilling.Load()
 }
 
 // park sleeps until a producer wakes the loop or the next timer is due.
@@ -282,9 +299,11 @@ func (l *loop) park() {
 	l.publish(l.turns-l.lastFull >= publishEvery || l.fullWanted.Load() ||
 		l.e.stopping.Load() || l.e.idleWaiters.Load() > 0)
 	l.sleeping.Store(1)
-	// Last check after announcing sleep: a push that happened before the
-	// store is seen here; one after it sees sleeping == 1 and wakes us.
-	if l.inbox.Pending() || l.spilling.Load() {
+	// Last check after announcing sleep: a push published before the
+	// store is seen here; one published after it sees sleeping == 1 and
+	// wakes us (producers call wake after publishing, so a slot still
+	// being written need not keep the loop up).
+	if l.inbox.Peek() != nil || l.spilling.Load() {
 		if !l.sleeping.CompareAndSwap(1, 0) {
 			// A producer already claimed the wake-up; eat its token so the
 			// next park does not return at once.
