@@ -191,3 +191,31 @@ func TestLoopParksOnUnpublishedSlot(t *testing.T) {
 		t.Fatalf("got %q, want [late]", got)
 	}
 }
+
+// An envelope that reached the spill after the loop's quit took it for the
+// last time (a post that waited out spillWait while the loop was exiting)
+// is dead-lettered by the sweep after sealing, not lost.
+func TestSweepDeadLettersALateSpill(t *testing.T) {
+	e := startedEngine(t, WithLoops(1))
+	rec := newRecorder()
+	if err := e.Use(rec); err != nil {
+		t.Fatal(err)
+	}
+	mustRegister(t, e, "sink", func() Agent { return newSink() })
+	r := mustSpawn(t, e, AgentID{Type: "sink", Key: "1"})
+	l := e.loops[0]
+	stop(t, e)
+	if n := rec.deadN.Load(); n != 0 {
+		t.Fatalf("%d dead letters before the late spill", n)
+	}
+	// What a trySpill that ran between the loop's quit and Stop's sealing
+	// leaves behind; Stop's sweep after sealing is the last to look.
+	l.spillMu.Lock()
+	l.spill = append(l.spill, envelope{a: r.a, gen: r.gen, op: opMsg, msg: Message{Payload: []byte("late")}})
+	l.spilled.Add(1)
+	l.spillMu.Unlock()
+	l.sweep()
+	if n := rec.deadN.Load(); n != 1 {
+		t.Fatalf("%d dead letters after sweeping a late spill, want 1", n)
+	}
+}

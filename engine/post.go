@@ -340,25 +340,43 @@ func (l *loop) wake() {
 	}
 }
 
-// sweep dead-letters what is left in the inbox of an exited loop.
+// sweep dead-letters what is left in the inbox and the spill of an exited
+// loop. The spill matters too: a post that waited out spillWait while the
+// loop was quitting can spill after quit took the spill for the last time;
+// trySpill refuses once sealed is set, so Stop's sweep after sealing finds
+// every such envelope.
 func (l *loop) sweep() {
 	l.sweepMu.Lock()
 	defer l.sweepMu.Unlock()
+	l.spillMu.Lock()
+	spill := l.spill
+	l.spill = nil
+	l.spilling.Store(false)
+	l.spillMu.Unlock()
+	for i := range spill {
+		l.sweepOne(&spill[i])
+	}
 	var env envelope
 	for l.inbox.Pending() {
 		if !l.popInbox(&env) {
 			runtime.Gosched() // a producer is between reserving and writing
 			continue
 		}
-		if env.op == opInit {
-			l.e.transition(env.a, lifecycle.Terminated)
-			l.e.registry.remove(env.a)
-			continue
-		}
-		l.e.dropEnvelope(nil, &env, ErrStopped)
+		l.sweepOne(&env)
 	}
 	l.inbox.Commit()
 	if l.roomWaiters.Load() > 0 {
 		l.signalRoom() // they find the loop sealed and sweep what they push
 	}
+}
+
+// sweepOne gives up on one envelope of an exited loop: an agent that never
+// started leaves the registry, messages are dead-lettered.
+func (l *loop) sweepOne(env *envelope) {
+	if env.op == opInit {
+		l.e.transition(env.a, lifecycle.Terminated)
+		l.e.registry.remove(env.a)
+		return
+	}
+	l.e.dropEnvelope(nil, env, ErrStopped)
 }
