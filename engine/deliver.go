@@ -226,11 +226,24 @@ func (l *loop) clearLabels() {
 	l.label = nil
 }
 
+// signalSpace wakes every outside sender waiting for room in a Block
+// mailbox of this loop (see waitForRoom): it takes the list of waiters and
+// hands each one token; each looks again and reserves or waits anew.
+// Loop only; it allocates nothing.
 func (l *loop) signalSpace() {
 	l.spaceMu.Lock()
-	close(l.spaceCh)
-	l.spaceCh = make(chan struct{})
+	ws := l.spaceList
+	l.spaceList, l.spaceSpare = l.spaceSpare, nil
+	l.spaceWaiters.Store(0)
 	l.spaceMu.Unlock()
+	for _, w := range ws {
+		select {
+		case w.ch <- struct{}{}:
+		default: // a token is waiting already
+		}
+	}
+	clear(ws)
+	l.spaceSpare = ws[:0]
 }
 
 // publish copies the loop-owned counters that changed into their atomic

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/agentloop/agentloop/internal/mpsc"
 	"github.com/agentloop/agentloop/internal/ring"
@@ -29,8 +30,9 @@ const (
 	opReply               // run a settled request's callback for a
 )
 
-// envelope is one unit of work in a loop's inbox or ready deque. It is a
-// plain value: posting it allocates nothing.
+// envelope is one unit of work for a loop: in its ready deque, spill and
+// outboxes, and, packed as a parcel, in its inbox. It is a plain value:
+// posting it allocates nothing.
 type envelope struct {
 	a    *agent
 	gen  uint32
@@ -38,6 +40,61 @@ type envelope struct {
 	msg  Message
 	subs []*agent // opPublish: the subscribers on this loop (shared, read-only)
 	fn   func()   // opFunc
+}
+
+// parcel is an envelope as the inbox carries it: 80 bytes instead of 112.
+// Every post is copied into an inbox slot by its producer and cleared out
+// of it by the loop, on cache lines the two hand back and forth, so the
+// slot carries only the words an op uses: no op has both an agent and
+// subscribers or a function, so opPublish's subscribers (as their first
+// element and count, the slice being read-only) and opFunc's function
+// travel in the agent's word, and the count in gen's. opPublish's own gen
+// (0 or publishReserved) takes a byte of the padding.
+type parcel struct {
+	p      unsafe.Pointer // a; opPublish: &subs[0]; opFunc: fn
+	n      uint32         // gen; opPublish: len(subs)
+	op     op
+	pubGen uint8 // opPublish: gen
+	msg    Message
+}
+
+// pack copies env into p, a free (zeroed) inbox slot. It only stores, so
+// it cannot fail between TryReserve and Publish. A loop never holds 2³²
+// subscribers (that alone would take 32 GiB of pointers), so len(subs)
+// fits n.
+func (p *parcel) pack(env *envelope) {
+	p.op = env.op
+	p.msg = env.msg
+	switch env.op {
+	case opPublish:
+		p.p = unsafe.Pointer(unsafe.SliceData(env.subs))
+		p.n = uint32(len(env.subs))
+		p.pubGen = uint8(env.gen)
+	case opFunc:
+		p.p = *(*unsafe.Pointer)(unsafe.Pointer(&env.fn)) // a func value is one pointer
+	default:
+		p.p = unsafe.Pointer(env.a)
+		p.n = env.gen
+	}
+}
+
+// agent returns the agent of a parcel whose op has one (not opPublish
+// or opFunc).
+func (p *parcel) agent() *agent { return (*agent)(p.p) }
+
+// unpack returns the envelope p carries.
+func (p *parcel) unpack() envelope {
+	env := envelope{op: p.op, msg: p.msg}
+	switch p.op {
+	case opPublish:
+		env.subs = unsafe.Slice((**agent)(p.p), p.n)
+		env.gen = uint32(p.pubGen)
+	case opFunc:
+		env.fn = *(*func())(unsafe.Pointer(&p.p))
+	default:
+		env.a, env.gen = p.agent(), p.n
+	}
+	return env
 }
 
 // loop is one event loop: one goroutine that owns its agents and runs every
@@ -53,7 +110,7 @@ type loop struct {
 
 	// ---- producers: any goroutine ----
 
-	inbox *mpsc.Queue[envelope] // any goroutine pushes; the loop pops
+	inbox *mpsc.Queue[parcel] // any goroutine pushes (tryPush); the loop pops
 
 	// sleeping is 1 while the loop is parked or about to park. A producer
 	// that pushes and then sees 1 swaps it to 0 and sends one token on
@@ -77,6 +134,13 @@ type loop struct {
 	spill    []envelope
 	spilled  atomic.Uint64 // posts ever spilled (quiescence checks)
 
+	// roomWaiters counts the outside posters parked on a full inbox or a
+	// pending spill (see postFull); when it is not zero the loop hands out
+	// tokens on roomCh after each batch it commits, so a loop nobody waits
+	// on pays one atomic load per batch.
+	roomWaiters atomic.Int32
+	roomCh      chan struct{}
+
 	// sealed is set after the loop goroutine has exited; late producers
 	// then dead-letter what they pushed themselves (sweepMu serialises
 	// them as the inbox's single consumer).
@@ -84,10 +148,15 @@ type loop struct {
 	sweepMu sync.Mutex
 
 	// Space notification for outside senders blocked on a full Block
-	// mailbox of this loop.
+	// mailbox of this loop: each registers its own token channel in
+	// spaceList (see waitForRoom), and signalSpace takes the list and
+	// hands each one token. spaceWaiters is len(spaceList), for the loop
+	// to look at without the lock; spaceSpare is the loop's second list,
+	// swapped in so that signalling allocates nothing.
 	spaceWaiters atomic.Int32
-	spaceMu      sync.Mutex // protects spaceCh
-	spaceCh      chan struct{}
+	spaceMu      sync.Mutex // protects spaceList
+	spaceList    []*spaceWaiter
+	spaceSpare   []*spaceWaiter // the loop goroutine only
 
 	gid     atomic.Uint64 // the loop goroutine's ID (see Engine.onLoop)
 	zombies atomic.Int32  // stopped timers still in the heap (Timer.Stop adds)
@@ -111,6 +180,7 @@ type loop struct {
 	label    *agentType               // the type whose pprof labels are set, nil if none
 	parkT    *time.Timer
 	turns    uint64
+	stalls   int   // turns in a row that found only an unpublished inbox slot
 	busy     int64 // nanoseconds spent running agents
 	stopping bool  // the engine is stopping: timers were dropped
 	shut     bool  // shutdown ran: agents that still arrive are not started
@@ -142,9 +212,9 @@ func newLoop(e *Engine, idx int) *loop {
 	l := &loop{
 		e:       e,
 		idx:     idx,
-		inbox:   mpsc.New[envelope](e.cfg.inboxSize),
+		inbox:   mpsc.New[parcel](e.cfg.inboxSize),
 		wakeCh:  make(chan struct{}, 1),
-		spaceCh: make(chan struct{}),
+		roomCh:  make(chan struct{}, roomTokens),
 		outbox:  make([]ring.Deque[envelope], e.cfg.loops),
 		buckets: make(map[int64]*wheelBucket),
 	}
@@ -164,13 +234,30 @@ func (l *loop) run() {
 	for {
 		if l.turn() {
 			l.quit()
+			// Posters parked on the inbox find it empty: what they push
+			// now is swept once Stop seals the loop.
+			l.signalRoom()
 			return
 		}
-		if !l.hasWork() {
+		switch {
+		case l.hasWork():
+			l.stalls = 0
+		case l.inbox.Pending() && l.stalls < stallTurns:
+			// The inbox holds only a slot still being written. Its
+			// producer publishes it in a moment, unless its thread has
+			// lost its core: turn a few times, then park, which is safe
+			// since every producer wakes the loop after publishing.
+			l.stalls++
+		default:
+			l.stalls = 0
 			l.park()
 		}
 	}
 }
+
+// stallTurns is how many turns in a row a loop spends on an inbox slot a
+// producer has reserved but not yet published before it parks.
+const stallTurns = 64
 
 // turn runs one round of the loop and reports whether the loop must exit.
 func (l *loop) turn() (quit bool) {
@@ -205,8 +292,10 @@ func (l *loop) turn() (quit bool) {
 // their atomic mirrors; a loop also publishes before it parks.
 const publishEvery = 64
 
+// hasWork reports whether a turn has something to do now: runnable agents,
+// ready tasks, a published inbox envelope or a spill.
 func (l *loop) hasWork() bool {
-	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Pending() || l.spilling.Load()
+	return l.runq.Len() > 0 || l.ready.Len() > 0 || l.inbox.Peek() != nil || l.spilling.Load()
 }
 
 // park sleeps until a producer wakes the loop or the next timer is due.
@@ -214,9 +303,11 @@ func (l *loop) park() {
 	l.publish(l.turns-l.lastFull >= publishEvery || l.fullWanted.Load() ||
 		l.e.stopping.Load() || l.e.idleWaiters.Load() > 0)
 	l.sleeping.Store(1)
-	// Last check after announcing sleep: a push that happened before the
-	// store is seen here; one after it sees sleeping == 1 and wakes us.
-	if l.inbox.Pending() || l.spilling.Load() {
+	// Last check after announcing sleep: a push published before the
+	// store is seen here; one published after it sees sleeping == 1 and
+	// wakes us (producers call wake after publishing, so a slot still
+	// being written need not keep the loop up).
+	if l.inbox.Peek() != nil || l.spilling.Load() {
 		if !l.sleeping.CompareAndSwap(1, 0) {
 			// A producer already claimed the wake-up; eat its token so the
 			// next park does not return at once.
@@ -288,7 +379,7 @@ func (l *loop) flushOutbox() {
 		}
 		dst := l.e.loops[i]
 		for ob.Len() > 0 {
-			if !dst.inbox.TryPush(ob.Front()) {
+			if !dst.tryPush(ob.Front()) {
 				break
 			}
 			ob.PopFront()
@@ -299,20 +390,31 @@ func (l *loop) flushOutbox() {
 }
 
 // drainInbox moves up to max envelopes from the inbox into mailboxes (or
-// runs them, for control work).
+// runs them, for control work), commits the batch, and wakes the posters
+// parked on the full inbox if it freed room.
 func (l *loop) drainInbox(max int) (quit bool) {
-	for i := 0; i < max; i++ {
-		env := l.inbox.Peek()
-		if env == nil {
+	i := 0
+	for ; i < max; i++ {
+		p := l.inbox.Peek()
+		if p == nil {
 			break
 		}
-		quit = l.dispatch(env)
+		if p.op == opMsg {
+			// dispatch's opMsg, straight from the slot.
+			l.enqueue(p.agent(), p.n, &p.msg, true)
+		} else {
+			env := p.unpack()
+			quit = l.dispatch(&env)
+		}
 		l.inbox.Advance()
 		if quit {
-			break
+			break // run wakes the posters once the loop has quit
 		}
 	}
 	l.inbox.Commit()
+	if i > 0 && l.roomWaiters.Load() > 0 {
+		l.signalRoom()
+	}
 	return quit
 }
 

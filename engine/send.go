@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/agentloop/agentloop/lifecycle"
 )
@@ -55,7 +56,7 @@ func (e *Engine) sendExternal(ctx context.Context, r Ref, m Message) error {
 	if err := e.admit(ctx, nil, r.a, r.gen); err != nil {
 		return err
 	}
-	r.a.loop.post(&envelope{a: r.a, gen: r.gen, op: opMsg, msg: m})
+	r.a.loop.postMsg(r.a, r.gen, &m)
 	return nil
 }
 
@@ -125,24 +126,23 @@ func (a *agent) reserve() bool {
 func (e *Engine) waitForRoom(ctx context.Context, a *agent, gen uint32) error {
 	capacity := a.typ.cfg.capacity
 	done := ctx.Done() // nil, never ready, for context.Background()
+	w := spaceWaiters.Get().(*spaceWaiter)
+	defer spaceWaiters.Put(w)
 	for {
 		l := a.loop
-		l.spaceMu.Lock()
-		ch := l.spaceCh
-		l.spaceMu.Unlock()
-		// Announce the wait before the last check; the loop frees places
-		// before it looks for waiters, so one of us sees the other.
-		l.spaceWaiters.Add(1)
+		// Register before the last check; the loop frees places before it
+		// looks for waiters, so one of us sees the other.
+		l.addSpaceWaiter(w)
 		var ctxErr error
 		if int(a.occ.Load()) >= capacity && a.admits(gen) {
 			select {
-			case <-ch:
+			case <-w.ch:
 			case <-e.stopCh:
 			case <-done:
 				ctxErr = ctx.Err()
 			}
 		}
-		l.spaceWaiters.Add(-1)
+		l.removeSpaceWaiter(w)
 		switch {
 		case ctxErr != nil:
 			return fmt.Errorf("%w: %s (capacity %d): %w", ErrMailboxFull, a.idAt(gen), capacity, ctxErr)
@@ -155,4 +155,38 @@ func (e *Engine) waitForRoom(ctx context.Context, a *agent, gen uint32) error {
 			return nil
 		}
 	}
+}
+
+// spaceWaiter is one outside sender's place in its loop's spaceList: the
+// channel signalSpace sends its token on. A token may arrive late, after
+// the sender has left (signalSpace took the list before the sender
+// removed itself): the next sender to use the waiter then wakes once for
+// nothing and looks again, which every waiter does anyway.
+type spaceWaiter struct{ ch chan struct{} }
+
+// spaceWaiters holds idle waiters, so that waiting for room allocates
+// nothing in the steady state.
+var spaceWaiters = sync.Pool{New: func() any { return &spaceWaiter{ch: make(chan struct{}, 1)} }}
+
+func (l *loop) addSpaceWaiter(w *spaceWaiter) {
+	l.spaceMu.Lock()
+	l.spaceList = append(l.spaceList, w)
+	l.spaceWaiters.Add(1)
+	l.spaceMu.Unlock()
+}
+
+// removeSpaceWaiter takes w off l's list unless signalSpace already did.
+func (l *loop) removeSpaceWaiter(w *spaceWaiter) {
+	l.spaceMu.Lock()
+	for i, x := range l.spaceList {
+		if x == w {
+			last := len(l.spaceList) - 1
+			l.spaceList[i] = l.spaceList[last]
+			l.spaceList[last] = nil
+			l.spaceList = l.spaceList[:last]
+			l.spaceWaiters.Add(-1)
+			break
+		}
+	}
+	l.spaceMu.Unlock()
 }

@@ -281,7 +281,7 @@ func (l *loop) shutdown(immediate bool) {
 // loop goroutine exits and late producers sweep for themselves.
 func (l *loop) quit() {
 	var env envelope
-	for l.inbox.Pop(&env) {
+	for l.popInbox(&env) {
 		l.drop(&env)
 	}
 	l.inbox.Commit()

@@ -36,13 +36,19 @@ type Queue[T any] struct {
 	_    [cacheLine]byte
 	tail atomic.Uint64 // next position to reserve; producers only
 	_    [cacheLine - 8]byte
-	head uint64 // next position to pop; consumer only
-	// popped is head published for other goroutines (stats, quiescence
-	// checks); the consumer stores it once per batch in Commit.
+	// popped is head published for producers (fullness) and other
+	// goroutines (stats, quiescence checks); the consumer stores it once
+	// per batch in Commit, so the line stays shared between batches.
 	popped atomic.Uint64
-	_      [cacheLine - 16]byte
-	mask   uint64
+	_      [cacheLine - 8]byte
+	mask   uint64 // read-only after New
 	slots  []slot[T]
+	_      [cacheLine - 32]byte
+	// The consumer's own line: it writes head per value, which must not
+	// evict what producers read per push (popped, mask, slots).
+	head      uint64 // next position to pop
+	committed uint64 // head at the last Commit
+	_         [cacheLine - 16]byte
 }
 
 // New returns a queue holding at least capacity values (rounded up to a
@@ -65,18 +71,34 @@ func (q *Queue[T]) Cap() int { return len(q.slots) }
 // consumer pays no atomic store per value; it must Commit after each batch
 // or producers will see the queue fill up.
 func (q *Queue[T]) TryPush(v *T) bool {
+	s, pos, ok := q.TryReserve()
+	if ok {
+		*s = *v
+		q.Publish(pos)
+	}
+	return ok
+}
+
+// TryReserve reserves the next position and returns its slot, to be
+// filled in place and then published with Publish(pos); ok is false when
+// the queue is full. The consumer stops at a reserved slot until it is
+// published, so the caller must publish it straight away (nothing that
+// can block or panic in between). Safe from any goroutine.
+func (q *Queue[T]) TryReserve() (s *T, pos uint64, ok bool) {
 	for {
-		pos := q.tail.Load()
+		pos = q.tail.Load()
 		if pos-q.popped.Load() >= uint64(len(q.slots)) {
-			return false
+			return nil, 0, false
 		}
 		if q.tail.CompareAndSwap(pos, pos+1) {
-			s := &q.slots[pos&q.mask]
-			s.val = *v
-			s.seq.Store(pos + 1) // publish to the consumer
-			return true
+			return &q.slots[pos&q.mask].val, pos, true
 		}
 	}
+}
+
+// Publish hands the slot reserved at pos to the consumer.
+func (q *Queue[T]) Publish(pos uint64) {
+	q.slots[pos&q.mask].seq.Store(pos + 1)
 }
 
 // Pop removes the oldest published value into *out. It reports false when
@@ -117,9 +139,16 @@ func (q *Queue[T]) Advance() {
 // published and none is being written. Consumer only.
 func (q *Queue[T]) Drained() bool { return q.tail.Load() == q.head }
 
-// Commit publishes the consumer's position for Pending and Popped readers.
-// Consumer only; call it once per batch of pops.
-func (q *Queue[T]) Commit() { q.popped.Store(q.head) }
+// Commit publishes the consumer's position for producers and for Popped
+// readers. Consumer only; call it once per batch of pops. A batch that
+// popped nothing stores nothing, so a consumer polling an empty queue does
+// not keep taking the line producers read.
+func (q *Queue[T]) Commit() {
+	if q.head != q.committed {
+		q.committed = q.head
+		q.popped.Store(q.head)
+	}
+}
 
 // Pushed returns how many values were ever reserved by producers.
 // Safe from any goroutine.
