@@ -414,7 +414,7 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 		if !ok {
 			continue
 		}
-		r, err := e.resolveIn(AgentID{Type: s.typ.name, Key: key}, s.typ)
+		r, err := e.resolve(AgentID{Type: s.typ.name, Key: key})
 		if err == nil {
 			b := m.buffer()
 			if b != nil {
