@@ -231,6 +231,33 @@ func (t *regTable) insert(a *agent, gen uint32, h uint64) {
 	t.slots[i].store(a, gen, h)
 }
 
+// FNV-1a, as AgentID.hash computes it, in two steps: typeHashPrefix hashes
+// the type and the separator once, and keyHash goes on over a key. So the
+// hash of a type subscription's key costs only the key's bytes.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// typeHashPrefix returns AgentID.hash's state after the type and the
+// separator.
+func typeHashPrefix(typ string) uint64 {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(typ); i++ {
+		h = (h ^ uint64(typ[i])) * fnvPrime
+	}
+	return (h ^ 0xff) * fnvPrime
+}
+
+// keyHash returns AgentID{typ, key}.hash() given typeHashPrefix(typ).
+func keyHash(prefix uint64, key string) uint64 {
+	h := prefix
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * fnvPrime
+	}
+	return h
+}
+
 func log2(n int) int {
 	k := 0
 	for ; n > 1; n >>= 1 {
