@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,14 +22,20 @@ import (
 // of their own per loop, so that a publish applies their policy as a send
 // does (reserve first: an error or a wait when full) while publishing to
 // the others costs nothing more; a loop with subscribers of both kinds
-// gets two posts. nReserving lets a publish skip the empty lists without a
-// lookup.
+// gets two posts.
+//
+// A publish splits and validates its topic once (messaging.Topic) and
+// matches that against every list that has subscriptions: nonEmpty has a
+// bit per agent list, set while it has any, so a publish skips the empty
+// ones, and loops without subscribers, without touching them.
 type pubsub struct {
-	perLoop    []*messaging.Sublist[*agent] // DropNewest and DropOldest subscribers
-	reserving  []*messaging.Sublist[*agent] // Reject and Block subscribers
-	nReserving []atomic.Int64               // subscriptions in reserving[i]
-	types      messaging.Sublist[*typeSub]
-	gobus      atomic.Pointer[messaging.Bus] // Go subscribers (gosub.go); nil until Engine.Bus
+	perLoop   []*messaging.Sublist[*agent] // DropNewest and DropOldest subscribers
+	reserving []*messaging.Sublist[*agent] // Reject and Block subscribers
+	// nonEmpty has bit 2i set while perLoop[i] has subscriptions and bit
+	// 2i+1 while reserving[i] has; written with mu held.
+	nonEmpty []atomic.Uint64
+	types    messaging.Sublist[*typeSub]
+	gobus    atomic.Pointer[messaging.Bus] // Go subscribers (gosub.go); nil until Engine.Bus
 
 	mu     sync.Mutex            // protects agents and byType
 	agents map[*agent]*agentSubs // patterns each agent subscribed, for Unsubscribe and cleanup
@@ -116,22 +123,34 @@ type typeSub struct {
 	pattern string
 	typ     *agentType
 	key     func(topic string) (string, bool)
+	hprefix uint64 // typeHashPrefix(typ.name): a key's ID hash costs only the key
 }
 
 // list returns the subscription list of a's loop that a belongs in, and
-// the count to keep beside it (nil for the non-reserving lists).
-func (ps *pubsub) list(a *agent) (*messaging.Sublist[*agent], *atomic.Int64) {
+// its bit in nonEmpty.
+func (ps *pubsub) list(a *agent) (*messaging.Sublist[*agent], int) {
 	i := a.loop.idx
 	if a.typ.cfg.reserves() {
-		return ps.reserving[i], &ps.nReserving[i]
+		return ps.reserving[i], 2*i + 1
 	}
-	return ps.perLoop[i], nil
+	return ps.perLoop[i], 2 * i
+}
+
+// note sets or clears list j's bit in nonEmpty after a change to sl, the
+// list. ps.mu must be held.
+func (ps *pubsub) note(j int, sl *messaging.Sublist[*agent]) {
+	w, bit := &ps.nonEmpty[j/64], uint64(1)<<(j%64)
+	if sl.Count() > 0 {
+		w.Or(bit)
+	} else {
+		w.And(^bit)
+	}
 }
 
 func (ps *pubsub) init(loops int) {
 	ps.perLoop = make([]*messaging.Sublist[*agent], loops)
 	ps.reserving = make([]*messaging.Sublist[*agent], loops)
-	ps.nReserving = make([]atomic.Int64, loops)
+	ps.nonEmpty = make([]atomic.Uint64, (2*loops+63)/64)
 	for i := range ps.perLoop {
 		ps.perLoop[i] = messaging.NewSublist[*agent]()
 		ps.reserving[i] = messaging.NewSublist[*agent]()
@@ -229,14 +248,12 @@ func (e *Engine) SubscribeAgent(pattern string, id AgentID) error {
 func (e *Engine) subscribeAgent(pattern string, a *agent) error {
 	ps := &e.pubsub
 	ps.mu.Lock()
-	sl, n := ps.list(a)
+	sl, j := ps.list(a)
 	if err := sl.Insert(pattern, a); err != nil {
 		ps.mu.Unlock()
 		return err
 	}
-	if n != nil {
-		n.Add(1)
-	}
+	ps.note(j, sl)
 	subs := ps.agents[a]
 	if subs == nil {
 		subs = new(agentSubs)
@@ -276,11 +293,10 @@ func (e *Engine) unsubscribeAgent(pattern string, a *agent) error {
 	if subs.n == 0 {
 		delete(ps.agents, a)
 	}
-	sl, n := ps.list(a)
-	if n != nil {
-		n.Add(-1)
-	}
-	return sl.Remove(pattern, a)
+	sl, j := ps.list(a)
+	err := sl.Remove(pattern, a)
+	ps.note(j, sl)
+	return err
 }
 
 // dropSubscriptions removes every subscription of a (it terminated).
@@ -297,12 +313,9 @@ func (e *Engine) dropSubscriptions(a *agent) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if subs := ps.agents[a]; subs != nil {
-		sl, n := ps.list(a)
-		subs.each(func(p string) {
-			if sl.Remove(p, a) == nil && n != nil {
-				n.Add(-1)
-			}
-		})
+		sl, j := ps.list(a)
+		subs.each(func(p string) { _ = sl.Remove(p, a) })
+		ps.note(j, sl)
 	}
 	delete(ps.agents, a)
 	a.hasSubs.Store(false)
@@ -339,7 +352,7 @@ func (e *Engine) SubscribeType(pattern, agentType string, opts ...SubscribeOptio
 	if ps.byType[k] != nil {
 		return fmt.Errorf("%w: %q already routed to type %q", ErrDuplicateSubscription, pattern, agentType)
 	}
-	s := &typeSub{pattern: pattern, typ: t, key: sc.key}
+	s := &typeSub{pattern: pattern, typ: t, key: sc.key, hprefix: typeHashPrefix(t.name)}
 	if err := ps.types.Insert(pattern, s); err != nil {
 		return err
 	}
@@ -389,37 +402,47 @@ func (e *Engine) Publish(topic string, payload []byte) error {
 const publishReserved = 1
 
 // publish fans m out; c is the publishing handler's Context, nil outside.
+//
+// The topic is split and validated once, and each token hashed at most
+// once, whatever the number of lists it is matched against; lists without
+// subscriptions are skipped unread (nonEmpty); a type subscription's key is
+// found in the registry without a lock.
 func (e *Engine) publish(c *Context, topic string, m Message) error {
-	if b := e.pubsub.gobus.Load(); b != nil {
+	ps := &e.pubsub
+	if b := ps.gobus.Load(); b != nil {
 		publishGo(b, topic, m.Payload)
 	}
-	found := false
+	var t messaging.Topic
+	if err := t.Parse(topic); err != nil {
+		return err
+	}
 	var errs []error
-	for i, l := range e.loops {
-		if subs := e.pubsub.perLoop[i].Match(topic); len(subs) > 0 {
-			found = true
-			e.fanOut(c, l, subs, &m, false)
-		}
-		if e.pubsub.nReserving[i].Load() == 0 {
-			continue
-		}
-		subs := e.pubsub.reserving[i].Match(topic)
-		if len(subs) == 0 {
-			continue
-		}
-		found = true
-		subs, errs = e.reserveSubs(c, subs, errs)
-		if len(subs) > 0 {
-			e.fanOut(c, l, subs, &m, true)
+	for w := range ps.nonEmpty {
+		for set := ps.nonEmpty[w].Load(); set != 0; set &= set - 1 {
+			j := w*64 + bits.TrailingZeros64(set)
+			i := j / 2
+			if j%2 == 0 {
+				if subs := ps.perLoop[i].MatchTopic(&t); len(subs) > 0 {
+					e.fanOut(c, e.loops[i], subs, &m, false)
+				}
+				continue
+			}
+			subs := ps.reserving[i].MatchTopic(&t)
+			if len(subs) == 0 {
+				continue
+			}
+			subs, errs = e.reserveSubs(c, subs, errs)
+			if len(subs) > 0 {
+				e.fanOut(c, e.loops[i], subs, &m, true)
+			}
 		}
 	}
-	for _, s := range e.pubsub.types.Match(topic) {
-		found = true
+	for _, s := range ps.types.MatchTopic(&t) {
 		key, ok := s.key(topic)
 		if !ok {
 			continue
 		}
-		r, err := e.resolveIn(AgentID{Type: s.typ.name, Key: key}, s.typ)
+		r, err := e.resolveKey(s, key)
 		if err == nil {
 			b := m.buffer()
 			if b != nil {
@@ -438,12 +461,22 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 			errs = append(errs, err)
 		}
 	}
-	if !found {
-		if err := messaging.ValidateTopic(topic); err != nil {
-			return err
-		}
-	}
 	return errors.Join(errs...)
+}
+
+// resolveKey finds the instance of s's type under key, or spawns it: the
+// registry's lock-free lookup, with the ID's hash continued from s's type.
+func (e *Engine) resolveKey(s *typeSub, key string) (Ref, error) {
+	if r, ok := e.registry.find(s.typ.name, key, keyHash(s.hprefix, key)); ok {
+		return r, nil
+	}
+	// The key may be a piece of the publisher's topic: the agent keeps a
+	// copy of its own rather than the topic.
+	id := AgentID{Type: s.typ.name, Key: strings.Clone(key)}
+	if err := id.Validate(); err != nil {
+		return Ref{}, err
+	}
+	return e.spawnFor(id, s.typ)
 }
 
 // fanOut delivers m to subs, the subscribers on loop l: straight into

@@ -108,10 +108,12 @@ func (e *Engine) Lookup(id AgentID) (Ref, error) {
 	return a.ref(), nil
 }
 
-// resolve finds or lazily spawns id.
+// resolve finds or lazily spawns id. The registry's lookup takes no lock;
+// the Ref is the incarnation the registry held, not whatever the record
+// holds by the time it is read.
 func (e *Engine) resolve(id AgentID) (Ref, error) {
-	if a := e.registry.get(id, id.hash()); a != nil {
-		return a.ref(), nil
+	if r, ok := e.registry.find(id.Type, id.Key, id.hash()); ok {
+		return r, nil
 	}
 	if err := id.Validate(); err != nil {
 		return Ref{}, err
@@ -120,18 +122,12 @@ func (e *Engine) resolve(id AgentID) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	return e.resolveIn(id, t)
+	return e.spawnFor(id, t)
 }
 
-// resolveIn is resolve for a type already looked up: the registry, else a
-// validated spawn.
-func (e *Engine) resolveIn(id AgentID, t *agentType) (Ref, error) {
-	if a := e.registry.get(id, id.hash()); a != nil {
-		return a.ref(), nil
-	}
-	if err := id.Validate(); err != nil {
-		return Ref{}, err
-	}
+// spawnFor spawns the valid id of type t, which the registry did not hold
+// a moment ago, or returns the agent that a racing spawn registered.
+func (e *Engine) spawnFor(id AgentID, t *agentType) (Ref, error) {
 	a, _, err := e.getOrSpawn(id, t, -1)
 	if err != nil {
 		return Ref{}, err

@@ -83,6 +83,18 @@
 // cached topic allocates nothing and costs a hash, one cache probe and one
 // indirect call per subscriber.
 //
+// A publisher that matches one topic against several lists (the engine has
+// one per loop) parses it once into a [Topic] and calls
+// [Sublist.MatchTopic] on each: the topic is validated and split once, and
+// each token hashed at most once. MatchTopic walks the trie without the
+// cache on a list where no topic can match two patterns (no two patterns
+// part at a wildcard in one and another token in the other: any set of
+// exact patterns, or "telemetry.*.*" beside "features.*"), since a match is
+// then a single slice of the trie and the walk allocates nothing; small
+// levels of the trie compare a token with their few literals instead of
+// hashing it. So tens of thousands of distinct topics, more than any cache
+// of topics holds, cost a walk each and no cache traffic.
+//
 // # The bus and the engine
 //
 // The engine routes published messages to agents with [Sublist]s of its

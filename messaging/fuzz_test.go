@@ -80,6 +80,17 @@ func FuzzMatch(f *testing.F) {
 					t.Fatalf("%s, %s: Match(%q) = %v, want %v (patterns %q)", when, pass, topic, got, want, ref.pairs)
 				}
 			}
+			// One parsed Topic, matched twice: the second match reads the
+			// hashes the first recorded.
+			var tp Topic
+			if err := tp.Parse(topic); (err == nil) != valid {
+				t.Fatalf("Topic.Parse(%q) = %v, reference validity %v", topic, err, valid)
+			}
+			for _, pass := range []string{"first", "again"} {
+				if got := sorted(s.MatchTopic(&tp)); !slices.Equal(got, want) {
+					t.Fatalf("%s, MatchTopic %s: %q = %v, want %v (patterns %q)", when, pass, topic, got, want, ref.pairs)
+				}
+			}
 		}
 		check("after insert")
 		if refValid(p2, true) {

@@ -136,7 +136,25 @@ func (n *node[T]) verify(path string) (int, error) {
 		return 0, err
 	}
 	c, err := n.one.verify(path + ".*")
-	return count + c, err
+	if err != nil {
+		return 0, err
+	}
+	// over, recomputed from the children, which are verified by now.
+	overLits := int32(0)
+	n.lits.each(func(_ string, child *node[T]) bool {
+		overLits += overOf(child)
+		return true
+	})
+	ways := 0
+	for _, w := range []bool{len(n.rest) > 0, n.one != nil, n.lits != nil} {
+		if w {
+			ways++
+		}
+	}
+	if want := ways > 1 || overOf(n.one) > 0 || overLits > 0; n.over != want || n.overLits != overLits {
+		return 0, fmt.Errorf("trie: over %v with %d children over at %q, want %v with %d", n.over, n.overLits, path, want, overLits)
+	}
+	return count + c, nil
 }
 
 // verify checks s's current snapshot.

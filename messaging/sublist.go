@@ -21,6 +21,14 @@ import (
 // invalidates them at once; a cached Match allocates nothing. A topic enters
 // the cache on its second miss, so topics seen once cannot evict hot ones.
 //
+// [Sublist.MatchTopic], which takes a topic already split, skips the cache
+// while no topic can match two patterns: while no two patterns part, after
+// a common prefix, at a wildcard in one and another token in the other ("a.*"
+// and "a.b", "a.>" and "a.*"). So it is for any set of exact patterns, or
+// "telemetry.*.*", "features.*" and "alerts.>" together: a match is then a
+// single slice of the trie, found by a walk that allocates nothing, and
+// tens of thousands of distinct topics cost no cache traffic.
+//
 // A Sublist is a multiset: inserting the same (pattern, value) pair twice
 // stores it twice, and Match then returns the value twice.
 //
@@ -170,10 +178,34 @@ func (sn *snapshot[T]) trie() *node[T] {
 //
 // Match takes no lock and is safe for concurrent use with every other
 // method. A topic is cached from its second Match on (see the package
-// documentation); on a cached topic Match allocates nothing.
+// documentation); on a cached topic Match allocates nothing, and it is not
+// even split. To match one topic against several lists, parse it once into
+// a [Topic] and use [Sublist.MatchTopic].
 func (s *Sublist[T]) Match(topic string) []T {
 	var buf [4][]T
 	res, parts, _ := s.lookup(topic, buf[:0])
+	if parts != nil {
+		return join(parts)
+	}
+	return res
+}
+
+// MatchTopic is [Sublist.Match] for a parsed topic: the same result, without
+// validating and splitting the topic again, and with the hashes t recorded
+// for an earlier list. It records those it computes, for the next list. An
+// empty Topic matches nothing.
+//
+// A topic already split is walked through the trie about as fast as it is
+// found in the cache, so MatchTopic uses the cache only on a list where a
+// topic may match patterns stored apart (see the type's documentation), to
+// avoid joining their values again; elsewhere it allocates nothing and
+// caches nothing, however many distinct topics it sees.
+//
+// MatchTopic is safe for concurrent use with every method of s; t is the
+// caller's own.
+func (s *Sublist[T]) MatchTopic(t *Topic) []T {
+	var buf [4][]T
+	res, parts := s.snap.Load().lookupTopic(t, buf[:0])
 	if parts != nil {
 		return join(parts)
 	}
@@ -188,7 +220,7 @@ func (s *Sublist[T]) Match(topic string) []T {
 // without checking it again.
 func (s *Sublist[T]) lookup(topic string, buf [][]T) (res []T, parts [][]T, err error) {
 	sn := s.snap.Load()
-	if sn == nil {
+	if sn == nil || sn.root == nil {
 		return nil, nil, ValidateTopic(topic)
 	}
 	h := hashString(topic)
@@ -196,19 +228,48 @@ func (s *Sublist[T]) lookup(topic string, buf [][]T) (res []T, parts [][]T, err 
 	if ok {
 		return res, nil, nil
 	}
-	var tokBuf [MaxTokens]string
-	toks, err := splitTopic(topic, tokBuf[:0])
-	if err != nil {
+	var t Topic
+	if err := t.Parse(topic); err != nil {
 		return nil, nil, err
 	}
-	parts = sn.root.match(toks, buf)
+	res, parts = sn.fill(&t, h, known, buf)
+	return res, parts, nil
+}
+
+// lookupTopic is lookup for a parsed topic. Where the trie lets a topic
+// match at most one pattern (root.over unset) it walks the trie and returns
+// the one slice found, if any, as res, and never touches the cache.
+func (sn *snapshot[T]) lookupTopic(t *Topic, buf [][]T) (res []T, parts [][]T) {
+	if sn == nil || sn.root == nil || t.n == 0 {
+		return nil, nil
+	}
+	if !sn.root.over {
+		if parts = sn.root.match(t, 0, buf); len(parts) == 0 {
+			return nil, nil
+		}
+		p := parts[0] // the only one: see node.over
+		return p[:len(p):len(p)], nil
+	}
+	h := t.topicHash()
+	res, ok, known := sn.cache.get(h, sn.gen, t.s)
+	if ok {
+		return res, nil
+	}
+	return sn.fill(t, h, known, buf)
+}
+
+// fill walks the trie for t (hash h), which missed the cache, and caches
+// the result if the cache admits it (known: the set holds a stale entry for
+// t). It returns the result as lookup does.
+func (sn *snapshot[T]) fill(t *Topic, h uint64, known bool, buf [][]T) (res []T, parts [][]T) {
+	parts = sn.root.match(t, 0, buf)
 	if !known && !sn.cache.admit(h) {
-		return nil, parts, nil
+		return nil, parts
 	}
 	res = join(parts)
 	// Copy the topic for the same reason Insert copies patterns.
-	sn.cache.put(&cacheEntry[T]{hash: h, gen: sn.gen, topic: strings.Clone(topic), res: res})
-	return res, nil, nil
+	sn.cache.put(&cacheEntry[T]{hash: h, gen: sn.gen, topic: strings.Clone(t.s), res: res})
+	return res, nil
 }
 
 // Count returns the number of (pattern, value) pairs in the list. It takes no

@@ -212,11 +212,12 @@ func TestSublistMatchIsReadOnlySnapshot(t *testing.T) {
 func TestSublistCache(t *testing.T) {
 	var s Sublist[int]
 	_ = s.Insert("a.*", 1)
+	_ = s.Insert("a.>", 3) // beside "a.*": "a.b" matches both, so it is cached
 	g := s.gen()
 	// The first miss only remembers the topic; the second caches it.
 	for i, want := range []int{0, 1, 1} {
-		if got := s.Match("a.b"); !slices.Equal(got, []int{1}) || s.cached() != want {
-			t.Fatalf("Match #%d = %v with %d cached, want [1] with %d", i+1, got, s.cached(), want)
+		if got := sorted(s.Match("a.b")); !slices.Equal(got, []int{1, 3}) || s.cached() != want {
+			t.Fatalf("Match #%d = %v with %d cached, want [1 3] with %d", i+1, got, s.cached(), want)
 		}
 	}
 	for range 3 {
@@ -229,17 +230,88 @@ func TestSublistCache(t *testing.T) {
 		t.Fatalf("after Insert: gen %d -> %d, %d entries still valid", g, s.gen(), s.cached())
 	}
 	// A topic whose entry went stale is cached again on its first miss.
-	if got := sorted(s.Match("a.b")); !slices.Equal(got, []int{1, 2}) || s.cached() != 1 {
+	if got := sorted(s.Match("a.b")); !slices.Equal(got, []int{1, 2, 3}) || s.cached() != 1 {
 		t.Fatalf("Match after Insert = %v with %d cached", got, s.cached())
 	}
 	_ = s.Remove("a.*", 1)
-	if got := s.Match("a.b"); !slices.Equal(got, []int{2}) {
+	if got := sorted(s.Match("a.b")); !slices.Equal(got, []int{2, 3}) {
 		t.Fatalf("Match after Remove = %v", got)
 	}
 	// A failed Remove changes nothing, so it keeps the cache.
 	g = s.gen()
 	if err := s.Remove("a.*", 1); !errors.Is(err, ErrNotFound) || s.gen() != g || s.cached() != 1 {
 		t.Fatalf("failed Remove: %v, gen %d -> %d, cached %d", err, g, s.gen(), s.cached())
+	}
+}
+
+// TestSublistMatchTopicApart: on a list where no topic can match two
+// patterns (exact ones, and wildcards under distinct literal prefixes, as
+// the W10 gateway subscribes), MatchTopic is right, allocates nothing and
+// caches nothing, however many distinct topics it sees; a pattern that lets
+// a topic match two brings the cache back, and removing it sends it away.
+func TestSublistMatchTopicApart(t *testing.T) {
+	var s Sublist[int]
+	for i, p := range []string{"telemetry.*.*", "features.*", "aggregates.*", "alerts.>", "a.b.c", "a.b.d", "x"} {
+		if err := s.Insert(p, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var tp Topic
+	match := func(topic string) []int {
+		t.Helper()
+		if err := tp.Parse(topic); err != nil {
+			t.Fatal(err)
+		}
+		return s.MatchTopic(&tp)
+	}
+	cases := []struct {
+		topic string
+		want  []int
+	}{
+		{"telemetry.dev-1.s0", []int{0}}, {"telemetry.dev-1", nil}, {"features.dev-9", []int{1}},
+		{"aggregates.3", []int{2}}, {"alerts.dev-1.anomaly", []int{3}}, {"alerts", nil},
+		{"a.b.c", []int{4}}, {"a.b.d", []int{5}}, {"a.b", nil}, {"x", []int{6}}, {"y", nil},
+	}
+	for range 3 { // twice would be enough to cache
+		for _, tc := range cases {
+			if got := match(tc.topic); !slices.Equal(got, tc.want) {
+				t.Fatalf("MatchTopic(%q) = %v, want %v", tc.topic, got, tc.want)
+			}
+		}
+	}
+	topics := make([]string, 4*cacheSize)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("telemetry.dev-%d.s%d", i/4, i%4)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(len(topics)-1, func() {
+		if got := match(topics[i%len(topics)]); len(got) != 1 {
+			t.Fatalf("MatchTopic(%q) = %v", topics[i%len(topics)], got)
+		}
+		i++
+	}); n != 0 {
+		t.Errorf("MatchTopic allocates %v times", n)
+	}
+	if n := s.cached(); n != 0 {
+		t.Errorf("%d topics cached on a list whose topics match one pattern at most", n)
+	}
+	_ = s.Insert("telemetry.>", 9)
+	for range 2 {
+		if got := sorted(match("telemetry.dev-1.s0")); !slices.Equal(got, []int{0, 9}) {
+			t.Fatalf("MatchTopic = %v, want [0 9]", got)
+		}
+	}
+	if n := s.cached(); n != 1 {
+		t.Errorf("%d topics cached with overlapping patterns, want 1", n)
+	}
+	_ = s.Remove("telemetry.>", 9)
+	for range 2 {
+		if got := match("telemetry.dev-1.s0"); !slices.Equal(got, []int{0}) {
+			t.Fatalf("MatchTopic = %v, want [0]", got)
+		}
+	}
+	if n := s.cached(); n != 0 {
+		t.Errorf("%d topics cached after the overlapping pattern left", n)
 	}
 }
 
@@ -284,13 +356,14 @@ func TestSublistCacheBounded(t *testing.T) {
 func TestSublistCacheEviction(t *testing.T) {
 	var s Sublist[int]
 	_ = s.Insert("t.>", 1)
+	_ = s.Insert("t.*", 2) // a topic matches both: matches are cached
 	topics := make([]string, 2*cacheSize)
 	for i := range topics {
 		topics[i] = fmt.Sprintf("t.%d", i)
 	}
 	for range 3 {
 		for _, topic := range topics {
-			if got := s.Match(topic); len(got) != 1 {
+			if got := s.Match(topic); len(got) != 2 {
 				t.Fatalf("Match(%q) = %v", topic, got)
 			}
 		}

@@ -80,11 +80,27 @@ func checkValidation(t *testing.T, fn, s string, err error, valid bool, sentinel
 	}
 }
 
-func TestSplitTopic(t *testing.T) {
-	var buf [MaxTokens]string
-	toks, err := splitTopic("a.bc.d", buf[:0])
-	if err != nil || strings.Join(toks, "|") != "a|bc|d" {
-		t.Fatalf("splitTopic = %q, %v", toks, err)
+func TestTopicParse(t *testing.T) {
+	var tp Topic
+	err := tp.Parse("a.bc.d")
+	var toks []string
+	for i := range tp.Len() {
+		toks = append(toks, tp.token(i))
+	}
+	if err != nil || strings.Join(toks, "|") != "a|bc|d" || tp.String() != "a.bc.d" {
+		t.Fatalf("Parse = %q (%q), %v", toks, tp.String(), err)
+	}
+	// A failed Parse leaves the Topic empty: it matches nothing.
+	if err := tp.Parse("a..b"); !errors.Is(err, ErrInvalidTopic) || tp.Len() != 0 || tp.String() != "" {
+		t.Fatalf("Parse(a..b) = %v, leaving %d tokens %q", err, tp.Len(), tp.String())
+	}
+	var s Sublist[int]
+	_ = s.Insert(">", 1)
+	if got := s.MatchTopic(&tp); got != nil {
+		t.Fatalf("an empty Topic matched %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = tp.Parse("telemetry.dev-42.temp") }); n != 0 {
+		t.Errorf("Parse of a valid topic allocates %v times", n)
 	}
 	if n := testing.AllocsPerRun(100, func() { _ = ValidateTopic("telemetry.dev-42.temp") }); n != 0 {
 		t.Errorf("ValidateTopic of a valid topic allocates %v times", n)

@@ -17,6 +17,33 @@ type node[T comparable] struct {
 	one  *node[T]        // child for "*"
 	rest []T             // values of the pattern <prefix>.>
 	subs []T             // values of the pattern ending at this node
+	// over says that a topic may match two or more patterns of this
+	// subtree: the values of one match may then come in several slices,
+	// and a Sublist joins (and caches) them. Without it a match is one
+	// slice or none, found with a walk that allocates nothing. It holds
+	// when some node below has two ways on for one token ('*' beside
+	// literals, or '>' beside either), which covers every topic that can
+	// reach two value slices. overLits counts the children in lits whose
+	// over holds, so that a copy of the path keeps it without a scan.
+	over     bool
+	overLits int32
+}
+
+// setOver sets n.over from n's own ways on and its children's.
+func (n *node[T]) setOver() {
+	hasRest := len(n.rest) > 0
+	n.over = hasRest && (n.one != nil || n.lits != nil) ||
+		n.one != nil && n.lits != nil ||
+		n.one != nil && n.one.over ||
+		n.overLits > 0
+}
+
+// overOf reports n.over for a possibly empty subtree, as a count.
+func overOf[T comparable](n *node[T]) int32 {
+	if n != nil && n.over {
+		return 1
+	}
+	return 0
 }
 
 func (n *node[T]) empty() bool {
@@ -42,8 +69,11 @@ func (n *node[T]) insert(toks []string, v T) *node[T] {
 	default:
 		h := hashString(t)
 		child, _ := c.lits.get(h, t)
-		c.lits = c.lits.set(h, t, child.insert(toks[1:], v))
+		next := child.insert(toks[1:], v)
+		c.overLits += overOf(next) - overOf(child)
+		c.lits = c.lits.set(h, t, next)
 	}
+	c.setOver()
 	return c
 }
 
@@ -67,10 +97,12 @@ func (n *node[T]) remove(toks []string, v T) (*node[T], bool) {
 			c.one, ok = n.one.remove(toks[1:], v)
 		default:
 			h := hashString(t)
-			child, _ := n.lits.get(h, t)
-			if child, ok = child.remove(toks[1:], v); !ok {
+			old, _ := n.lits.get(h, t)
+			var child *node[T]
+			if child, ok = old.remove(toks[1:], v); !ok {
 				break
 			}
+			c.overLits += overOf(child) - overOf(old)
 			if child == nil {
 				c.lits, _ = c.lits.delete(h, t)
 			} else {
@@ -84,6 +116,7 @@ func (n *node[T]) remove(toks []string, v T) (*node[T], bool) {
 	if c.empty() {
 		return nil, true
 	}
+	c.setOver()
 	out := c // only the result escapes: a miss allocates nothing
 	return &out, true
 }
@@ -103,26 +136,61 @@ func without[T comparable](s []T, v T) ([]T, bool) {
 	return s, false
 }
 
-// match appends to parts the value slices of every pattern that matches the
-// topic toks. Each pattern is one path of the trie and a topic reaches a
-// given path at most once, so no slice is appended twice.
-func (n *node[T]) match(toks []string, parts [][]T) [][]T {
-	for i, t := range toks {
+// match appends to parts the value slices of every pattern that matches
+// tokens i and on of the topic t. Each pattern is one path of the trie and a
+// topic reaches a given path at most once, so no slice is appended twice. A
+// token is hashed only where a node has more literal children than a match
+// compares one by one (child).
+func (n *node[T]) match(t *Topic, i int, parts [][]T) [][]T {
+	for ; i < t.n; i++ {
 		if n == nil {
 			return parts
 		}
 		if len(n.rest) > 0 {
-			parts = append(parts, n.rest) // ">" takes toks[i:], one or more
+			parts = append(parts, n.rest) // ">" takes tokens i and on, one or more
 		}
 		if n.one != nil {
-			parts = n.one.match(toks[i+1:], parts)
+			parts = n.one.match(t, i+1, parts)
 		}
-		n, _ = n.lits.get(hashString(t), t)
+		if n.lits == nil {
+			return parts
+		}
+		n = n.child(t, i)
 	}
 	if n != nil && len(n.subs) > 0 {
 		parts = append(parts, n.subs)
 	}
 	return parts
+}
+
+// scanLits is the most literal children a match compares one by one
+// instead of hashing the token: below it, comparing strings (mostly
+// lengths) is cheaper than hashing one.
+const scanLits = 4
+
+// child returns n's literal child for token i of t, or nil. n.lits must
+// not be nil.
+func (n *node[T]) child(t *Topic, i int) *node[T] {
+	m, tok := n.lits, t.token(i)
+	if len(m.slots) <= scanLits {
+		// If every slot is a leaf, they are all the keys there are.
+		flat := true
+		for j := range m.slots {
+			s := &m.slots[j]
+			if s.sub != nil {
+				flat = false
+				break
+			}
+			if s.key == tok {
+				return s.val
+			}
+		}
+		if flat {
+			return nil
+		}
+	}
+	c, _ := m.get(t.hash(i), tok)
+	return c
 }
 
 // join returns the concatenation of parts. A single part is returned as is,
