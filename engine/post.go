@@ -376,6 +376,7 @@ func (l *loop) sweep() {
 func (l *loop) sweepOne(env *envelope) {
 	if env.op == opInit {
 		l.e.transition(env.a, lifecycle.Terminated)
+		l.e.notifyTerminated(env.a, ErrStopped) // TerminationObservers see every end
 		l.e.registry.remove(env.a)
 		return
 	}
