@@ -53,6 +53,13 @@
 // of Context.Go (on a worker), plugin callbacks (on the goroutine where the
 // event happens) and a KeyFunc (on the publishing goroutine).
 //
+// A loop is not tied to its goroutine while it is parked: a loop whose
+// handler posts to an agent on a parked loop, as the last thing it has to
+// do, runs that loop's next turns on its own goroutine instead of waking
+// the other (a handoff, see WithHandoff), so that a ping-pong or a request
+// answered across loops parks no goroutine. A loop still runs one handler
+// at a time, in the same order; LoopStats.Borrowed counts the handoffs.
+//
 // # Messages
 //
 // A payload is a []byte handed over, not copied: receivers treat it as

@@ -57,6 +57,7 @@ type Engine struct {
 
 	clock   Clock
 	virtual bool // clock is not the system clock
+	handoff bool // loops may run parked peers' turns (WithHandoff, never virtual)
 	loc     *time.Location
 
 	workersMu sync.Mutex    // guards workers
@@ -124,6 +125,7 @@ func New(opts ...Option) (*Engine, error) {
 	} else {
 		e.virtual = true
 	}
+	e.handoff = !e.virtual && !e.cfg.noHandoff
 	e.loc = e.clock.Now().Location()
 	e.types.Store(&types{})
 	e.plugins.Store(&pluginSet{})

@@ -116,6 +116,9 @@ type loop struct {
 	// that pushes and then sees 1 swaps it to 0 and sends one token on
 	// wakeCh; the loop sets it before its last emptiness check, so a push
 	// racing with parking is either seen by that check or wakes the loop.
+	// A loop that posts to a parked peer may instead hold the peer's
+	// wake-up (sleepHeld) and, once it has nothing left to do itself, run
+	// the peer's turns on its own goroutine (sleepBorrowed): see borrow.
 	sleeping atomic.Int32
 	wakeCh   chan struct{}
 	wakeFn   func()      // l.wake, bound once
@@ -181,6 +184,8 @@ type loop struct {
 	parkT    *time.Timer
 	turns    uint64
 	stalls   int   // turns in a row that found only an unpublished inbox slot
+	handoff  *loop // a parked peer whose wake-up this loop holds (see borrow)
+	quitting bool  // a borrower ran the turn that ended the loop: quit at once
 	busy     int64 // nanoseconds spent running agents
 	stopping bool  // the engine is stopping: timers were dropped
 	shut     bool  // shutdown ran: agents that still arrive are not started
@@ -202,6 +207,7 @@ type loop struct {
 
 type loopCounters struct {
 	turns, parks, deadLetters atomic.Uint64
+	borrowed                  atomic.Uint64 // borrows by peers (see borrowHandoff)
 	runnable, timers, busy    atomic.Int64
 	// The runnable queue's counters: Picks, AgedPicks, Epochs, Reweighs,
 	// Messages, LongestWait.
@@ -232,13 +238,18 @@ func (l *loop) run() {
 	l.parkT = time.NewTimer(time.Hour)
 	l.parkT.Stop()
 	for {
-		if l.turn() {
+		if l.quitting || l.turn() {
+			l.handOver()
 			l.quit()
 			// Posters parked on the inbox find it empty: what they push
 			// now is swept once Stop seals the loop.
 			l.signalRoom()
 			return
 		}
+		if l.handoff != nil && !l.hasWork() && l.borrowHandoff() {
+			continue // a peer's turns ran here; look at our own work again
+		}
+		l.handOver()
 		switch {
 		case l.hasWork():
 			l.stalls = 0
@@ -302,28 +313,34 @@ func (l *loop) hasWork() bool {
 func (l *loop) park() {
 	l.publish(l.turns-l.lastFull >= publishEvery || l.fullWanted.Load() ||
 		l.e.stopping.Load() || l.e.idleWaiters.Load() > 0)
-	l.sleeping.Store(1)
-	// Last check after announcing sleep: a push published before the
-	// store is seen here; one published after it sees sleeping == 1 and
-	// wakes us (producers call wake after publishing, so a slot still
-	// being written need not keep the loop up).
-	if l.inbox.Peek() != nil || l.spilling.Load() {
-		if !l.sleeping.CompareAndSwap(1, 0) {
-			// A producer already claimed the wake-up; eat its token so the
-			// next park does not return at once.
-			<-l.wakeCh
-		}
-		return
-	}
+	// Everything the wait depends on is read before announcing sleep:
+	// from the store of sleeping on, a peer loop may borrow this one (see
+	// borrow) and run its turns, so this goroutine touches nothing of the
+	// loop's own until it is handed a token.
 	var timeout time.Duration = -1
 	if l.timers.Len() > 0 {
 		if e, ok := l.timers.Peek(); ok {
 			timeout = time.Duration(e.When - l.e.now())
 			if timeout <= 0 {
-				l.sleeping.Store(0)
 				return
 			}
 		}
+	}
+	pending := l.pending > 0
+	head := l.inbox.Head()
+	l.sleeping.Store(sleepParked)
+	// Last check after announcing sleep: a push published before the
+	// store is seen here; one published after it sees sleeping and wakes
+	// us (producers call wake after publishing, so a slot still being
+	// written need not keep the loop up).
+	if l.inbox.PublishedAt(head) || l.spilling.Load() {
+		if !l.sleeping.CompareAndSwap(sleepParked, sleepAwake) {
+			// A producer already claimed the wake-up (or a peer borrowed
+			// the loop); wait for its token so that the loop is ours.
+			<-l.wakeCh
+		}
+		l.idle.Store(false)
+		return
 	}
 	// Under a clock other than the system one, the clock calls wake when
 	// the deadline passes on it. The alarm is registered before the loop
@@ -331,10 +348,10 @@ func (l *loop) park() {
 	// idle (the enginetest harness) must find it, or it would step past
 	// the deadline and the timer would fire late, out of turn or never.
 	var stopAlarm func() bool
-	if l.e.virtual && l.pending == 0 && timeout >= 0 {
+	if l.e.virtual && !pending && timeout >= 0 {
 		stopAlarm = l.e.clock.AfterFunc(timeout, l.wakeFn)
 	}
-	if l.pending > 0 {
+	if pending {
 		// Another loop's inbox was full; retry soon without spinning.
 		if timeout < 0 || timeout > 50*time.Microsecond {
 			timeout = 50 * time.Microsecond
@@ -363,7 +380,7 @@ func (l *loop) park() {
 				}
 			}
 		case <-l.parkT.C:
-			if !l.sleeping.CompareAndSwap(1, 0) {
+			if !l.sleeping.CompareAndSwap(sleepParked, sleepAwake) {
 				<-l.wakeCh
 			}
 		}
@@ -385,7 +402,7 @@ func (l *loop) flushOutbox() {
 			ob.PopFront()
 			l.pending--
 		}
-		dst.wake()
+		dst.wakeFrom(l)
 	}
 }
 

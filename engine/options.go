@@ -25,6 +25,7 @@ type config struct {
 	restarts  restartPolicy
 	clock     Clock
 	sched     scheduler.Config
+	noHandoff bool // WithHandoff(false)
 
 	workers, workerQueue int
 }

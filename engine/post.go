@@ -225,7 +225,7 @@ func (l *loop) postFrom(src *loop, env *envelope) {
 		src.pending++
 		return
 	}
-	l.wake()
+	l.wakeFrom(src)
 }
 
 // minOutbox is the least number of envelopes an outbox holds before the
@@ -332,12 +332,28 @@ func (l *loop) popInbox(env *envelope) bool {
 	return true
 }
 
+// wake makes sure the loop will look at its inbox: it hands a parked loop's
+// goroutine a token, taking over a wake-up a peer loop holds (see
+// wakeFrom), and leaves an awake or borrowed loop alone.
 func (l *loop) wake() {
-	if l.sleeping.Load() != 0 && l.sleeping.CompareAndSwap(1, 0) {
-		select {
-		case l.wakeCh <- struct{}{}:
-		default:
+	for {
+		s := l.sleeping.Load()
+		if s != sleepParked && s != sleepHeld {
+			return
 		}
+		if l.sleeping.CompareAndSwap(s, sleepAwake) {
+			l.signalWake()
+			return
+		}
+	}
+}
+
+// signalWake gives the loop's goroutine its token; whoever moves sleeping
+// to sleepAwake from another state sends exactly one.
+func (l *loop) signalWake() {
+	select {
+	case l.wakeCh <- struct{}{}:
+	default:
 	}
 }
 

@@ -171,6 +171,9 @@ type LoopStats struct {
 	Timers int64
 	Turns  uint64
 	Parks  uint64
+	// Borrowed counts the times a peer loop ran this loop's turns on its
+	// own goroutine instead of waking this one's (see WithHandoff).
+	Borrowed uint64
 	// Busy is the time the loop has spent running agents since it started:
 	// its utilisation is the rate at which Busy grows against wall time.
 	Busy time.Duration
@@ -258,6 +261,7 @@ func (e *Engine) Stats() Stats {
 			Timers:   l.stats.timers.Load(),
 			Turns:    l.stats.turns.Load(),
 			Parks:    l.stats.parks.Load(),
+			Borrowed: l.stats.borrowed.Load(),
 			Busy:     time.Duration(l.stats.busy.Load()),
 		}
 		sc := &l.stats.sched

@@ -121,10 +121,18 @@ func TestNoLostWakeUpsFromOutside(t *testing.T) {
 
 // TestNoLostWakeUpsPingPong bounces a message 50k times between two agents
 // on different loops. Each side is parked while the other works, so every
-// hop is a wake-up of a parked (or parking) loop.
+// hop is a wake-up of a parked (or parking) loop: with handoffs off, of its
+// goroutine; with them on (the default), the posting loop runs the parked
+// one's turns itself, and falls back to waking its goroutine whenever it
+// has work of its own.
 func TestNoLostWakeUpsPingPong(t *testing.T) {
+	t.Run("handoff", func(t *testing.T) { testPingPongWakeUps(t, true) })
+	t.Run("no handoff", func(t *testing.T) { testPingPongWakeUps(t, false) })
+}
+
+func testPingPongWakeUps(t *testing.T, handoff bool) {
 	const rounds = 50_000
-	e := startedEngine(t, WithLoops(2))
+	e := startedEngine(t, WithLoops(2), WithHandoff(handoff))
 	done := make(chan struct{})
 	failed := make(chan string, 1)
 	fail := func(format string, args ...any) {
@@ -174,12 +182,21 @@ func TestNoLostWakeUpsPingPong(t *testing.T) {
 	waitDelivered(t, e, done, failed, &pongs, rounds)
 	after := e.Stats()
 	stop(t, e)
+	var borrowed uint64
 	for i := range after.Loops {
 		parks := after.Loops[i].Parks - before.Loops[i].Parks
-		t.Logf("loop %d: %d parks during %d round trips", i, parks, rounds)
-		if parks == 0 {
+		b := after.Loops[i].Borrowed - before.Loops[i].Borrowed
+		borrowed += b
+		t.Logf("loop %d: %d parks, borrowed %d times during %d round trips", i, parks, b, rounds)
+		if !handoff && parks == 0 {
 			t.Errorf("loop %d never parked during the ping-pong", i)
 		}
+		if !handoff && b != 0 {
+			t.Errorf("loop %d was borrowed %d times with handoffs off", i, b)
+		}
+	}
+	if handoff && borrowed == 0 {
+		t.Error("no loop ran its peer's turns during the ping-pong with handoffs on")
 	}
 	if st := e.Stats(); st.DeadLetters != 0 {
 		t.Fatalf("%d dead letters", st.DeadLetters)

@@ -135,6 +135,19 @@ func (q *Queue[T]) Advance() {
 	q.head++
 }
 
+// Head returns the position of the next value to pop. Consumer only.
+func (q *Queue[T]) Head() uint64 { return q.head }
+
+// PublishedAt reports whether the value at position pos has been
+// published. Safe from any goroutine: with pos taken from Head before the
+// consumer hands its role to another goroutine, it tells the one handing
+// over whether a value arrived after it last looked, without reading the
+// consumer's position again. It stays true after the value is popped,
+// until the slot is reused a lap later.
+func (q *Queue[T]) PublishedAt(pos uint64) bool {
+	return q.slots[pos&q.mask].seq.Load() == pos+1
+}
+
 // Drained reports whether every reserved value has been popped: no value is
 // published and none is being written. Consumer only.
 func (q *Queue[T]) Drained() bool { return q.tail.Load() == q.head }

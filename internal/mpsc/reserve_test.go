@@ -91,3 +91,42 @@ func TestReserveConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// PublishedAt tells whether the value at a position taken from Head has
+// arrived, while the consumer stays put or has moved past it, and turns
+// false once the slot is reused a lap later.
+func TestPublishedAt(t *testing.T) {
+	q := New[int](2)
+	h := q.Head()
+	if q.PublishedAt(h) {
+		t.Fatal("PublishedAt true on an empty queue")
+	}
+	_, pos, ok := q.TryReserve()
+	if !ok || pos != h {
+		t.Fatalf("TryReserve = %d, %v; want position %d", pos, ok, h)
+	}
+	if q.PublishedAt(h) {
+		t.Fatal("PublishedAt true for a reserved, unpublished slot")
+	}
+	q.Publish(pos)
+	if !q.PublishedAt(h) {
+		t.Fatal("PublishedAt false after Publish")
+	}
+	var v int
+	if !q.Pop(&v) {
+		t.Fatal("Pop found nothing")
+	}
+	q.Commit()
+	if q.Head() != h+1 || !q.PublishedAt(h) {
+		t.Fatalf("after Pop: Head %d, PublishedAt(%d) %v; want %d, true", q.Head(), h, q.PublishedAt(h), h+1)
+	}
+	for i := 0; i < 2; i++ { // the slot of h comes round again at h+2
+		one := i
+		if !q.TryPush(&one) {
+			t.Fatal("TryPush refused on a queue with room")
+		}
+	}
+	if q.PublishedAt(h) {
+		t.Fatal("PublishedAt still true after the slot was reused")
+	}
+}
