@@ -67,6 +67,11 @@ func (c *Context) send(to Ref, m Message) error {
 	if a == nil {
 		return ErrUnknownAgent
 	}
+	if a.loop == c.l && !a.terminating && !a.typ.cfg.reserves() && a.admits(to.gen) {
+		// admit's rule for this case, inlined: the hot path of W1.
+		c.l.push(a, &m, true)
+		return nil
+	}
 	if err := c.l.e.admit(context.Background(), c, a, to.gen); err != nil {
 		return err
 	}
