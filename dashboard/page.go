@@ -15,7 +15,7 @@ import (
 var assets embed.FS
 
 // csp allows the page its own script, style and streams, and nothing else.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 var pageTmpl = template.Must(template.ParseFS(assets, "page/index.html"))
 

@@ -39,7 +39,9 @@ type Snapshot struct {
 // LoopSample is one loop in a Snapshot.
 type LoopSample struct {
 	Loop int `json:"loop"`
-	// Util is the share of the interval the loop spent running agents, 0..1.
+	// Util is the share of wall time the loop spent running agents, 0..1,
+	// over the last second (or Interval, if longer): since the previous
+	// samples within it.
 	Util     float64 `json:"util"`
 	Inbox    int     `json:"inbox"`    // envelopes waiting in its inbox
 	Runnable int64   `json:"runnable"` // agents waiting for a turn
@@ -146,7 +148,19 @@ type sampler struct {
 	rm    []metrics.Sample
 	last  []MailboxSample // the last complete survey
 	lastS engine.Survey
+	marks []busyMark // the loops' busy time at the samples of the last utilWindow
 }
+
+// busyMark is the loops' busy time at one sample.
+type busyMark struct {
+	t    time.Time
+	busy []time.Duration
+}
+
+// utilWindow is the period a loop's utilisation is measured over: its
+// busy time grows in steps (see engine.Stats), which a window of a second
+// smooths while still following a change within a second or two.
+const utilWindow = time.Second
 
 func newSampler(e *engine.Engine, opts Options) *sampler {
 	s := &sampler{e: e, opts: opts}
@@ -202,11 +216,26 @@ func (s *sampler) sample(now time.Time) Snapshot {
 		survey[t.Type] = t
 	}
 
+	// A busy loop publishes its busy time every 64 turns, so between two
+	// close samples it moves in steps: the utilisation is taken over the
+	// oldest mark within utilWindow.
+	mark := busyMark{t: now}
+	for _, l := range st.Loops {
+		mark.busy = append(mark.busy, l.Busy)
+	}
+	var from *busyMark
+	for i := range s.marks {
+		if now.Sub(s.marks[i].t) <= max(utilWindow, s.opts.Interval) {
+			from = &s.marks[i]
+			break
+		}
+	}
 	for i, l := range st.Loops {
 		ls := LoopSample{Loop: l.Loop, Inbox: l.Inbox, Runnable: l.Runnable, Timers: l.Timers, Queued: map[string]int64{}}
-		if s.have && dt > 0 && i < len(s.prev.Loops) {
-			busy := (l.Busy - s.prev.Loops[i].Busy).Seconds()
-			ls.Util = min(max(busy/dt, 0), 1)
+		if from != nil && i < len(from.busy) {
+			if wall := now.Sub(from.t).Seconds(); wall > 0 {
+				ls.Util = min(max((l.Busy-from.busy[i]).Seconds()/wall, 0), 1)
+			}
 		}
 		for _, t := range l.Types {
 			if t.Queued != 0 {
@@ -254,6 +283,12 @@ func (s *sampler) sample(now time.Time) Snapshot {
 
 	snap.Memory = s.memory()
 	s.prev, s.prevD, s.prevT, s.have = st, ds, now, true
+	// Keep the marks within the window, and the one just before it.
+	keep := 0
+	for keep+1 < len(s.marks) && now.Sub(s.marks[keep+1].t) > max(utilWindow, s.opts.Interval) {
+		keep++
+	}
+	s.marks = append(s.marks[keep:], mark)
 	return snap
 }
 
