@@ -23,7 +23,7 @@ BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drif
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
 BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
 
-.PHONY: run test vet race stress benchonce peers browser bench benchmarks lint profile flame browser-deps
+.PHONY: run test vet race stress benchonce peers browser screenshots bench benchmarks lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
@@ -59,6 +59,12 @@ peers:
 browser: browser-deps
 	$(BROWSERENV) $(GO) vet ./...
 	$(BROWSERENV) $(GO) test -race -count=1 ./...
+
+## screenshots: the browser tests once more, writing their screenshots
+## (the dashboard's, the flame graph's) to docs/img instead of a temporary
+## directory; without -race, so that the pages show the engine's own pace
+screenshots: browser-deps
+	$(BROWSERENV) AGENTLOOP_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 ./...
 
 ## bench: the library and peers suites, COUNT runs each, summarised by
 ## benchstat, then BENCHMARKS.md regenerated from them

@@ -54,6 +54,7 @@ func (e *Engine) deadLetter(cur *loop, a *agent, gen uint32, m Message, reason e
 		}
 	}
 	e.deadLetters.Add(1)
+	e.countDeadLetter(cur, a, reason)
 	if ps := e.plugins.Load().onDeadLetter; ps != nil {
 		d := DeadLetter{To: a.idAt(gen), Message: m, Reason: reason}
 		for _, p := range ps {

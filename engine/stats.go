@@ -29,6 +29,10 @@ type typeCounters struct {
 	pQueued                                    atomic.Int64
 	pSum                                       atomic.Uint64
 	pBuckets                                   [HandlerBuckets]atomic.Uint64
+
+	// deadBy counts dead letters by reason (see countDeadLetter): atomics
+	// added to where a message is given up, never on the delivery path.
+	deadBy [NumDeadLetterReasons]atomic.Uint64
 }
 
 // HandlerBuckets is the number of buckets of a handler-latency histogram:
