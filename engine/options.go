@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -27,6 +28,10 @@ type config struct {
 	sched     scheduler.Config
 
 	workers, workerQueue int
+
+	logger      *slog.Logger // nil: slog.Default() at each record
+	logBurst    int
+	logInterval time.Duration
 }
 
 func defaultConfig() config {
@@ -41,6 +46,9 @@ func defaultConfig() config {
 
 		workers:     DefaultWorkers,
 		workerQueue: DefaultWorkerQueue,
+
+		logBurst:    DefaultLogBurst,
+		logInterval: DefaultLogInterval,
 	}
 }
 

@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -91,7 +93,21 @@ func goroutineID() uint64 {
 	return id
 }
 
+// stop runs the stop for the first Stop call, and writes its records: the
+// last dead-letter and suppression summaries and, when the deadline was
+// hit, what it left.
 func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
+	err := e.stopLoops(ctx, sc)
+	e.closeLog()
+	var se *StopError
+	if errors.As(err, &se) {
+		e.write(slog.LevelWarn, "engine: stop deadline exceeded",
+			slog.Int("agents", se.Agents), slog.Int("dropped", se.Queued), slog.Any("cause", se.Err))
+	}
+	return err
+}
+
+func (e *Engine) stopLoops(ctx context.Context, sc stopConfig) error {
 	if e.state.Load() == stateCreated {
 		if err := e.Start(); err != nil {
 			return err
@@ -102,6 +118,9 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 	e.state.Store(stateStopping)
 	close(e.stopCh)
 	e.mu.Unlock()
+	// Every agent's context, and with it all Context.Go work, is asked
+	// to end now; graceful or not, Stop still waits for the work below.
+	e.endBase(ErrStopped)
 
 	for _, l := range e.loops {
 		l.post(&envelope{op: opFunc, fn: l.dropTimers})
