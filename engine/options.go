@@ -164,6 +164,11 @@ const (
 	Reject
 	// Block makes a sender outside the engine wait for room. Senders inside
 	// the engine (handlers) get ErrMailboxFull instead: a loop never blocks.
+	// Send and SendID wait without a deadline, until there is room, the
+	// agent terminates or the engine stops; give a Block mailbox's senders
+	// a deadline with SendContext or SendIDContext (Engine or Ref), which
+	// give up when their context ends, with an error matching both
+	// ErrMailboxFull and ctx.Err().
 	Block
 )
 

@@ -19,6 +19,14 @@ import (
 // too), OnTerminate runs once for every agent, and every goroutine the
 // engine started has exited when Stop returns nil.
 //
+// Whatever the mode, Stop first cancels every agent's context
+// (Context.Context, with ErrStopped as its cause), and with it the context
+// of all running Context.Go work; it then waits for that work, up to
+// ctx's deadline, and hands the results of work that returns in time to
+// their callbacks before the agents terminate. Work that honours its
+// context thus ends with Stop; work that ignores it holds Stop until the
+// deadline.
+//
 // With Immediate, or when ctx ends before the engine has drained, queued
 // messages are dead-lettered instead; OnTerminate still runs once each. On
 // a deadline Stop returns a *StopError that wraps ctx.Err() and says what
@@ -33,6 +41,11 @@ import (
 // engine's loops (from a handler or hook) cannot wait for that loop to
 // drain: it returns ErrStopInLoop at once and stops nothing; signal a
 // goroutine outside the engine to call it instead.
+//
+// Before it returns, the stop writes the last dead-letter summary to the
+// engine's logger (WithLogger), and, when it hit the deadline, a record
+// "engine: stop deadline exceeded" with the agents left and the messages
+// dropped.
 func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
 	if e.onLoop() {
 		return ErrStopInLoop
