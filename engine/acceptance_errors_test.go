@@ -181,11 +181,11 @@ func TestAcceptanceErrorsContext(t *testing.T) {
 		r["Publish bad"] = c.Publish("a b", nil)
 		r["PublishBuffer nil"] = c.PublishBuffer("t", nil)
 		r["Go nil"] = c.Go(nil, nil)
-		first := c.Go(func() ([]byte, error) { <-release; return nil, nil }, func(*engine.Context, []byte, error) {})
+		first := c.Go(func(context.Context) ([]byte, error) { <-release; return nil, nil }, func(*engine.Context, []byte, error) {})
 		if first != nil {
 			r["first Go"] = first
 		}
-		r["Go overloaded"] = c.Go(func() ([]byte, error) { return nil, nil }, func(*engine.Context, []byte, error) {})
+		r["Go overloaded"] = c.Go(func(context.Context) ([]byte, error) { return nil, nil }, func(*engine.Context, []byte, error) {})
 		results <- r
 	}))
 	accStart(t, e)

@@ -205,10 +205,10 @@ type agent struct {
 	_           [3]byte
 
 	// Line 2: written by the loop per message.
-	mb         mailbox // loop: the mailbox, allocated on first message
-	prev, next *agent  // loop: the loop's list of started agents
-	qbytes     int64   // loop: payload bytes queued in mb
-	_          [8]byte
+	mb         mailbox   // loop: the mailbox, allocated on first message
+	prev, next *agent    // loop: the loop's list of started agents
+	qbytes     int64     // loop: payload bytes queued in mb
+	life       *lifetime // loop: the incarnation's context, made on first use (Context.Context)
 }
 
 // schedEntry is an agent's handle in its loop's runnable queue.

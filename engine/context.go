@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -29,6 +30,48 @@ func (c *Context) Engine() *Engine { return c.l.e }
 
 // Loop returns the index of the loop the agent runs on.
 func (c *Context) Loop() int { return c.l.idx }
+
+// Context returns the running agent's context.Context: the one to hand to
+// I/O the agent starts (and to carry its trace). Unlike the *Context it
+// may be kept and used from any goroutine. It is cancelled when the
+// agent's incarnation ends, right after its OnTerminate hook returns, or
+// when Stop begins, whichever comes first; a restart after a panic keeps
+// it, since the agent keeps its ID, Refs and mailbox. context.Cause tells
+// why it ended: ErrTerminated when the agent was asked to end, ErrStopped
+// when the engine stopped, otherwise what ended the agent (an error
+// matching ErrInitFailed, or the *PanicError past its restart budget).
+// Context.Go work gets this context.
+//
+// It costs nothing until the first call, which makes it (a few small
+// allocations); later calls of the incarnation return the same context.
+// A pooled agent's next incarnation gets a new one.
+func (c *Context) Context() context.Context { return c.a.context(c.l) }
+
+// lifetime is an agent incarnation's context.
+type lifetime struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// context returns the incarnation's context, making it on first use. Loop
+// only.
+func (a *agent) context(l *loop) context.Context {
+	if a.life == nil {
+		ctx, cancel := context.WithCancelCause(l.e.base)
+		a.life = &lifetime{ctx: ctx, cancel: cancel}
+	}
+	return a.life.ctx
+}
+
+// endContext cancels the incarnation's context, if it has one, with
+// reason, and forgets it so that a recycled record makes a new one. Loop
+// only.
+func (a *agent) endContext(reason error) {
+	if a.life != nil {
+		a.life.cancel(reason)
+		a.life = nil
+	}
+}
 
 // Send delivers payload to the agent to. When to lives on the same loop the
 // message goes straight into its mailbox (no lock, no allocation once the

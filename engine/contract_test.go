@@ -549,7 +549,7 @@ func TestContractStopInHandler(t *testing.T) {
 	if err := e.Register("stopper", func() engine.Agent {
 		return ctAgent(func(c *engine.Context, m engine.Message) {
 			errc <- c.Engine().Stop(context.Background())
-			if err := c.Go(func() ([]byte, error) { return nil, nil }, func(c *engine.Context, _ []byte, _ error) {
+			if err := c.Go(func(context.Context) ([]byte, error) { return nil, nil }, func(c *engine.Context, _ []byte, _ error) {
 				errc <- c.Engine().Stop(context.Background())
 			}); err != nil {
 				errc <- err
@@ -584,7 +584,7 @@ func TestContractWaitIdleWaitsForGo(t *testing.T) {
 	var callbackRan atomic.Bool
 	if err := e.Register("worker", func() engine.Agent {
 		return ctAgent(func(c *engine.Context, m engine.Message) {
-			err := c.Go(func() ([]byte, error) {
+			err := c.Go(func(context.Context) ([]byte, error) {
 				close(started)
 				<-release
 				return nil, nil

@@ -42,7 +42,8 @@ func (l *loop) deadLetterAt(a *agent, gen uint32, m Message, reason error) {
 }
 
 // deadLetter records a dead letter: a request in it is failed, the engine
-// counter moves and the plugins see it. cur is the loop it happens on, nil
+// counters move (the log's by reason, for its summary) and the plugins see
+// it. cur is the loop it happens on, nil
 // outside the loops (after Stop).
 func (e *Engine) deadLetter(cur *loop, a *agent, gen uint32, m Message, reason error) {
 	if m.x != nil {

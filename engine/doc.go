@@ -48,8 +48,11 @@
 // there is no wheel: the clock's AfterFunc stands in for it. The first
 // Context.Go creates the worker pool (WithWorkers): two background
 // goroutines of ants/v2 and up to size+queue workers, each of which exits
-// after ten seconds idle. Stop stops the wheels and the pool and waits for
-// the loops. Agent code runs on the loops only, except the work function
+// after ten seconds idle. While there are dead letters or suppressed log
+// records to report, the log's summary tick is armed on the clock (see
+// Logging): on the system clock a time.AfterFunc, whose callback runs on
+// a short-lived goroutine once per interval. Stop stops the wheels, the
+// pool and the tick and waits for the loops. Agent code runs on the loops only, except the work function
 // of Context.Go (on a worker), plugin callbacks (on the goroutine where the
 // event happens) and a KeyFunc (on the publishing goroutine).
 //
@@ -95,6 +98,45 @@
 // reason matching ErrInitFailed. A panic in OnPause, OnResume or
 // OnTerminate is reported and ignored; a terminating agent is never brought
 // back. PanicObserver plugins see every recovered value with its stack.
+//
+// # Logging
+//
+// The engine writes what goes wrong to a log/slog Logger (WithLogger;
+// slog.Default() without it), never on the message path:
+//
+//   - "engine: agent panicked" (Error): a panic recovered from a handler,
+//     hook or callback, with the agent, type, loop, hook, panic (the
+//     value) and stack;
+//   - "engine: agent init failed" (Error): Init returned an error or
+//     panicked, with its cause;
+//   - "engine: agent restart budget exhausted" (Error): with the restarts,
+//     the window and the cause, the panic that ended the agent;
+//   - "engine: records suppressed" (Warn): of the three kinds above, at
+//     most a burst per agent type and interval is written (WithLogLimit,
+//     default 10 per 10s on the engine's clock); this record counts the
+//     rest once the interval is over;
+//   - "engine: dead letters" (Warn): once per interval in which dead
+//     letters were counted, their total and their counts by reason (the
+//     names of DeadLetterReason: mailbox_full, terminated, stopped,
+//     init_failed, panicked, other; the counters DeadLetterStats reads),
+//     never one record per message; Stop writes the last one;
+//   - "engine: stop deadline exceeded" (Warn): a Stop that hit its
+//     deadline, with the agents left, the messages dropped and the cause.
+//
+// Records about an agent carry the attributes agent (its ID), type and
+// loop. A handler that panics loses its record and is counted in
+// Stats().Panics. To silence the engine, pass
+// WithLogger(slog.New(slog.DiscardHandler)).
+//
+// # Contexts and cancellation
+//
+// Calls that can wait take a context.Context: Engine.SendContext,
+// Engine.SendIDContext and Ref.SendContext bound the wait of a send to a
+// full Block mailbox (Send waits without a deadline), Request bounds the
+// wait for a reply, Stop bounds the drain. Inside the engine nothing
+// waits; instead Context.Context gives each agent incarnation a context
+// to hand to the I/O it starts, cancelled when the agent terminates or
+// Stop begins, kept across restarts, and Context.Go passes it to its work.
 //
 // # Naming
 //

@@ -67,6 +67,13 @@ type Engine struct {
 	// signal idleCh as they do while stopping.
 	idleWaiters atomic.Int32
 	goActive    atomic.Int64 // Context.Go work not yet handed back to its loop
+
+	// base is the parent of every agent's Context.Context (and so of the
+	// context Context.Go work gets); Stop cancels it when it begins.
+	base    context.Context
+	endBase context.CancelCauseFunc
+
+	log engineLog // the slog records and their limits (log.go)
 }
 
 // now is the engine clock in unix nanoseconds.
@@ -127,6 +134,8 @@ func New(opts ...Option) (*Engine, error) {
 	}
 	e.handoff = !e.virtual && !e.cfg.noHandoff
 	e.loc = e.clock.Now().Location()
+	e.base, e.endBase = context.WithCancelCause(context.Background())
+	e.log.init(&cfg, cfg.loops)
 	e.types.Store(&types{})
 	e.plugins.Store(&pluginSet{})
 	e.registry.init()

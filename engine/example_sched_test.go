@@ -53,8 +53,14 @@ type lookup struct{ out chan<- string }
 
 func (l *lookup) Receive(c *engine.Context, m engine.Message) {
 	key := string(m.Payload)
-	err := c.Go(func() ([]byte, error) {
-		time.Sleep(time.Millisecond) // a database or HTTP call
+	err := c.Go(func(ctx context.Context) ([]byte, error) {
+		// A database or HTTP call, given ctx: it ends with the agent or
+		// with Stop.
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 		if key == "missing" {
 			return nil, errors.New("not found")
 		}
@@ -81,7 +87,7 @@ func ExampleContext_Go() {
 	fmt.Println(<-out)
 	_ = ref.Send([]byte("missing"))
 	fmt.Println(<-out)
-	_ = e.Stop(context.Background()) // waits for running work first
+	_ = e.Stop(context.Background()) // cancels running work's ctx, waits for it
 	// Output:
 	// sensor: SENSOR
 	// missing: not found

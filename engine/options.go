@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -28,6 +29,10 @@ type config struct {
 	noHandoff bool // WithHandoff(false)
 
 	workers, workerQueue int
+
+	logger      *slog.Logger // nil: slog.Default() at each record
+	logBurst    int
+	logInterval time.Duration
 }
 
 func defaultConfig() config {
@@ -42,6 +47,9 @@ func defaultConfig() config {
 
 		workers:     DefaultWorkers,
 		workerQueue: DefaultWorkerQueue,
+
+		logBurst:    DefaultLogBurst,
+		logInterval: DefaultLogInterval,
 	}
 }
 
@@ -157,6 +165,11 @@ const (
 	Reject
 	// Block makes a sender outside the engine wait for room. Senders inside
 	// the engine (handlers) get ErrMailboxFull instead: a loop never blocks.
+	// Send and SendID wait without a deadline, until there is room, the
+	// agent terminates or the engine stops; give a Block mailbox's senders
+	// a deadline with SendContext or SendIDContext (Engine or Ref), which
+	// give up when their context ends, with an error matching both
+	// ErrMailboxFull and ctx.Err().
 	Block
 )
 

@@ -101,6 +101,7 @@ func (e *Engine) countDeadLetter(cur *loop, a *agent, reason error) {
 		li = cur.idx
 	}
 	a.typ.perLoop[li].deadBy[reasonOf(reason)].Add(1)
+	e.noteDeadLetter()
 }
 
 // DeadLetterCounts are dead letters counted by reason, indexed by

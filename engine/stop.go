@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"time"
 
@@ -16,6 +18,14 @@ import (
 // timers are dropped, every queued message is delivered (paused agents'
 // too), OnTerminate runs once for every agent, and every goroutine the
 // engine started has exited when Stop returns nil.
+//
+// Whatever the mode, Stop first cancels every agent's context
+// (Context.Context, with ErrStopped as its cause), and with it the context
+// of all running Context.Go work; it then waits for that work, up to
+// ctx's deadline, and hands the results of work that returns in time to
+// their callbacks before the agents terminate. Work that honours its
+// context thus ends with Stop; work that ignores it holds Stop until the
+// deadline.
 //
 // With Immediate, or when ctx ends before the engine has drained, queued
 // messages are dead-lettered instead; OnTerminate still runs once each. On
@@ -31,6 +41,11 @@ import (
 // engine's loops (from a handler or hook) cannot wait for that loop to
 // drain: it returns ErrStopInLoop at once and stops nothing; signal a
 // goroutine outside the engine to call it instead.
+//
+// Before it returns, the stop writes the last dead-letter summary to the
+// engine's logger (WithLogger), and, when it hit the deadline, a record
+// "engine: stop deadline exceeded" with the agents left and the messages
+// dropped.
 func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
 	if e.onLoop() {
 		return ErrStopInLoop
@@ -91,7 +106,21 @@ func goroutineID() uint64 {
 	return id
 }
 
+// stop runs the stop for the first Stop call, and writes its records: the
+// last dead-letter and suppression summaries and, when the deadline was
+// hit, what it left.
 func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
+	err := e.stopLoops(ctx, sc)
+	e.closeLog()
+	var se *StopError
+	if errors.As(err, &se) {
+		e.write(slog.LevelWarn, "engine: stop deadline exceeded",
+			slog.Int("agents", se.Agents), slog.Int("dropped", se.Queued), slog.Any("cause", se.Err))
+	}
+	return err
+}
+
+func (e *Engine) stopLoops(ctx context.Context, sc stopConfig) error {
 	if e.state.Load() == stateCreated {
 		if err := e.Start(); err != nil {
 			return err
@@ -102,6 +131,9 @@ func (e *Engine) stop(ctx context.Context, sc stopConfig) error {
 	e.state.Store(stateStopping)
 	close(e.stopCh)
 	e.mu.Unlock()
+	// Every agent's context, and with it all Context.Go work, is asked
+	// to end now; graceful or not, Stop still waits for the work below.
+	e.endBase(ErrStopped)
 
 	for _, l := range e.loops {
 		l.post(&envelope{op: opFunc, fn: l.dropTimers})

@@ -3,6 +3,7 @@ package engine
 // This file: agent hooks, supervision (restarts) and termination on the loop.
 
 import (
+	"log/slog"
 	"runtime/debug"
 
 	"github.com/agentloop/agentloop/lifecycle"
@@ -45,6 +46,7 @@ func (l *loop) initAgent(a *agent) {
 	}
 	l.link(a)
 	if err := l.callInit(a); err != nil {
+		l.initFailed(a, err)
 		l.finalize(a, err)
 		return
 	}
@@ -75,6 +77,16 @@ func (l *loop) callInit(a *agent) error {
 	return nil
 }
 
+// initFailed logs an Init failure, within the type's record budget.
+func (l *loop) initFailed(a *agent, err error) {
+	cause := err
+	if ie, ok := err.(*initError); ok {
+		cause = ie.err
+	}
+	l.logAgent(logInitFailed, a, slog.LevelError, "engine: agent init failed",
+		slog.Int("restarts", int(a.restarts)), slog.Any("cause", cause))
+}
+
 // call runs f as agent a (the loop's Context set to a, and set back after)
 // with recovery: the one way the loop calls agent code outside a delivery
 // run. A panic in f is reported to PanicObservers and returned; what it
@@ -93,10 +105,13 @@ func (l *loop) call(a *agent, hook string, f func(c *Context)) (pe *PanicError) 
 	return nil
 }
 
-// panicked reports a panic recovered from agent a's hook.
+// panicked reports a panic recovered from agent a's hook: to the
+// PanicObservers, and to the log within the type's record budget.
 func (l *loop) panicked(a *agent, hook string, v any, stack []byte) *PanicError {
 	pe := &PanicError{ID: a.ident(), Hook: hook, Value: v, Stack: stack}
 	l.e.reportPanic(pe)
+	l.logAgent(logPanic, a, slog.LevelError, "engine: agent panicked",
+		slog.String("hook", hook), slog.Any("panic", v), slog.String("stack", string(stack)))
 	return pe
 }
 
@@ -153,6 +168,8 @@ func (l *loop) supervise(a *agent, pe *PanicError) {
 		a.windowStart, a.restarts = now, 0
 	}
 	if int(a.restarts) >= pol.max {
+		l.logAgent(logBudget, a, slog.LevelError, "engine: agent restart budget exhausted",
+			slog.Int("restarts", int(a.restarts)), slog.Duration("window", pol.window), slog.Any("cause", pe))
 		l.finalize(a, pe)
 		return
 	}
@@ -161,6 +178,7 @@ func (l *loop) supervise(a *agent, pe *PanicError) {
 	l.touch(a.tc)
 	a.setImpl(a.typ.newInstance(a.impl))
 	if err := l.callInit(a); err != nil {
+		l.initFailed(a, err)
 		l.finalize(a, err)
 	}
 }
@@ -194,7 +212,8 @@ func (l *loop) terminate(a *agent, gen uint32) {
 }
 
 // finalize ends an agent's incarnation: OnTerminate (once, if it started),
-// dead letters for whatever is still queued, the Terminated state, and
+// the end of its context (Context.Context), dead letters for whatever is
+// still queued, the Terminated state, and
 // removal from the registry.
 func (l *loop) finalize(a *agent, reason error) {
 	st := a.lc.State()
@@ -210,6 +229,7 @@ func (l *loop) finalize(a *agent, reason error) {
 		dlReason = reason
 		a.cause = reason // for messages still on their way (endReason)
 	}
+	a.endContext(dlReason)
 	var m Message
 	n := int32(0)
 	for a.mb.pop(&m) {

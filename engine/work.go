@@ -43,15 +43,23 @@ func WithWorkers(size, queue int) Option {
 // blocking work (file or network I/O, a model call) without blocking its
 // loop.
 //
+// work gets the agent's context (Context.Context): it is cancelled when
+// the agent terminates or Stop begins, so work that passes it to its I/O
+// ends with the agent and with the engine. context.Cause(ctx) says which
+// (ErrTerminated, ErrStopped, or what ended the agent). Work that must run
+// to completion whatever happens can detach with context.WithoutCancel.
+//
 // Go never blocks. It returns ErrOverloaded when the pool and its queue
 // are full, ErrStopped once Stop has begun, and an ErrInvalidArgument error
 // for a nil function; then then is never called. Otherwise then is called
 // exactly once, unless the agent has terminated by the time work returns
 // (the result is then dropped). A panic in work reaches then as an error
 // that matches pool.ErrPanic (a *pool.PanicError with the stack); a panic
-// in then is handled like one in Receive. Stop waits for running work, up
-// to its context's deadline, before it shuts the agents down.
-func (c *Context) Go(work func() ([]byte, error), then func(c *Context, result []byte, err error)) error {
+// in then is handled like one in Receive. Stop cancels the context and
+// then waits for running work, up to its own context's deadline, before it
+// shuts the agents down: the result of work that returns in time reaches
+// then, during a graceful Stop as at any other time.
+func (c *Context) Go(work func(ctx context.Context) ([]byte, error), then func(c *Context, result []byte, err error)) error {
 	if work == nil || then == nil {
 		return fmt.Errorf("%w: Go with a nil function", ErrInvalidArgument)
 	}
@@ -61,12 +69,13 @@ func (c *Context) Go(work func() ([]byte, error), then func(c *Context, result [
 		return err
 	}
 	a, gen, l := c.a, c.a.gen.Load(), c.l
+	ctx := a.context(l)
 	// goActive counts work from Submit until its callback is in the
 	// loop's inbox, so that WaitIdle never sees an idle engine while work
 	// runs: the post is counted by the inbox before the work stops being
 	// counted here, and waiters are told to look again after that.
 	e.goActive.Add(1)
-	err = w.Submit(work, func(res []byte, err error) {
+	err = w.Submit(func() ([]byte, error) { return work(ctx) }, func(res []byte, err error) {
 		l.post(&envelope{op: opFunc, fn: func() { l.runCallback(a, gen, "Go callback", then, res, err) }})
 		e.goActive.Add(-1)
 		if e.idleWaiters.Load() > 0 || e.stopping.Load() {

@@ -13,7 +13,7 @@ import (
 // goAgent starts blocking work on each message and records the results on
 // its loop.
 type goAgent struct {
-	work    func(m Message) func() ([]byte, error)
+	work    func(m Message) func(context.Context) ([]byte, error)
 	results chan string
 	errs    chan error
 	goroute chan uint64 // the goroutine then ran on
@@ -43,8 +43,8 @@ func (g *goAgent) Receive(c *Context, m Message) {
 func TestContextGo(t *testing.T) {
 	e := startedEngine(t, WithLoops(1))
 	g := &goAgent{
-		work: func(m Message) func() ([]byte, error) {
-			return func() ([]byte, error) {
+		work: func(m Message) func(context.Context) ([]byte, error) {
+			return func(context.Context) ([]byte, error) {
 				if string(m.Payload) == "panic" {
 					panic("boom")
 				}
@@ -80,8 +80,8 @@ func TestContextGoOverloaded(t *testing.T) {
 	release := make(chan struct{})
 	var started atomic.Int32
 	g := &goAgent{
-		work: func(Message) func() ([]byte, error) {
-			return func() ([]byte, error) { started.Add(1); <-release; return []byte("ok"), nil }
+		work: func(Message) func(context.Context) ([]byte, error) {
+			return func(context.Context) ([]byte, error) { started.Add(1); <-release; return []byte("ok"), nil }
 		},
 		results: make(chan string, 8), errs: make(chan error, 8), submit: make(chan error, 8),
 	}
@@ -119,8 +119,8 @@ func TestStopWaitsForWork(t *testing.T) {
 	release := make(chan struct{})
 	running := make(chan struct{})
 	g := &goAgent{
-		work: func(Message) func() ([]byte, error) {
-			return func() ([]byte, error) { close(running); <-release; return []byte("late"), nil }
+		work: func(Message) func(context.Context) ([]byte, error) {
+			return func(context.Context) ([]byte, error) { close(running); <-release; return []byte("late"), nil }
 		},
 		results: make(chan string, 1), errs: make(chan error, 1),
 	}
@@ -160,8 +160,8 @@ func TestStopDeadlineWithStuckWork(t *testing.T) {
 	defer close(release)
 	running := make(chan struct{})
 	g := &goAgent{
-		work: func(Message) func() ([]byte, error) {
-			return func() ([]byte, error) { close(running); <-release; return nil, nil }
+		work: func(Message) func(context.Context) ([]byte, error) {
+			return func(context.Context) ([]byte, error) { close(running); <-release; return nil, nil }
 		},
 		results: make(chan string, 1), errs: make(chan error, 1),
 	}
