@@ -93,7 +93,7 @@ type engineLog struct {
 	mu       sync.Mutex // protects the fields below; never held while a record is written
 	closed   bool       // Stop has written the last summary: arm no more ticks
 	stopTick func() bool
-	ticks    sync.WaitGroup // armed ticks not yet finished, for Stop to wait on
+	ticks    sync.WaitGroup   // armed ticks not yet finished, for Stop to wait on
 	last     DeadLetterCounts // the dead letters the last summary covered
 	limits   map[*agentType]*typeLimit
 }
