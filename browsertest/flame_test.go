@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
@@ -90,6 +91,35 @@ func browser(t *testing.T, ctx context.Context, allowed func(url string) bool) (
 		defer mu.Unlock()
 		return slices.Clone(problems)
 	}
+}
+
+// screenshotDir is where screenshots go: the directory in
+// AGENTLOOP_SCREENSHOTS if it is set (make screenshots sets docs/img),
+// else a temporary directory of the test.
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv("AGENTLOOP_SCREENSHOTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+// screenshot captures the browser's viewport as name in screenshotDir and
+// returns the PNG.
+func screenshot(t *testing.T, bctx context.Context, name string) []byte {
+	t.Helper()
+	var shot []byte
+	if err := chromedp.Run(bctx, chromedp.CaptureScreenshot(&shot)); err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(screenshotDir(t), name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+	return shot
 }
 
 // TestFlameGraphInBrowser loads a flame graph of the synthetic profile in
@@ -174,6 +204,39 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if got, want := boxes(), synthNodes(""); got != want {
 		t.Errorf("%d boxes, want %d (one per sampled frame node)", got, want)
 	}
+	// Boxes show short names: no module path, type arguments abbreviated;
+	// the full name is the title, and the details line on hover.
+	for short, full := range map[string]string{
+		"gateway.(*deviceAgent).Receive": handlerName,
+		"pool.(*Pool[…]).Get":            genericName,
+		"engine.(*loop).runAgent":        runAgent,
+		"main.work":                      "main.work",
+	} {
+		lit, _ := json.Marshal(short)
+		var title string
+		eval(`(() => { const e = [...document.querySelectorAll('#flame .f')].find(e => e.textContent === `+string(lit)+`);
+			return e ? e.title : ''; })()`, &title)
+		if !strings.HasPrefix(title, full+"\n") {
+			t.Errorf("box %q has title %q, want it to start with the full name %s", short, title, full)
+		}
+		n, _ := box(short)
+		if n == "" {
+			continue
+		}
+		var rect []float64
+		eval(`(() => { const r = document.querySelector('#flame .f[data-n="`+n+`"]').getBoundingClientRect();
+			return [r.left + Math.min(r.width / 2, 20), r.top + r.height / 2]; })()`, &rect)
+		run("hover "+short, chromedp.MouseEvent(input.MouseMoved, rect[0], rect[1]))
+		if got := text("#details"); !strings.HasPrefix(got, full+"\n") {
+			t.Errorf("hovering %q shows %q, want the full name %s", short, got, full)
+		}
+	}
+	var long []string
+	eval(`[...document.querySelectorAll('#flame .f')].map(e => e.textContent).filter(s => s.includes('github.com/') || s.includes('go.shape'))`, &long)
+	if len(long) > 0 {
+		t.Errorf("boxes show long names %q", long)
+	}
+
 	// The hostile name is text, not markup.
 	var imgs int
 	eval(`document.querySelectorAll('img').length`, &imgs)
@@ -257,42 +320,138 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if want := []string{"all", "cold", "hot", "(no agent_type)"}; !slices.Equal(options, want) {
 		t.Errorf("agent type options %q, want %q", options, want)
 	}
+	// Each agent type's tree starts at its handlers: the runtime's and the
+	// engine's frames below them are hidden, and the samples that ran no
+	// handler are one box.
+	engineShown := func() []string {
+		t.Helper()
+		var names []string
+		eval(`[...document.querySelectorAll('#flame .f')].map(e => e.title.split('\n')[0])
+			.filter(n => n.startsWith('runtime.') || n.startsWith('github.com/agentloop/agentloop/engine.'))`, &names)
+		return names
+	}
+	depthOf := func(name string) int {
+		t.Helper()
+		lit, _ := json.Marshal(name)
+		var top string
+		eval(`(() => { const e = [...document.querySelectorAll('#flame .f')].find(e => e.textContent === `+string(lit)+`);
+			return e ? e.style.top : ''; })()`, &top)
+		if top == "" {
+			return -1
+		}
+		var px int
+		fmt.Sscanf(top, "%dpx", &px)
+		return px / 18
+	}
+	var disabled bool
+	eval(`document.querySelector('#engine').disabled`, &disabled)
+	if !disabled || len(engineShown()) == 0 {
+		t.Errorf("the view of all samples: engine toggle disabled %v, engine frames %q; want disabled, frames shown", disabled, engineShown())
+	}
 	for _, agent := range []string{"cold", "hot"} {
 		selectOption("#agent", agent)
-		if got, want := boxes(), synthNodes(agent); got != want {
-			t.Errorf("%d boxes for agent type %s, want %d", got, agent, want)
+		if got, want := boxes(), synthLeanNodes(agent); got != want {
+			t.Errorf("%d boxes for agent type %s, want %d (from the handlers up)", got, agent, want)
 		}
-		if info := text("#info"); !strings.Contains(info, "agent type "+agent) {
-			t.Errorf("info %q does not name agent type %s", info, agent)
+		if names := engineShown(); len(names) != 0 {
+			t.Errorf("agent type %s shows the engine's frames %q by default", agent, names)
 		}
+		if info := text("#info"); !strings.Contains(info, "agent type "+agent) || !strings.Contains(info, "engine frames hidden") {
+			t.Errorf("info %q does not name agent type %s with the engine frames hidden", info, agent)
+		}
+	}
+	// The page is in icicle orientation now: depth is the top over 18 px.
+	selectOption("#agent", "cold")
+	if n, _ := box(engineFrame); n == "" || depthOf(engineFrame) != 1 {
+		t.Errorf("agent type cold: the loop's samples without a handler are not one %s box under the root", engineFrame)
+	}
+	selectOption("#agent", "hot")
+	if d := depthOf("gateway.(*deviceAgent).Receive"); d != 1 {
+		t.Errorf("agent type hot: the handler is at depth %d, want 1 (right above the root)", d)
+	}
+	run("show engine frames", chromedp.Click("#engine", chromedp.ByQuery))
+	if got, want := boxes(), synthNodes("hot"); got != want {
+		t.Errorf("%d boxes for agent type hot with the engine frames, want %d", got, want)
+	}
+	if names := engineShown(); !slices.Contains(names, turn) || !slices.Contains(names, "runtime.goexit") {
+		t.Errorf("the toggle shows the engine frames %q, want %s and runtime.goexit among them", names, turn)
+	}
+	if d := depthOf("gateway.(*deviceAgent).Receive"); d != 4 {
+		t.Errorf("with the engine frames the handler is at depth %d, want 4 (goexit, turn, runAgent below it)", d)
+	}
+	run("hide engine frames", chromedp.Click("#engine", chromedp.ByQuery))
+	if got, want := boxes(), synthLeanNodes("hot"); got != want {
+		t.Errorf("%d boxes once the engine frames are hidden again, want %d", got, want)
 	}
 	selectOption("#agent", "all")
+	run("flip back", chromedp.Click("#orient", chromedp.ByQuery))
 
 	// The sample type selector switches the values shown.
-	if info := text("#info"); !strings.HasPrefix(info, "cpu: 1.19 s") {
-		t.Errorf("info %q, want cpu: 1.19 s (the default, last sample type)", info)
+	if info, want := text("#info"), fmt.Sprintf("cpu: %.2f s", float64(synthTotal("*"))/100); !strings.HasPrefix(info, want) {
+		t.Errorf("info %q, want %s (the default, last sample type)", info, want)
 	}
 	selectOption("#stype", "samples (count)")
-	if info := text("#info"); !strings.HasPrefix(info, "samples: 119") {
-		t.Errorf("info %q, want samples: 119", info)
+	if info, want := text("#info"), fmt.Sprintf("samples: %d", synthTotal("*")); !strings.HasPrefix(info, want) {
+		t.Errorf("info %q, want %s", info, want)
 	}
 
-	var shot []byte
-	run("screenshot", chromedp.CaptureScreenshot(&shot))
-	shotPath := filepath.Join(dir, "flame.png")
-	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
-		t.Fatal(err)
+	// The totals table: a row per agent type, largest first, with its
+	// samples, its share and its top frames by self samples.
+	var rows [][]string
+	eval(`[...document.querySelectorAll('#totalsbody tr')].map(r => [...r.cells].map(c => c.innerText.replace(/\n/g, ' | ')))`, &rows)
+	var want [][]string
+	for _, agent := range []string{"hot", "cold", ""} {
+		name := agent
+		if name == "" {
+			name = "(no agent_type)"
+		}
+		n := synthTotal(agent)
+		row := []string{name, fmt.Sprint(n), fmt.Sprintf("%.2f%%", 100*float64(n)/float64(synthTotal("*")))}
+		if agent != "" {
+			top, self := synthTop(agent)
+			row = append(row, fmt.Sprintf("%s %.2f%%", top, 100*float64(self)/float64(n)))
+		}
+		want = append(want, row)
 	}
-	cfg, err := png.DecodeConfig(bytes.NewReader(shot))
-	if err != nil || cfg.Width == 0 || cfg.Height == 0 {
-		t.Errorf("screenshot %s is not a non-empty PNG: %v, %dx%d", shotPath, err, cfg.Width, cfg.Height)
+	if len(rows) != len(want) {
+		t.Fatalf("totals table %q, want %d rows", rows, len(want))
+	}
+	for i, w := range want {
+		if !slices.Equal(rows[i][:3], w[:3]) || len(w) > 3 && !strings.HasPrefix(rows[i][3], w[3]) {
+			t.Errorf("totals row %d: %q, want %q (the top frame first)", i, rows[i], w)
+		}
+	}
+	// A top frame shows its short name and holds its full name as title.
+	var tops [][]string
+	eval(`[...document.querySelectorAll('#totalsbody tr:first-child .top span')].map(s => [s.textContent, s.title])`, &tops)
+	if len(tops) == 0 || len(tops) > 3 || !strings.HasPrefix(tops[0][0], "main.work ") || tops[0][1] != "main.work" {
+		t.Errorf("top frames of hot %q, want at most 3, main.work first with its title", tops)
+	}
+	// Clicking a row shows that agent type, again shows all.
+	run("pick cold in the table", chromedp.Click(`#totalsbody tr[data-g="0"]`, chromedp.ByQuery))
+	if info := text("#info"); !strings.Contains(info, "agent type cold") {
+		t.Errorf("clicking the row of cold: info %q", info)
+	}
+	var sel string
+	eval(`document.querySelector('#agent').selectedOptions[0].textContent`, &sel)
+	if sel != "cold" {
+		t.Errorf("clicking the row of cold selects %q", sel)
+	}
+	run("unpick", chromedp.Click(`#totalsbody tr[data-g="0"]`, chromedp.ByQuery))
+	if info := text("#info"); strings.Contains(info, "agent type") {
+		t.Errorf("clicking the selected row again: info %q, want all samples", info)
+	}
+
+	shot := screenshot(t, bctx, "flame-synthetic.png")
+	if cfg, err := png.DecodeConfig(bytes.NewReader(shot)); err != nil || cfg.Width == 0 || cfg.Height == 0 {
+		t.Errorf("the screenshot is not a non-empty PNG: %v, %dx%d", err, cfg.Width, cfg.Height)
 	}
 
 	// Boxes narrower than 1/10000 of the view are left out until a zoom
 	// makes them wide enough.
 	tiny := filepath.Join(dir, "tiny.html")
 	buf.Reset()
-	err = profiler.WriteFlameGraph(&buf, buildProfile(countType,
+	err := profiler.WriteFlameGraph(&buf, buildProfile(countType,
 		stackSample{stack: []string{"main.main", "main.big"}, values: []int64{10_000_000}},
 		stackSample{stack: []string{"main.main", "main.mid"}, values: []int64{9_998}},
 		stackSample{stack: []string{"main.main", "main.mid", "main.tiny"}, values: []int64{2}},

@@ -187,3 +187,26 @@ func FuzzHandlerQuery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzShortName checks that ShortName takes any string without panicking,
+// never adds more than "[…]" per bracket, and that a short name is its own
+// short name.
+func FuzzShortName(f *testing.F) {
+	for _, s := range []string{
+		"github.com/agentloop/agentloop/engine.(*loop).run",
+		"example.com/m/pool.(*Pool[go.shape.int,go.shape.string]).Get",
+		"x.F[go.shape.*example.com/m/y.T[go.shape.int]]", "type:.eq.[8]int", "[]", "a[", "]a", "/", "a/", "/.F",
+		"gopkg.in/yaml.v3.(*parser).parse", evilName, "\xff/\xfe.F[\xfd]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		s := ShortName(name)
+		if len(s) > len(name)+2*strings.Count(name, "[") {
+			t.Fatalf("ShortName(%q) = %q, longer than the name allows", name, s)
+		}
+		if again := ShortName(s); again != s {
+			t.Fatalf("ShortName(%q) = %q, whose short name is %q", name, s, again)
+		}
+	})
+}
