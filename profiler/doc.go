@@ -93,12 +93,13 @@
 //
 // # HTTP
 //
-// Handler serves /debug/pprof/ (the endpoints of net/http/pprof), /debug/fgprof
+// Handler serves /debug/pprof/ (net/http/pprof's own handlers), /debug/fgprof
 // and a live /debug/flamegraph?seconds=5. It checks every query parameter
 // before capturing anything: ?seconds is at most MaxCaptureSeconds
 // (MaxFlameSeconds for the flame graph), and a bad value gets 400 Bad
-// Request. Nothing is served unless you mount it, and it should be mounted
-// on a listener bound to localhost only:
+// Request; CPU captures take turns with a Profiler's windows and carry
+// agent_type labels. Nothing is served unless you mount it, and it should be
+// mounted on a listener bound to localhost only:
 //
 //	go http.ListenAndServe("localhost:6060", profiler.Handler())
 //
@@ -107,8 +108,10 @@
 // http://localhost:6060/debug/flamegraph?seconds=10, or download
 // /debug/pprof/profile?seconds=30 or /debug/fgprof?seconds=30.
 //
-// Unlike importing net/http/pprof, importing this package registers nothing on
-// http.DefaultServeMux.
+// Importing this package imports net/http/pprof, whose init registers
+// /debug/pprof/ on http.DefaultServeMux (this package registers nothing
+// there itself): do not serve http.DefaultServeMux where others can reach
+// it.
 package profiler
 
 import "errors"
