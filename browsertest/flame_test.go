@@ -106,20 +106,26 @@ func screenshotDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// screenshot captures the browser's viewport as name in screenshotDir and
-// returns the PNG.
-func screenshot(t *testing.T, bctx context.Context, name string) []byte {
+// screenshot captures the browser's viewport as dir/name and returns the
+// PNG.
+func screenshot(t *testing.T, bctx context.Context, dir, name string) []byte {
 	t.Helper()
 	var shot []byte
 	if err := chromedp.Run(bctx, chromedp.CaptureScreenshot(&shot)); err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	path := filepath.Join(screenshotDir(t), name)
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
 	return shot
+}
+
+// jsString returns s as a JavaScript string literal.
+func jsString(s string) string {
+	lit, _ := json.Marshal(s)
+	return string(lit)
 }
 
 // TestFlameGraphInBrowser loads a flame graph of the synthetic profile in
@@ -398,7 +404,8 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	// The totals table: a row per agent type, largest first, with its
 	// samples, its share and its top frames by self samples.
 	var rows [][]string
-	eval(`[...document.querySelectorAll('#totalsbody tr')].map(r => [...r.cells].map(c => c.innerText.replace(/\n/g, ' | ')))`, &rows)
+	eval(`[...document.querySelectorAll('#totalsbody tr')].map(r => [...r.cells].map((c, i) => i < 3 ? c.textContent :
+		[...c.querySelectorAll('.tf')].map(f => f.querySelector('.fn').textContent + ' ' + f.querySelector('.share').textContent).join(' | ')))`, &rows)
 	var want [][]string
 	for _, agent := range []string{"hot", "cold", ""} {
 		name := agent
@@ -423,9 +430,15 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	}
 	// A top frame shows its short name and holds its full name as title.
 	var tops [][]string
-	eval(`[...document.querySelectorAll('#totalsbody tr:first-child .top span')].map(s => [s.textContent, s.title])`, &tops)
-	if len(tops) == 0 || len(tops) > 3 || !strings.HasPrefix(tops[0][0], "main.work ") || tops[0][1] != "main.work" {
+	eval(`[...document.querySelectorAll('#totalsbody tr:first-child .tf')].map(f => [f.querySelector('.fn').textContent, f.title])`, &tops)
+	if len(tops) == 0 || len(tops) > 3 || tops[0][0] != "main.work" || tops[0][1] != "main.work" {
 		t.Errorf("top frames of hot %q, want at most 3, main.work first with its title", tops)
+	}
+	// Top frames show short names; the title holds the full one.
+	var handler []string
+	eval(`[...document.querySelectorAll('#totalsbody .tf')].filter(f => f.title === `+jsString(handlerName)+`).map(f => f.querySelector('.fn').textContent)`, &handler)
+	if len(handler) != 1 || handler[0] != "gateway.(*deviceAgent).Receive" {
+		t.Errorf("the top frame %s is shown as %q, want gateway.(*deviceAgent).Receive once", handlerName, handler)
 	}
 	// Clicking a row shows that agent type, again shows all.
 	run("pick cold in the table", chromedp.Click(`#totalsbody tr[data-g="0"]`, chromedp.ByQuery))
@@ -442,7 +455,7 @@ func TestFlameGraphInBrowser(t *testing.T) {
 		t.Errorf("clicking the selected row again: info %q, want all samples", info)
 	}
 
-	shot := screenshot(t, bctx, "flame-synthetic.png")
+	shot := screenshot(t, bctx, dir, "flame-synthetic.png")
 	if cfg, err := png.DecodeConfig(bytes.NewReader(shot)); err != nil || cfg.Width == 0 || cfg.Height == 0 {
 		t.Errorf("the screenshot is not a non-empty PNG: %v, %dx%d", err, cfg.Width, cfg.Height)
 	}
@@ -478,6 +491,88 @@ func TestFlameGraphInBrowser(t *testing.T) {
 		}
 	}
 
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the page had problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// gatewayProfile is a CPU profile of `make profile`: the gateway's embedded
+// mix for 3 minutes, profiled all the time.
+const gatewayProfile = "testdata/gateway-cpu.pb.gz"
+
+// gatewayTypes are the agent types of the gateway's embedded mix.
+var gatewayTypes = []string{"device", "feature", "inference", "alert"}
+
+// TestGatewayFlameGraphInBrowser loads the flame graph of a real gateway
+// profile: every agent type of the mix is in the totals table, boxes show
+// short names, and the view of one type starts at its handler, the
+// engine's frames hidden. It leaves flame.png, that view, in screenshotDir.
+func TestGatewayFlameGraphInBrowser(t *testing.T) {
+	p, err := profiler.ReadProfile(gatewayProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	page := filepath.Join(dir, "gateway.html")
+	var buf bytes.Buffer
+	if err := profiler.WriteFlameGraph(&buf, p, profiler.FlameOptions{Title: "gateway: CPU of the embedded mix, 3 minutes (make profile)"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(page, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pageURL := "file://" + page
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bctx, problems := browser(t, ctx, func(url string) bool { return url == pageURL })
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(bctx, actions...); err != nil {
+			t.Fatalf("%s: %v (page problems: %q)", what, err, problems())
+		}
+	}
+	eval := func(expr string, res any) {
+		t.Helper()
+		run(expr, chromedp.Evaluate(expr, res))
+	}
+	run("load", chromedp.EmulateViewport(1400, 820), chromedp.Navigate(pageURL), chromedp.WaitVisible("#flame .f", chromedp.ByQuery))
+
+	var types []string
+	eval(`[...document.querySelectorAll('#totalsbody tr')].map(r => r.cells[0].textContent)`, &types)
+	for _, typ := range gatewayTypes {
+		if !slices.Contains(types, typ) {
+			t.Errorf("the totals table lists %q, without %s", types, typ)
+		}
+	}
+	// The view of the device type: its tree starts at the handler.
+	run("pick device", chromedp.Click(`#totalsbody tr[data-g="`+fmt.Sprint(slices.Index(types, "device"))+`"]`, chromedp.ByQuery))
+	var info string
+	run("info", chromedp.Text("#info", &info, chromedp.ByQuery))
+	if !strings.Contains(info, "agent type device") {
+		t.Fatalf("info %q after picking device in the table", info)
+	}
+	var roots, long []string
+	// The page opens in flame orientation: the root's children sit one
+	// row (18 px) above it.
+	eval(`(() => { const root = parseInt(document.querySelector('#flame .f[data-n="0"]').style.top);
+		return [...document.querySelectorAll('#flame .f')].filter(e => parseInt(e.style.top) === root - 18)
+			.map(e => e.title.split('\n')[0]); })()`, &roots)
+	eval(`[...document.querySelectorAll('#flame .f')].map(e => e.textContent).filter(s => s.includes('github.com/'))`, &long)
+	if !slices.Contains(roots, "github.com/agentloop/agentloop/gateway.(*deviceAgent).Receive") {
+		t.Errorf("the device type's tree starts at %q, not at its handler", roots)
+	}
+	for _, r := range roots {
+		if strings.HasPrefix(r, "runtime.") || strings.HasPrefix(r, "github.com/agentloop/agentloop/engine.") {
+			t.Errorf("the device type's tree starts at %s, an engine frame", r)
+		}
+	}
+	if len(long) > 0 {
+		t.Errorf("boxes show long names %q", long)
+	}
+	shot := screenshot(t, bctx, screenshotDir(t), "flame.png")
+	if cfg, err := png.DecodeConfig(bytes.NewReader(shot)); err != nil || cfg.Width != 1400 || cfg.Height != 820 {
+		t.Errorf("the screenshot is not a PNG of the 1400x820 viewport: %v, %dx%d", err, cfg.Width, cfg.Height)
+	}
 	if p := problems(); len(p) > 0 {
 		t.Errorf("the page had problems:\n%s", strings.Join(p, "\n"))
 	}

@@ -78,7 +78,7 @@ main{display:flex;align-items:flex-start;gap:12px;margin:8px 12px}
 .f.anc{opacity:.5}
 .f.match{background:#e040fb!important}
 #details{min-height:1.5em;margin:4px 0 12px;font:12px ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-all}
-#totals{flex:0 0 26em;max-width:40%}
+#totals{flex:0 0 32em;max-width:45%}
 #totals table{width:100%;border-collapse:collapse;font-size:12px}
 #totals caption{text-align:left;font-weight:600;padding:0 0 4px}
 #totals th,#totals td{padding:2px 6px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
@@ -86,8 +86,10 @@ main{display:flex;align-items:flex-start;gap:12px;margin:8px 12px}
 #totals tbody tr{cursor:pointer}
 #totals tbody tr:hover{background:#f0f0f0}
 #totals tr.sel{background:#fff3c4}
-#totals .top{font:11px ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
-#totals .top span{display:block}
+#totals .top{font:11px ui-monospace,Menlo,Consolas,monospace;max-width:19em}
+#totals .tf{display:flex;gap:6px}
+#totals .tf .share{flex:none;width:4.2em;text-align:right;font-variant-numeric:tabular-nums}
+#totals .tf .fn{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 `
 
 const pageScript = `
@@ -310,10 +312,15 @@ function showTotals() {
     cell(tr, pct(c.sum[g], c.all), 'num');
     const td = cell(tr, '', 'top');
     for (const e of c.top[g]) {
-      const span = document.createElement('span');
-      span.textContent = D.names[D.short[e[0]]] + ' ' + pct(e[1], c.sum[g]);
-      span.title = D.names[e[0]];
-      td.appendChild(span);
+      const tf = document.createElement('div'), share = document.createElement('span'), fn = document.createElement('span');
+      tf.className = 'tf';
+      tf.title = D.names[e[0]];
+      share.className = 'share';
+      share.textContent = pct(e[1], c.sum[g]);
+      fn.className = 'fn';
+      fn.textContent = D.names[D.short[e[0]]];
+      tf.append(share, fn);
+      td.appendChild(tf);
     }
     frag.appendChild(tr);
   }
