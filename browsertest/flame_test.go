@@ -37,6 +37,10 @@ func browser(t *testing.T, ctx context.Context, allowed func(url string) bool) (
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the browser test needs Chromium at %s (%v): run `make test`, which installs it when it is missing", chromiumPath, err)
 	}
+	profileDir, err := os.MkdirTemp("", "browsertest-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
@@ -48,13 +52,24 @@ func browser(t *testing.T, ctx context.Context, allowed func(url string) bool) (
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")),
+		chromedp.UserDataDir(profileDir),
 		chromedp.WindowSize(1280, 720),
 	)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	t.Cleanup(func() {
 		cancelBrowser()
-		cancelAlloc() // waits for the browser to exit, before TempDir is removed
+		cancelAlloc() // waits for the browser to exit
+		// Chromium's helper processes can still write into its profile
+		// for a moment after the browser has exited (t.TempDir's removal
+		// then failed the test): retry, and only log what stays.
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(profileDir); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("the browser profile %s is left behind: %v", profileDir, err)
 	})
 
 	var mu sync.Mutex // protects problems: events arrive on chromedp's goroutines
@@ -319,6 +334,17 @@ func TestFlameGraphInBrowser(t *testing.T) {
 	if got, want := text("#matchinfo"), "Matched: "+synthMatch(re); !strings.HasPrefix(got, want) {
 		t.Errorf("match info %q, want it to start with %q", got, want)
 	}
+
+	// The search also matches short names: ^gateway\. matches no full name.
+	eval(`(() => { const s = document.querySelector('#search'); s.value = '^gateway\\.\\(';
+		s.dispatchEvent(new Event('input')); return true; })()`, new(bool))
+	var shortMatched []string
+	eval(`[...document.querySelectorAll('#flame .f.match')].map(e => e.textContent)`, &shortMatched)
+	if len(shortMatched) != 1 || shortMatched[0] != "gateway.(*deviceAgent).Receive" {
+		t.Errorf("boxes highlighted for ^gateway\\.\\( %q, want the handler's box", shortMatched)
+	}
+	eval(`(() => { const s = document.querySelector('#search'); s.value = '';
+		s.dispatchEvent(new Event('input')); return true; })()`, new(bool))
 
 	// The agent type selector shows one agent type at a time.
 	var options []string
