@@ -84,9 +84,22 @@ benchmarks:
 		-cmd "(cd bench/peers && $(BENCH_PEERS) | tee ../../peers.out)" \
 		$(addprefix ../../,$(wildcard bench.out peers.out))
 
-## profile: run the gateway with the profiler on; writes profiles/flame.html
+## profile: the gateway on its embedded mix for PROFILE_DURATION with the
+## profiler on all the time; writes profiles/flame.html, and fails if an
+## agent type of PROFILE_TYPES took no CPU sample. The CPU profiler samples
+## 100 times per second of CPU: the alert type of the mix uses about 1 µs per
+## alert, a few hundred alerts a second, and so takes about 2 samples a
+## minute; 3 minutes give it about 6, inference, the next rarest, some
+## hundreds.
+PROFILE_DURATION ?= 3m
+PROFILE_TYPES    ?= device feature inference alert
 profile:
-	$(GO) run ./cmd/gateway -duration 10s -profile profiles -sampling 0.2
+	@mkdir -p profiles && rm -f profiles/cpu-*.pb.gz profiles/wall-*.pb.gz profiles/heap-*.pb.gz
+	$(GO) run ./cmd/gateway -duration $(PROFILE_DURATION) -profile profiles -sampling 1
+	@tags=$$($(GO) tool pprof -tags profiles/cpu-*.pb.gz 2>/dev/null); \
+	for t in $(PROFILE_TYPES); do \
+		echo "$$tags" | grep -q ": $$t\$$" || { echo "profile: agent type $$t took no CPU sample; try a longer PROFILE_DURATION"; exit 1; }; \
+	done; echo "profile: every agent type ($(PROFILE_TYPES)) has CPU samples"
 
 ## flame: render any pprof file: make flame PROFILE=cpu.prof  ->  cpu.html
 flame:

@@ -22,9 +22,24 @@ type synthSample struct {
 // as markup.
 const evilName = `evil</script><img src=x onerror="alert(1)">&amp;'`
 
+// Functions of the synthetic profile with long names: a handler run by the
+// engine's loop, a generic function it calls, the loop's own frames.
+const (
+	handlerName = "github.com/agentloop/agentloop/gateway.(*deviceAgent).Receive"
+	genericName = "example.com/m/pool.(*Pool[go.shape.int,go.shape.string]).Get"
+	runAgent    = "github.com/agentloop/agentloop/engine.(*loop).runAgent"
+	turn        = "github.com/agentloop/agentloop/engine.(*loop).turn"
+	park        = "github.com/agentloop/agentloop/engine.(*loop).park"
+)
+
 // synthSamples is a small call tree with two agent types, unlabelled
-// samples, an inlined frame and a hostile name.
+// samples, an inlined frame, a hostile name, and the stacks of an engine
+// loop: a handler under the loop's frames, and the loop parking with no
+// handler.
 var synthSamples = []synthSample{
+	{[]string{handlerName, runAgent, turn, "runtime.goexit"}, "hot", 8},
+	{[]string{genericName, handlerName, runAgent, turn, "runtime.goexit"}, "hot", 3},
+	{[]string{"runtime.futex", park, turn, "runtime.goexit"}, "cold", 2},
 	{[]string{"main.work", "main.main", "runtime.main"}, "hot", 50},
 	{[]string{"main.parse", "main.work", "main.main", "runtime.main"}, "hot", 20},
 	{[]string{"main.inlined", "main.work", "main.main", "runtime.main"}, "hot", 5},
@@ -100,6 +115,80 @@ func synthNodes(agent string) int {
 		}
 	}
 	return len(prefixes) + 1
+}
+
+// engineFrame is the box that holds, in the view of one agent type, the
+// samples that ran no handler.
+const engineFrame = "[engine loop]"
+
+// machinery reports whether a frame of synthSamples is the runtime's or the
+// engine loop's.
+func machinery(name string) bool {
+	return strings.HasPrefix(name, "runtime.") || strings.HasPrefix(name, "github.com/agentloop/agentloop/engine.")
+}
+
+// synthLeanNodes counts the nodes, root included, of the view of one agent
+// type with the engine's frames hidden: each stack starts at its first
+// frame from the root that is not machinery, or is one engineFrame box.
+func synthLeanNodes(agent string) int {
+	prefixes := map[string]bool{}
+	for _, s := range synthSamples {
+		if s.agent != agent {
+			continue
+		}
+		i := len(s.stack) - 1
+		for i >= 0 && machinery(s.stack[i]) {
+			i--
+		}
+		if i < 0 {
+			prefixes["\x00"+engineFrame] = true
+			continue
+		}
+		key := ""
+		for ; i >= 0; i-- {
+			key += "\x00" + s.stack[i]
+			prefixes[key] = true
+		}
+	}
+	return len(prefixes) + 1
+}
+
+// synthTotal returns the samples of an agent type ("" for the unlabelled
+// ones, "*" for all).
+func synthTotal(agent string) int64 {
+	var n int64
+	for _, s := range synthSamples {
+		if agent == "*" || s.agent == agent {
+			n += s.count
+		}
+	}
+	return n
+}
+
+// synthTop returns the function with the most self samples of an agent
+// type, from the handlers up, and their count.
+func synthTop(agent string) (string, int64) {
+	self := map[string]int64{}
+	for _, s := range synthSamples {
+		if s.agent != agent {
+			continue
+		}
+		leaf := engineFrame
+		for _, f := range s.stack {
+			if !machinery(f) {
+				leaf = s.stack[0]
+				break
+			}
+		}
+		self[leaf] += s.count
+	}
+	var top string
+	for f, n := range self {
+		if n > self[top] || n == self[top] && f < top {
+			top = f
+		}
+	}
+	return top, self[top]
 }
 
 // synthMatch returns the share of samples (all agent types) with a frame

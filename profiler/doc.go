@@ -51,7 +51,10 @@
 // WriteFlameGraph renders a profile as one self-contained HTML file that needs
 // no network: click a frame to zoom, search by regular expression, pick the
 // sample type (cpu, wall time, bytes...), split by agent type, and flip
-// between flame (root at the bottom) and icicle (root at the top).
+// between flame (root at the bottom) and icicle (root at the top). Boxes
+// show short names (engine.(*loop).run, pool.(*Pool[…]).Get; see ShortName),
+// with the full name on hover. Beside the graph, a table gives each agent
+// type's samples, share and top frames.
 //
 // `agentloop flame FILE -o FILE.html` renders a file (also go test
 // -cpuprofile output; -type wall, -icicle), and `make profile` profiles a
@@ -70,8 +73,12 @@
 // tree from the top). Wide boxes with nothing above them are where the time
 // goes. Click a box to zoom, Escape or "Reset zoom" to go back. Search by
 // regular expression to highlight frames and see their share of samples. Pick
-// an agent type to see only its agents, and a sample type to switch between
-// CPU time and sample counts. In wall-clock profiles, wide boxes under
+// an agent type (or click its row in the table) to see only its agents: each
+// stack then starts at the agent's handler (Receive, ReceiveBatch), the
+// loop's own frames below it hidden, and the time the loop spent between
+// agents with that type's label still set is one EngineFrame box; "Show
+// engine frames" brings back the whole stacks. Pick a sample type to switch
+// between CPU time and sample counts. In wall-clock profiles, wide boxes under
 // runtime.gopark or syscall are waiting, not working.
 //
 // # Cost
@@ -86,12 +93,13 @@
 //
 // # HTTP
 //
-// Handler serves /debug/pprof/ (the endpoints of net/http/pprof), /debug/fgprof
+// Handler serves /debug/pprof/ (net/http/pprof's own handlers), /debug/fgprof
 // and a live /debug/flamegraph?seconds=5. It checks every query parameter
 // before capturing anything: ?seconds is at most MaxCaptureSeconds
 // (MaxFlameSeconds for the flame graph), and a bad value gets 400 Bad
-// Request. Nothing is served unless you mount it, and it should be mounted
-// on a listener bound to localhost only:
+// Request; CPU captures take turns with a Profiler's windows and carry
+// agent_type labels. Nothing is served unless you mount it, and it should be
+// mounted on a listener bound to localhost only:
 //
 //	go http.ListenAndServe("localhost:6060", profiler.Handler())
 //
@@ -100,8 +108,10 @@
 // http://localhost:6060/debug/flamegraph?seconds=10, or download
 // /debug/pprof/profile?seconds=30 or /debug/fgprof?seconds=30.
 //
-// Unlike importing net/http/pprof, importing this package registers nothing on
-// http.DefaultServeMux.
+// Importing this package imports net/http/pprof, whose init registers
+// /debug/pprof/ on http.DefaultServeMux (this package registers nothing
+// there itself): do not serve http.DefaultServeMux where others can reach
+// it.
 package profiler
 
 import "errors"

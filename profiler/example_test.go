@@ -74,3 +74,15 @@ func ExampleOptions_Validate() {
 	// profiler: invalid options: Dir is empty
 	// <nil>
 }
+
+// A box of a flame graph shows a function's short name; its title holds the
+// full one.
+func ExampleShortName() {
+	fmt.Println(profiler.ShortName("github.com/agentloop/agentloop/engine.(*loop).run"))
+	fmt.Println(profiler.ShortName("example.com/m/pool.(*Pool[go.shape.int,go.shape.string]).Get"))
+	fmt.Println(profiler.ShortName("runtime.gopark"))
+	// Output:
+	// engine.(*loop).run
+	// pool.(*Pool[…]).Get
+	// runtime.gopark
+}

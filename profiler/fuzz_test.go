@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	httppprof "net/http/pprof"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,22 +116,22 @@ func FuzzWriteFlameGraph(f *testing.F) {
 }
 
 // fakeServer returns a server whose captures take no time: they record the
-// durations asked for and write canned data.
+// durations asked for and write canned data. Its stand-ins for
+// net/http/pprof's capturing handlers read the request as those do
+// (r.FormValue, whole seconds for the CPU and delta profiles, defaults for
+// a missing or bad value) and fail the test if the request holds more than
+// the checked parameters or a body to parse.
 func fakeServer(t *testing.T, asked *[]time.Duration) server {
 	cpu := encodeProfile(t, synthProfile(), true)
+	checked := func(r *http.Request) {
+		if r.Form == nil || len(r.PostForm) != 0 || r.Body != http.NoBody {
+			t.Errorf("%s reached net/http/pprof with form %v, post form %v, body %v", r.URL, r.Form, r.PostForm, r.Body)
+		}
+	}
 	return server{
-		sleep: func(_ context.Context, d time.Duration) bool {
-			*asked = append(*asked, d)
-			return true
-		},
 		cpu: func(_ context.Context, w io.Writer, d time.Duration) error {
 			*asked = append(*asked, d)
 			_, err := w.Write(cpu)
-			return err
-		},
-		trace: func(_ context.Context, w io.Writer, d time.Duration) error {
-			*asked = append(*asked, d)
-			_, err := io.WriteString(w, "go 1.26 trace\x00\x00\x00")
 			return err
 		},
 		wall: func(_ context.Context, w io.Writer, d time.Duration, format fgprof.Format) error {
@@ -139,6 +142,45 @@ func fakeServer(t *testing.T, asked *[]time.Duration) server {
 			_, err := w.Write(cpu)
 			return err
 		},
+		profile: func(w http.ResponseWriter, r *http.Request) {
+			checked(r)
+			sec, err := strconv.ParseInt(r.FormValue("seconds"), 10, 64)
+			if sec <= 0 || err != nil {
+				sec = 30
+			}
+			*asked = append(*asked, time.Duration(sec)*time.Second)
+			w.Write(cpu)
+		},
+		trace: func(w http.ResponseWriter, r *http.Request) {
+			checked(r)
+			sec, err := strconv.ParseFloat(r.FormValue("seconds"), 64)
+			if sec <= 0 || err != nil {
+				sec = 1
+			}
+			*asked = append(*asked, time.Duration(sec*float64(time.Second)))
+			io.WriteString(w, "go 1.26 trace\x00\x00\x00")
+		},
+		named: func(name string) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				checked(r)
+				if pprof.Lookup(name) == nil {
+					http.Error(w, "Unknown profile", http.StatusNotFound)
+					return
+				}
+				if sec := r.FormValue("seconds"); sec != "" {
+					n, err := strconv.ParseInt(sec, 10, 64)
+					if err != nil || n <= 0 {
+						http.Error(w, `invalid value for "seconds" - must be a positive integer`, http.StatusBadRequest)
+						return
+					}
+					*asked = append(*asked, time.Duration(n)*time.Second)
+				}
+				io.WriteString(w, name)
+			})
+		},
+		index:   httppprof.Index,
+		symbol:  httppprof.Symbol,
+		cmdline: httppprof.Cmdline,
 	}
 }
 
@@ -184,6 +226,29 @@ func FuzzHandlerQuery(f *testing.F) {
 		}
 		if rec.Code == http.StatusBadRequest && (len(asked) > 0 || rec.Body.Len() == 0) {
 			t.Fatalf("%s?%s: 400 %q after %d captures, want a message and none", path, query, rec.Body.String(), len(asked))
+		}
+	})
+}
+
+// FuzzShortName checks that ShortName takes any string without panicking,
+// never adds more than "[…]" per bracket, and that a short name is its own
+// short name.
+func FuzzShortName(f *testing.F) {
+	for _, s := range []string{
+		"github.com/agentloop/agentloop/engine.(*loop).run",
+		"example.com/m/pool.(*Pool[go.shape.int,go.shape.string]).Get",
+		"x.F[go.shape.*example.com/m/y.T[go.shape.int]]", "type:.eq.[8]int", "[]", "a[", "]a", "/", "a/", "/.F",
+		"gopkg.in/yaml.v3.(*parser).parse", evilName, "\xff/\xfe.F[\xfd]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		s := ShortName(name)
+		if len(s) > len(name)+2*strings.Count(name, "[") {
+			t.Fatalf("ShortName(%q) = %q, longer than the name allows", name, s)
+		}
+		if again := ShortName(s); again != s {
+			t.Fatalf("ShortName(%q) = %q, whose short name is %q", name, s, again)
 		}
 	})
 }

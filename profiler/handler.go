@@ -1,26 +1,23 @@
 package profiler
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
+	"math"
 	"net/http"
+	httppprof "net/http/pprof"
 	"net/url"
 	"os"
-	"runtime"
 	"runtime/pprof"
-	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/felixge/fgprof"
-	"github.com/google/pprof/profile"
 
 	"github.com/agentloop/agentloop/internal/labels"
 )
@@ -42,12 +39,13 @@ const (
 
 // Handler returns an http.Handler, on its own ServeMux, that serves:
 //
-//	/debug/pprof/             the endpoints of net/http/pprof: the index, the
+//	/debug/pprof/             net/http/pprof's handlers: the index, the
 //	                          named profiles (heap, goroutine, allocs, block,
 //	                          mutex, threadcreate; ?debug=0, 1 or 2, ?gc=1
 //	                          before a heap profile, ?seconds=N for a delta),
-//	                          profile?seconds=N (CPU, default 30), trace
-//	                          (?seconds=N, default 1), symbol and cmdline
+//	                          profile?seconds=N (CPU, default 30, labelled by
+//	                          agent type), trace (?seconds=N, default 1),
+//	                          symbol and cmdline
 //	/debug/fgprof?seconds=N   a wall-clock profile (fgprof, default 30 s;
 //	                          ?format=pprof or folded)
 //	/debug/flamegraph?seconds=N
@@ -55,52 +53,79 @@ const (
 //	                          next N seconds (default 5, at most 60);
 //	                          ?type=samples or cpu, ?orientation=icicle
 //
-// Every parameter it reads is checked before any capture starts: ?seconds
-// must be a number of seconds in (0, MaxCaptureSeconds], or (0,
-// MaxFlameSeconds] for the flame graph, and a malformed query, a parameter
-// given twice or a value outside the ones listed gets 400 Bad Request with a
-// message naming it. Only the URL's query is read, never a form in the body.
-// A capture ends early when the client goes away.
+// In front of net/http/pprof's handlers it adds what they lack: every
+// parameter is checked before any capture starts (?seconds must be a
+// number of seconds in (0, MaxCaptureSeconds], or (0, MaxFlameSeconds] for
+// the flame graph, and a malformed query, a parameter given twice or a
+// value outside the ones listed gets 400 Bad Request with a message naming
+// it); only the URL's query is read, never a form in the body (a symbol
+// lookup's POST body is read up to 1 MiB); the CPU profile and the delta
+// profiles of /debug/pprof/NAME take whole seconds, as net/http/pprof reads
+// them, so a fraction is rounded up; and CPU captures carry agent_type
+// labels. A capture ends early when the client goes away.
 //
 // CPU captures here take turns with the windows of a Profiler and with each
 // other instead of failing: a capture waits up to 5 s for the CPU profiler
 // to be free, then gets 409 Conflict, as it does at once when a CPU profile
 // started elsewhere (runtime/pprof, go test -cpuprofile) holds it.
 //
-// Nothing is served unless the handler is mounted, and this package registers
-// nothing on http.DefaultServeMux (net/http/pprof does, in its init, which is
-// why its handlers are reimplemented here). Profiles reveal code, arguments
-// and timings, and captures cost CPU: serve the handler on a listener bound
-// to localhost, or behind authentication:
+// Nothing is served unless the handler is mounted. This package imports
+// net/http/pprof, whose init registers its handlers on
+// http.DefaultServeMux: a program that imports this package must not serve
+// http.DefaultServeMux on a listener other people can reach. Profiles
+// reveal code, arguments and timings, and captures cost CPU: serve the
+// handler on a listener bound to localhost, or behind authentication:
 //
 //	go http.ListenAndServe("localhost:6060", profiler.Handler())
 func Handler() http.Handler {
-	return server{sleep: sleep, cpu: captureCPU, trace: captureTrace, wall: captureWall}.handler()
+	return server{
+		cpu: captureCPU, wall: captureWall,
+		index: httppprof.Index, named: httppprof.Handler, profile: httppprof.Profile,
+		trace: httppprof.Trace, symbol: httppprof.Symbol, cmdline: httppprof.Cmdline,
+	}.handler()
 }
 
 // server holds what the handlers capture with; tests replace it.
 type server struct {
-	// sleep waits for d or until ctx is done, reporting whether d passed.
-	sleep func(ctx context.Context, d time.Duration) bool
-	// cpu writes a CPU profile of d to w.
+	// cpu writes a CPU profile of d to w, for the flame graph.
 	cpu func(ctx context.Context, w io.Writer, d time.Duration) error
-	// trace writes an execution trace of d to w; it fails only before
-	// writing anything.
-	trace func(ctx context.Context, w io.Writer, d time.Duration) error
 	// wall writes a wall-clock profile of d to w.
 	wall func(ctx context.Context, w io.Writer, d time.Duration, format fgprof.Format) error
+
+	// net/http/pprof's handlers. They read the request's Form, which the
+	// server sets to the checked parameters.
+	index, profile, trace, symbol, cmdline http.HandlerFunc
+	named                                  func(name string) http.Handler
 }
 
 func (s server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", s.serveIndex)
-	mux.HandleFunc("/debug/pprof/cmdline", serveCmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", s.serveCmdline)
 	mux.HandleFunc("/debug/pprof/profile", s.serveCPUProfile)
-	mux.HandleFunc("/debug/pprof/symbol", serveSymbol)
+	mux.HandleFunc("/debug/pprof/symbol", s.serveSymbol)
 	mux.HandleFunc("/debug/pprof/trace", s.serveTrace)
 	mux.HandleFunc("/debug/fgprof", s.serveWall)
 	mux.HandleFunc("/debug/flamegraph", s.serveFlameGraph)
 	return mux
+}
+
+// forPprof returns r for a handler of net/http/pprof: its Form holds form
+// alone, so that the handler reads the checked parameters and never parses
+// a body, and it has no body unless keepBody.
+func forPprof(r *http.Request, form url.Values, keepBody bool) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Form, r2.PostForm, r2.MultipartForm = form, url.Values{}, nil
+	if !keepBody {
+		r2.Body, r2.ContentLength = http.NoBody, 0
+	}
+	return r2
+}
+
+// wholeSeconds formats d as net/http/pprof's whole-second parameters take
+// it: rounded up.
+func wholeSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
 }
 
 func serveError(w http.ResponseWriter, status int, msg string) {
@@ -195,18 +220,27 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// acquireCPU waits up to 5 s for the CPU slot of this package (a Profiler
-// window lasts Options.Window, a capture up to MaxCaptureSeconds) and starts
-// the CPU profile into w.
-func acquireCPU(ctx context.Context, w io.Writer) error {
+// acquireSlot waits up to 5 s for the CPU slot of this package (a Profiler
+// window lasts Options.Window, a capture up to MaxCaptureSeconds). On
+// success the caller must release it with <-cpuSlot.
+func acquireSlot(ctx context.Context) error {
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
 	select {
 	case cpuSlot <- struct{}{}:
+		return nil
 	case <-t.C:
 		return fmt.Errorf("%w (a profiler window or another /debug capture holds it)", ErrCPUProfileActive)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// acquireCPU takes the CPU slot (see acquireSlot) and starts the CPU
+// profile into w.
+func acquireCPU(ctx context.Context, w io.Writer) error {
+	if err := acquireSlot(ctx); err != nil {
+		return err
 	}
 	if err := pprof.StartCPUProfile(w); err != nil {
 		<-cpuSlot
@@ -227,16 +261,6 @@ func captureCPU(ctx context.Context, w io.Writer, d time.Duration) error {
 	return nil
 }
 
-// captureTrace writes an execution trace of d to w.
-func captureTrace(ctx context.Context, w io.Writer, d time.Duration) error {
-	if err := trace.Start(w); err != nil {
-		return err
-	}
-	sleep(ctx, d)
-	trace.Stop()
-	return nil
-}
-
 // captureWall writes a wall-clock profile of d to w.
 func captureWall(ctx context.Context, w io.Writer, d time.Duration, format fgprof.Format) error {
 	stop := fgprof.Start(w, format)
@@ -252,7 +276,9 @@ func cpuError(w http.ResponseWriter, err error) {
 	serveError(w, status, "Could not enable CPU profiling: "+err.Error())
 }
 
-// serveCPUProfile serves /debug/pprof/profile?seconds=N (default 30).
+// serveCPUProfile serves /debug/pprof/profile?seconds=N (default 30) with
+// net/http/pprof's Profile, once this package's CPU slot is free, with
+// agent_type labels on.
 func (s server) serveCPUProfile(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r)
 	var d time.Duration
@@ -263,16 +289,42 @@ func (s server) serveCPUProfile(w http.ResponseWriter, r *http.Request) {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	extendWriteDeadline(w, r, d)
-	var buf bytes.Buffer
-	if err := s.cpu(r.Context(), &buf, d); err != nil {
+	if err := acquireSlot(r.Context()); err != nil {
 		cpuError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
-	w.Write(buf.Bytes())
+	defer func() { <-cpuSlot }()
+	labels.Enable()
+	defer labels.Disable()
+	// Holding the slot, Profile fails only to start the CPU profile, when
+	// one started outside this package runs: a conflict.
+	s.profile(&conflictWriter{ResponseWriter: w}, forPprof(r, url.Values{"seconds": {wholeSeconds(d)}}, false))
 }
+
+// conflictWriter turns the 500 Internal Server Error of net/http/pprof's
+// Profile, which it answers when the CPU profiler is taken, into 409
+// Conflict.
+type conflictWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (c *conflictWriter) WriteHeader(code int) {
+	if !c.wrote && code == http.StatusInternalServerError {
+		code = http.StatusConflict
+	}
+	c.wrote = true
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *conflictWriter) Write(b []byte) (int, error) {
+	c.wrote = true
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Profile sets
+// the write deadline through it).
+func (c *conflictWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // serveWall serves /debug/fgprof?seconds=N (default 30)&format=F.
 func (s server) serveWall(w http.ResponseWriter, r *http.Request) {
@@ -371,14 +423,13 @@ func (s server) serveFlameGraph(w http.ResponseWriter, r *http.Request) {
 	w.Write(page.Bytes())
 }
 
-// serveCmdline serves the command line, arguments separated by NUL bytes.
-func serveCmdline(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, strings.Join(os.Args, "\x00"))
+// serveCmdline serves the command line with net/http/pprof's Cmdline.
+func (s server) serveCmdline(w http.ResponseWriter, r *http.Request) {
+	s.cmdline(w, forPprof(r, url.Values{}, false))
 }
 
-// serveTrace serves an execution trace of ?seconds (default 1).
+// serveTrace serves an execution trace of ?seconds (default 1) with
+// net/http/pprof's Trace.
 func (s server) serveTrace(w http.ResponseWriter, r *http.Request) {
 	q, err := parseQuery(r)
 	var d time.Duration
@@ -389,208 +440,59 @@ func (s server) serveTrace(w http.ResponseWriter, r *http.Request) {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	extendWriteDeadline(w, r, d)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	// Set the content type assuming the trace starts, because if it
-	// does it starts writing.
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="trace"`)
-	if err := s.trace(r.Context(), w, d); err != nil {
-		serveError(w, http.StatusInternalServerError, "Could not enable tracing: "+err.Error())
-	}
+	s.trace(w, forPprof(r, url.Values{"seconds": {strconv.FormatFloat(d.Seconds(), 'g', -1, 64)}}, false))
 }
+
+// maxSymbolBody bounds the POST body of a symbol lookup.
+const maxSymbolBody = 1 << 20
 
 // serveSymbol maps the program counters of the request (query or POST body,
-// separated by '+') to function names, as pprof expects.
-func serveSymbol(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	var buf bytes.Buffer // read the whole body before writing
-	buf.WriteString("num_symbols: 1\n")
-	var in *bufio.Reader
+// separated by '+') to function names with net/http/pprof's Symbol, reading
+// at most maxSymbolBody bytes of the body.
+func (s server) serveSymbol(w http.ResponseWriter, r *http.Request) {
+	r2 := forPprof(r, url.Values{}, true)
 	if r.Method == http.MethodPost {
-		in = bufio.NewReader(io.LimitReader(r.Body, 1<<20))
-	} else {
-		in = bufio.NewReader(strings.NewReader(r.URL.RawQuery))
+		r2.Body = http.MaxBytesReader(w, r.Body, maxSymbolBody)
 	}
-	for {
-		word, err := in.ReadSlice('+')
-		if err == nil {
-			word = word[:len(word)-1]
-		}
-		if pc, _ := strconv.ParseUint(string(word), 0, 64); pc != 0 {
-			if f := runtime.FuncForPC(uintptr(pc)); f != nil {
-				fmt.Fprintf(&buf, "%#x %s\n", pc, f.Name())
-			}
-		}
-		if err != nil {
-			if err != io.EOF {
-				fmt.Fprintf(&buf, "reading request: %v\n", err)
-			}
-			break
-		}
-	}
-	w.Write(buf.Bytes())
+	s.symbol(w, r2)
 }
 
-// deltaProfiles are the profiles that ?seconds=N turns into a difference.
-var deltaProfiles = map[string]bool{
-	"allocs": true, "block": true, "goroutine": true, "goroutineleak": true,
-	"heap": true, "mutex": true, "threadcreate": true,
-}
-
-var profileDescriptions = map[string]string{
-	"allocs":       "A sampling of all past memory allocations",
-	"block":        "Stack traces that led to blocking on synchronization primitives",
-	"cmdline":      "The command line invocation of the current program",
-	"goroutine":    "Stack traces of all current goroutines. Use debug=2 as a query parameter to export in the same format as an unrecovered panic.",
-	"heap":         "A sampling of memory allocations of live objects. You can specify the gc GET parameter to run GC before taking the heap sample.",
-	"mutex":        "Stack traces of holders of contended mutexes",
-	"profile":      "CPU profile. You can specify the duration in the seconds GET parameter. After you get the profile file, use the go tool pprof command to investigate the profile.",
-	"symbol":       "Maps given program counters to function names. Counters can be specified in a GET raw query or POST body, multiple counters are separated by '+'.",
-	"threadcreate": "Stack traces that led to the creation of new OS threads",
-	"trace":        "A trace of execution of the current program. You can specify the duration in the seconds GET parameter. After you get the trace file, use the go tool trace command to investigate the trace.",
-}
-
-var indexPage = template.Must(template.New("index").Parse(`<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>/debug/pprof/</title></head>
-<body>
-<p>/debug/pprof/ &mdash; set debug=1 as a query parameter to export in legacy text format.
-See also <a href="../flamegraph">the live flame graph</a> and <a href="../fgprof?seconds=10">a wall-clock profile</a>.</p>
-<table>
-<thead><tr><td>Count</td><td>Profile</td><td>Description</td></tr></thead>
-{{range .}}<tr><td>{{if ge .Count 0}}{{.Count}}{{end}}</td><td><a href="{{.Name}}?debug=1">{{.Name}}</a></td><td>{{.Desc}}</td></tr>
-{{end}}</table>
-<p><a href="goroutine?debug=2">full goroutine stack dump</a></p>
-</body>
-</html>
-`))
-
-// serveIndex serves the list of profiles at /debug/pprof/ and each named
-// profile at /debug/pprof/NAME.
+// serveIndex serves net/http/pprof's list of profiles at /debug/pprof/ and
+// each named profile at /debug/pprof/NAME, once their parameters are
+// checked.
 func (s server) serveIndex(w http.ResponseWriter, r *http.Request) {
-	if name, ok := strings.CutPrefix(r.URL.Path, "/debug/pprof/"); ok && name != "" {
-		s.serveNamedProfile(w, r, name)
-		return
-	}
-	type entry struct {
-		Name  string
-		Count int
-		Desc  string
-	}
-	var entries []entry
-	for _, p := range pprof.Profiles() {
-		entries = append(entries, entry{Name: p.Name(), Count: p.Count(), Desc: profileDescriptions[p.Name()]})
-	}
-	for _, name := range []string{"cmdline", "profile", "symbol", "trace"} {
-		entries = append(entries, entry{Name: name, Count: -1, Desc: profileDescriptions[name]})
-	}
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.Name, b.Name) })
-	var buf bytes.Buffer
-	if err := indexPage.Execute(&buf, entries); err != nil {
-		serveError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(buf.Bytes())
-}
-
-// serveNamedProfile serves a runtime/pprof profile: ?debug=N selects the
-// text formats, ?gc=1 collects garbage before a heap profile, ?seconds=N
-// serves the difference over N seconds.
-func (s server) serveNamedProfile(w http.ResponseWriter, r *http.Request, name string) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	p := pprof.Lookup(name)
-	if p == nil {
-		serveError(w, http.StatusNotFound, "Unknown profile")
+	name, _ := strings.CutPrefix(r.URL.Path, "/debug/pprof/")
+	if name == "" {
+		s.index(w, forPprof(r, url.Values{}, false))
 		return
 	}
 	q, err := parseQuery(r)
-	var debugS, gcS, secS string
+	var debug, gc, secS string
 	if err == nil {
-		debugS, err = q.choice("debug", "", "0", "1", "2")
+		debug, err = q.choice("debug", "", "0", "1", "2")
 	}
 	if err == nil {
-		gcS, err = q.choice("gc", "", "0", "1")
+		gc, err = q.choice("gc", "", "0", "1")
 	}
 	if err == nil {
 		secS, err = q.get("seconds")
 	}
+	form := url.Values{}
+	if err == nil && secS != "" {
+		var d time.Duration
+		if d, err = q.seconds(0, MaxCaptureSeconds); err == nil {
+			form.Set("seconds", wholeSeconds(d))
+		}
+	}
 	if err != nil {
 		serveError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	debug, _ := strconv.Atoi(debugS) // one of "", 0, 1, 2
-	if secS != "" {
-		s.serveDeltaProfile(w, r, q, p, debug)
-		return
+	if debug != "" {
+		form.Set("debug", debug)
 	}
-	if name == "heap" && gcS == "1" {
-		runtime.GC()
+	if gc != "" {
+		form.Set("gc", gc)
 	}
-	if debug != 0 {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	} else {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename=%q`, name))
-	}
-	p.WriteTo(w, debug)
-}
-
-func (s server) serveDeltaProfile(w http.ResponseWriter, r *http.Request, q query, p *pprof.Profile, debug int) {
-	d, err := q.seconds(0, MaxCaptureSeconds)
-	if err != nil {
-		serveError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !deltaProfiles[p.Name()] {
-		serveError(w, http.StatusBadRequest, `"seconds" parameter is not supported for this profile type`)
-		return
-	}
-	if debug != 0 {
-		serveError(w, http.StatusBadRequest, "seconds and debug params are incompatible")
-		return
-	}
-	extendWriteDeadline(w, r, d)
-	p0, err := collectProfile(p)
-	if err != nil {
-		serveError(w, http.StatusInternalServerError, "failed to collect profile: "+err.Error())
-		return
-	}
-	if !s.sleep(r.Context(), d) {
-		serveError(w, http.StatusRequestTimeout, r.Context().Err().Error())
-		return
-	}
-	p1, err := collectProfile(p)
-	if err != nil {
-		serveError(w, http.StatusInternalServerError, "failed to collect profile: "+err.Error())
-		return
-	}
-	ts, dur := p1.TimeNanos, p1.TimeNanos-p0.TimeNanos
-	p0.Scale(-1)
-	delta, err := profile.Merge([]*profile.Profile{p0, p1})
-	if err != nil {
-		serveError(w, http.StatusInternalServerError, "failed to compute delta: "+err.Error())
-		return
-	}
-	delta.TimeNanos, delta.DurationNanos = ts, dur
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-delta"`, p.Name()))
-	delta.Write(w)
-}
-
-func collectProfile(p *pprof.Profile) (*profile.Profile, error) {
-	var buf bytes.Buffer
-	if err := p.WriteTo(&buf, 0); err != nil {
-		return nil, err
-	}
-	ts := time.Now().UnixNano()
-	prof, err := parseProfile(buf.Bytes(), "the "+p.Name()+" profile")
-	if err != nil {
-		return nil, err
-	}
-	prof.TimeNanos = ts
-	return prof, nil
+	s.named(name).ServeHTTP(w, forPprof(r, form, false))
 }

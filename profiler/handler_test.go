@@ -3,6 +3,8 @@ package profiler
 import (
 	"context"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +30,45 @@ func TestHandlerDefaults(t *testing.T) {
 	}
 	if DefaultFlameSeconds != 5 || MaxFlameSeconds != 60 {
 		t.Errorf("the live flame graph takes %d s by default, at most %d; the documentation says 5 and 60", DefaultFlameSeconds, MaxFlameSeconds)
+	}
+}
+
+// TestHandlerHandsPprofCheckedParameters checks what net/http/pprof's
+// handlers are given: whole seconds, rounded up, for the CPU and delta
+// profiles (Profile reads "0.5" as no value, that is 30 s), the trace's
+// fraction as it is, and the URL's query alone, never a form in the body.
+func TestHandlerHandsPprofCheckedParameters(t *testing.T) {
+	for _, c := range []struct {
+		method, target, body string
+		want                 time.Duration
+	}{
+		{"GET", "/debug/pprof/profile?seconds=0.5", "", time.Second},
+		{"GET", "/debug/pprof/profile?seconds=2.01", "", 3 * time.Second},
+		{"GET", "/debug/pprof/heap?seconds=0.1", "", time.Second},
+		{"GET", "/debug/pprof/trace?seconds=0.25", "", 250 * time.Millisecond},
+		{"POST", "/debug/pprof/profile?seconds=1", "seconds=299", time.Second},
+		{"POST", "/debug/pprof/profile", "seconds=299", 30 * time.Second},
+		{"POST", "/debug/pprof/heap", "seconds=299", 0},
+	} {
+		var asked []time.Duration
+		req := httptest.NewRequest(c.method, c.target, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		fakeServer(t, &asked).handler().ServeHTTP(rec, req)
+		want := []time.Duration{c.want}
+		if c.want == 0 {
+			want = nil
+		}
+		if rec.Code != 200 || !slices.Equal(asked, want) {
+			t.Errorf("%s %s with body %q: %d, captured %v; want 200 after %v", c.method, c.target, c.body, rec.Code, asked, want)
+		}
+	}
+	// A symbol lookup reads at most 1 MiB of its body.
+	rec := httptest.NewRecorder()
+	body := strings.Repeat("0x1+", 1<<19) // 2 MiB
+	Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/debug/pprof/symbol", strings.NewReader(body)))
+	if !strings.Contains(rec.Body.String(), "request body too large") {
+		t.Errorf("a symbol lookup of 2 MiB: %d %.200q, want it cut at 1 MiB", rec.Code, rec.Body.String())
 	}
 }
 

@@ -23,9 +23,24 @@ type page struct {
 	LabelKey    string   `json:"labelKey"`
 	Groups      []string `json:"groups"`
 	Names       []string `json:"names"`
+	Short       []int32  `json:"short"`
 	Parent      []int32  `json:"parent"`
 	Name        []int32  `json:"name"`
 	Self        []int64  `json:"self"`
+	// Lean is the tree of the labelled samples from their handlers up.
+	Lean struct {
+		Parent []int32 `json:"parent"`
+		Name   []int32 `json:"name"`
+		Self   []int64 `json:"self"`
+	} `json:"lean"`
+}
+
+// lean returns the tree of the labelled samples from their handlers up,
+// as a page of its own.
+func (d *page) lean() *page {
+	l := *d
+	l.Parent, l.Name, l.Self = d.Lean.Parent, d.Lean.Name, d.Lean.Self
+	return &l
 }
 
 const dataOpen = `<script type="application/json" id="flamedata">`

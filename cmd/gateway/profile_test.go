@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/pprof/profile"
 
+	"github.com/agentloop/agentloop/gateway"
 	"github.com/agentloop/agentloop/profiler"
 )
 
@@ -211,5 +216,82 @@ func TestRenderNewestFallsBack(t *testing.T) {
 				t.Errorf("the page does not show %s", c.want)
 			}
 		})
+	}
+}
+
+// TestProfileSamplesEveryAgentType runs the gateway's profile path (run
+// with -profile and -sampling 1, as make profile does) at a small scale and
+// checks that the CPU profiles hold samples labelled with every agent type
+// of the embedded mix, under the embedded names, the rare types included.
+//
+// A CPU profile samples CPU time, 100 times a second of it: a type shows
+// once it has used some tens of milliseconds. In the embedded mix the alert
+// type takes about a microsecond per alert, a few hundred alerts a second:
+// a couple of samples a minute, which is why make profile runs for
+// minutes. Here the mix is scaled down for a test: 20 devices sending a
+// feature vector per reading keep inference busy and raise anomalies
+// often, and 128 alert instances each see every alert, so that every type
+// takes some samples a second. Runs of a second are repeated until every
+// type has been sampled, at most 40 of them: the test depends on the CPU
+// work done, not on the machine's speed or share.
+func TestProfileSamplesEveryAgentType(t *testing.T) {
+	def := gateway.Default()
+	name := func(k gateway.Kind) string { return def.Type(k).Name }
+	config := writeConfig(t, fmt.Sprintf(`load:
+  rate: 20000
+  duration: 1s
+  loops: 2
+agents:
+  - {name: %s, kind: device, instances: 20, feature_every: 1, subscribe: ["telemetry.*.*"]}
+  - {name: %s, kind: feature, instances: 2, subscribe: ["features.*"]}
+  - {name: %s, kind: inference, instances: 2, batch: 8, subscribe: ["aggregates.*"]}
+  - {name: %s, kind: alert, instances: 128, mailbox: 65536, subscribe: ["alerts.>"]}
+`, name(gateway.Device), name(gateway.Feature), name(gateway.Inference), name(gateway.Alert)))
+	var want []string
+	for _, a := range def.Agents {
+		want = append(want, a.Name)
+	}
+
+	samples := map[string]int64{} // agent type -> CPU samples, over the runs
+	missing := func() []string {
+		var m []string
+		for _, typ := range want {
+			if samples[typ] == 0 {
+				m = append(m, typ)
+			}
+		}
+		return m
+	}
+	for runs := 1; len(missing()) > 0; runs++ {
+		if runs > 40 {
+			t.Fatalf("after 40 runs no CPU sample of %q: samples per agent type %v", missing(), samples)
+		}
+		dir := t.TempDir()
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"-config", config, "-profile", dir, "-sampling", "1"}, &out); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "flame graph: "+filepath.Join(dir, "flame.html")) {
+			t.Fatalf("run %d wrote no flame graph:\n%s", runs, out.String())
+		}
+		names, err := filepath.Glob(filepath.Join(dir, "cpu-*.pb.gz"))
+		if err != nil || len(names) != 1 {
+			t.Fatalf("run %d: CPU profiles %q (%v), want one", runs, names, err)
+		}
+		prof, err := profiler.ReadProfile(names[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range prof.Sample {
+			for _, typ := range s.Label[profiler.LabelAgentType] {
+				samples[typ] += s.Value[0]
+			}
+		}
+		t.Logf("run %d: CPU samples per agent type %v", runs, samples)
+	}
+	for typ := range samples {
+		if !slices.Contains(want, typ) {
+			t.Errorf("samples of agent type %q, which the mix does not have", typ)
+		}
 	}
 }
