@@ -18,7 +18,8 @@ import (
 // it, so that a test can move it from alarm to alarm.
 type stepClock struct {
 	*enginetest.Clock
-	armed chan struct{} // one value stands for any number of alarms set
+	armed   chan struct{} // one value stands for any number of alarms set
+	pending atomic.Int64  // alarms set and neither fired nor stopped
 }
 
 func newStepClock() *stepClock {
@@ -26,12 +27,22 @@ func newStepClock() *stepClock {
 }
 
 func (c *stepClock) AfterFunc(d time.Duration, f func()) func() bool {
-	stop := c.Clock.AfterFunc(d, f)
+	c.pending.Add(1)
+	stop := c.Clock.AfterFunc(d, func() {
+		c.pending.Add(-1)
+		f()
+	})
 	select {
 	case c.armed <- struct{}{}:
 	default:
 	}
-	return stop
+	return func() bool {
+		if stop() {
+			c.pending.Add(-1)
+			return true
+		}
+		return false
+	}
 }
 
 // drive moves the clock to each alarm due by end, in order, as they are
