@@ -19,8 +19,9 @@ import (
 // Run runs the mix of cfg on the engine: it registers the four agent
 // types, subscribes them, spawns every instance, starts the engine, offers
 // the load open loop for cfg.Load.Duration, waits for the queues to drain
-// (bounded by drainLimit) and stops the engine. It returns early, with what
-// was measured so far, when ctx ends.
+// (bounded by drainLimit) and stops the engine. When ctx ends, the load
+// stops early, the queues still get the drain limit to empty, and Run
+// returns what was measured with ctx's error.
 //
 // Routing: producers publish telemetry.<device>.<sensor> from outside
 // (with ingress route, they look the device up in a table and send to it);
@@ -227,7 +228,10 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	<-done
 	offeredFor := min(r.clk.since(r.origin), window) // shorter when ctx ended the run
 
-	drainCtx, drainCancel := context.WithCancel(ctx)
+	// The drain has a context of its own, bounded only by the drain limit:
+	// a run that ctx ended (Ctrl-C, SIGTERM) still gives its queues their
+	// time to empty, and is not reported overloaded for being cut short.
+	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
 	stopLimit := r.clk.afterFunc(drainLimit(window), drainCancel)
 	drained := e.WaitIdle(drainCtx) == nil
 	stopLimit()
