@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -303,5 +304,27 @@ func TestOptionalFieldDefaults(t *testing.T) {
 	}
 	if f := cfg.Type(gateway.Device).FeatureEvery; f != 10 {
 		t.Errorf("feature_every %d, want 10", f)
+	}
+}
+
+// TestEventLoops: the loop count a header shows (Load.EventLoops) is the
+// one the run's engine has, GOMAXPROCS for loops: 0.
+func TestEventLoops(t *testing.T) {
+	for _, loops := range []int{0, 3} {
+		cfg := smallMix(t)
+		cfg.Load.Loops = loops
+		cfg.Load.Duration = 10 * time.Millisecond
+		want := loops
+		if loops == 0 {
+			want = runtime.GOMAXPROCS(0)
+		}
+		var got int
+		runOnClock(t, cfg, false, gateway.Options{OnEngine: func(e *engine.Engine) (func(), error) {
+			got = e.Loops()
+			return nil, nil
+		}})
+		if cfg.Load.EventLoops() != want || got != want {
+			t.Errorf("loops %d: EventLoops %d, the engine's %d; want %d", loops, cfg.Load.EventLoops(), got, want)
+		}
 	}
 }
