@@ -62,4 +62,3 @@ func TestRunIntervals(t *testing.T) {
 		}
 	}
 }
-
