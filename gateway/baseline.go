@@ -314,9 +314,9 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 		close(done)
 	}()
 	agents := b.dev.Instances + b.feat.Instances + b.inf.Instances + b.alert.Instances
-	live(runCtx, b.clk, b.origin, window, opts, done, func() liveSample {
+	intervals := live(runCtx, b.clk, b.origin, window, opts, done, func() liveSample {
 		return liveSample{processed: b.totalProcessed(), agents: agents, queued: b.queued(), dropped: b.dropped(),
-			p99: percentiles(b.lat.merged()).P99}
+			lat: b.lat.merged()}
 	})
 	<-done
 	offeredFor := min(b.clk.since(b.origin), window) // shorter when ctx ended the run
@@ -344,6 +344,7 @@ func (b *baseline) run(ctx context.Context, opts Options) (Summary, error) {
 		Processed: b.totalProcessed(),
 		Dropped:   b.dropped(),
 		Alerts:    b.alertCount.Load(),
+		Intervals: intervals,
 	}
 	sum.Achieved = float64(sum.Processed) / elapsed.Seconds()
 	for _, p := range prods {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -169,6 +170,15 @@ type Load struct {
 	Loops     int           // engine event loops; 0 means GOMAXPROCS
 	Sensors   int           // sensors per device: topics telemetry.<device>.s0 ..
 	Ingress   Ingress       // how telemetry enters the engine
+}
+
+// EventLoops is the number of event loops a run of this load has: Loops,
+// or with 0 the engine's default, GOMAXPROCS, resolved now.
+func (l Load) EventLoops() int {
+	if l.Loops > 0 {
+		return l.Loops
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // Ingress is how producers hand telemetry to the engine.

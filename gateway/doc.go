@@ -151,18 +151,28 @@
 // Run offers the load for load.duration, then gives the queues a quarter of
 // that window, at least 200 ms and at most 2 s, to drain, and stops the
 // engine. With Options.Live it prints a line of figures every second: the
-// telemetry processed per second and the process CPU since the previous
-// line, the p99 latency of the run so far, the agents, the messages queued
-// and those dropped so far.
-// Summary.Print then writes the summary block:
+// telemetry processed per second, the p99 latency and the process CPU of
+// that second alone (a stall shows in its own line and leaves the next
+// ones alone), the agents, the messages queued and those dropped so far.
+// Summary.Print then writes the summary block, and under it the same
+// intervals as a latency-over-time table (Summary.Intervals):
 //
 //	summary (agentloop): 10s offered + drain = 10.002s, 10021 agents
 //	  offered          200000 msgs/s  (2000000 emitted, backlog 0, worst lag 4.441ms)
 //	  achieved         199965 msgs/s  (2000000 processed)
 //	  dropped               0 msgs    (refused 0)
-//	  latency    p50 123.5µs  p99 336.6µs  p99.9 854.5µs  max 2.4392ms  (200000 measured)
+//	  latency    p50 0.124ms  p99 0.337ms  p99.9 0.855ms  max 2.439ms  (200000 measured)
 //	  alerts             4205
 //	  cpu                44.7 % of one core
+//
+//	  latency over time (each interval on its own):
+//	       t      msgs/s         p50         p99         max   measured
+//	      1s      200004     0.121ms     0.291ms     1.207ms      19988
+//	      ...
+//	     10s      199840     0.126ms     0.337ms     0.901ms      20011
+//
+// Every latency is in milliseconds with three decimals (FormatLatency),
+// whatever its size, so that a column compares at a glance.
 //
 // Offered is the configured rate, with the telemetry the producers emitted,
 // the backlog they never emitted because they fell behind, and their worst

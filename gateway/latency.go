@@ -85,3 +85,23 @@ func percentiles(h *hdrhistogram.Histogram) Percentiles {
 		Max:   time.Duration(h.Max()),
 	}
 }
+
+// intervalMeter turns the merged histograms of a run, taken again and
+// again as they grow, into the histogram of what each interval added: the
+// counts of the merge minus those of the merge before. Only the live
+// sampling uses it, once per interval.
+type intervalMeter struct {
+	prev []int64 // the counts of the last merge, nil before the first
+}
+
+// next returns the histogram of what cur holds beyond the previous call's
+// cur; cur must hold everything that one held (histograms only grow).
+func (m *intervalMeter) next(cur *hdrhistogram.Histogram) *hdrhistogram.Histogram {
+	s := cur.Export() // a copy of the counts
+	counts := append([]int64(nil), s.Counts...)
+	for i := range m.prev {
+		s.Counts[i] -= m.prev[i]
+	}
+	m.prev = counts
+	return hdrhistogram.Import(s)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,8 @@ import (
 // it, so that a test can move it from alarm to alarm.
 type stepClock struct {
 	*enginetest.Clock
-	armed chan struct{} // one value stands for any number of alarms set
+	armed   chan struct{} // one value stands for any number of alarms set
+	pending atomic.Int64  // alarms set and neither fired nor stopped
 }
 
 func newStepClock() *stepClock {
@@ -26,12 +28,22 @@ func newStepClock() *stepClock {
 }
 
 func (c *stepClock) AfterFunc(d time.Duration, f func()) func() bool {
-	stop := c.Clock.AfterFunc(d, f)
+	c.pending.Add(1)
+	stop := c.Clock.AfterFunc(d, func() {
+		c.pending.Add(-1)
+		f()
+	})
 	select {
 	case c.armed <- struct{}{}:
 	default:
 	}
-	return stop
+	return func() bool {
+		if stop() {
+			c.pending.Add(-1)
+			return true
+		}
+		return false
+	}
 }
 
 // drive moves the clock to each alarm due by end, in order, as they are
@@ -292,5 +304,27 @@ func TestOptionalFieldDefaults(t *testing.T) {
 	}
 	if f := cfg.Type(gateway.Device).FeatureEvery; f != 10 {
 		t.Errorf("feature_every %d, want 10", f)
+	}
+}
+
+// TestEventLoops: the loop count a header shows (Load.EventLoops) is the
+// one the run's engine has, GOMAXPROCS for loops: 0.
+func TestEventLoops(t *testing.T) {
+	for _, loops := range []int{0, 3} {
+		cfg := smallMix(t)
+		cfg.Load.Loops = loops
+		cfg.Load.Duration = 10 * time.Millisecond
+		want := loops
+		if loops == 0 {
+			want = runtime.GOMAXPROCS(0)
+		}
+		var got int
+		runOnClock(t, cfg, false, gateway.Options{OnEngine: func(e *engine.Engine) (func(), error) {
+			got = e.Loops()
+			return nil, nil
+		}})
+		if cfg.Load.EventLoops() != want || got != want {
+			t.Errorf("loops %d: EventLoops %d, the engine's %d; want %d", loops, cfg.Load.EventLoops(), got, want)
+		}
 	}
 }

@@ -11,14 +11,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/agentloop/agentloop/engine"
 )
 
 // Run runs the mix of cfg on the engine: it registers the four agent
 // types, subscribes them, spawns every instance, starts the engine, offers
 // the load open loop for cfg.Load.Duration, waits for the queues to drain
-// (bounded by drainLimit) and stops the engine. It returns early, with what
-// was measured so far, when ctx ends.
+// (bounded by drainLimit) and stops the engine. When ctx ends, the load
+// stops early, the queues still get the drain limit to empty, and Run
+// returns what was measured with ctx's error.
 //
 // Routing: producers publish telemetry.<device>.<sensor> from outside
 // (with ingress route, they look the device up in a table and send to it);
@@ -211,9 +214,9 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 		wg.Wait()
 		close(done)
 	}()
-	live(runCtx, r.clk, r.origin, window, opts, done, func() liveSample {
+	intervals := live(runCtx, r.clk, r.origin, window, opts, done, func() liveSample {
 		st := e.Stats()
-		l := liveSample{agents: st.Agents, queued: st.Queued, dropped: st.DeadLetters, p99: percentiles(r.lat.merged()).P99}
+		l := liveSample{agents: st.Agents, queued: st.Queued, dropped: st.DeadLetters, lat: r.lat.merged()}
 		for _, ts := range st.Types {
 			if ts.Type == r.dev.Name {
 				l.processed = ts.Processed
@@ -225,7 +228,10 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	<-done
 	offeredFor := min(r.clk.since(r.origin), window) // shorter when ctx ended the run
 
-	drainCtx, drainCancel := context.WithCancel(ctx)
+	// The drain has a context of its own, bounded only by the drain limit:
+	// a run that ctx ended (Ctrl-C, SIGTERM) still gives its queues their
+	// time to empty, and is not reported overloaded for being cut short.
+	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
 	stopLimit := r.clk.afterFunc(drainLimit(window), drainCancel)
 	drained := e.WaitIdle(drainCtx) == nil
 	stopLimit()
@@ -243,14 +249,15 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	st := e.Stats()
 
 	sum = Summary{
-		System:  "agentloop",
-		Offered: float64(cfg.Load.Rate),
-		Window:  offeredFor,
-		Elapsed: elapsed,
-		Drained: drained,
-		Agents:  mid.Agents,
-		Latency: percentiles(r.lat.merged()),
-		CPU:     100 * cpu.Seconds() / elapsed.Seconds(),
+		System:    "agentloop",
+		Offered:   float64(cfg.Load.Rate),
+		Window:    offeredFor,
+		Elapsed:   elapsed,
+		Drained:   drained,
+		Agents:    mid.Agents,
+		Latency:   percentiles(r.lat.merged()),
+		CPU:       100 * cpu.Seconds() / elapsed.Seconds(),
+		Intervals: intervals,
 	}
 	for _, p := range prods {
 		sum.Emitted += p.emitted
@@ -314,44 +321,44 @@ type liveSample struct {
 	agents    int
 	queued    int64
 	dropped   uint64
-	p99       time.Duration // over the run so far
+	lat       *hdrhistogram.Histogram // every latency measured so far (a merge the sampler owns)
 }
 
-// live writes a line to opts.Live for each Interval of the load (on the
-// run's clock, within the window), until done closes or ctx ends; sample
-// reads the system.
-// The line of the k-th interval says t=k·Interval, its rate and CPU are
-// over the time since the line before. A line that comes due as the load
-// ends is still written, and one written late stands for the intervals it
-// missed: a window of n whole intervals gets at least one line and at most
-// n, however busy the machine.
-func live(ctx context.Context, clk clock, origin time.Time, window time.Duration, opts Options, done <-chan struct{}, sample func() liveSample) {
-	if opts.Live == nil {
-		select {
-		case <-ctx.Done():
-		case <-done:
-		}
-		return
-	}
+// live samples the system for each Interval of the load (on the run's
+// clock, within the window), until done closes or ctx ends, and returns
+// the figures of each interval; with opts.Live it writes each interval's
+// line there as it ends. sample reads the system.
+// The k-th interval ends at t=k·Interval; its rate, CPU and latencies are
+// of the time since the interval before, not of the run so far, so that
+// one early stall shows in its own interval and no other. An interval that
+// comes due as the load ends is still sampled, and one sampled late stands
+// for the intervals it missed (its Span says how long it was): a window of
+// n whole intervals gets at least one and at most n, however busy the
+// machine.
+func live(ctx context.Context, clk clock, origin time.Time, window time.Duration, opts Options, done <-chan struct{}, sample func() liveSample) []Interval {
 	interval := opts.interval()
-	var last uint64
-	// The first line covers the window from its start; every line is at
-	// least an interval past the one before, so sec > 0.
+	var (
+		intervals []Interval
+		last      uint64
+		lat       intervalMeter
+	)
+	// The first interval covers the window from its start; every one ends
+	// at least an interval past the one before, so sec > 0.
 	lastCPU, lastT := CPUTime(), time.Duration(0)
-	k := time.Duration(1) // the next line is the k-th interval's
+	k := time.Duration(1) // the next interval is the k-th
 	for {
-		if k*interval > window { // no more lines: wait for the end of the load
+		if k*interval > window { // no more intervals: wait for the end of the load
 			select {
 			case <-ctx.Done():
 			case <-done:
 			}
-			return
+			return intervals
 		}
 		tick, stop := clk.signal(k*interval - clk.since(origin))
 		select {
 		case <-ctx.Done():
 			stop()
-			return
+			return intervals
 		case <-done:
 			stop()
 		case <-tick:
@@ -359,41 +366,35 @@ func live(ctx context.Context, clk clock, origin time.Time, window time.Duration
 		now, c := clk.since(origin), CPUTime()
 		ended := false
 		select {
-		case <-done: // the load has ended: a line only if one fell due while it ran
+		case <-done: // the load has ended: an interval only if one fell due while it ran
 			if ended = true; k*interval > now {
-				return
+				return intervals
 			}
 		default:
 		}
 		for (k+1)*interval <= min(now, window) {
-			k++ // intervals missed: this line stands for them
+			k++ // intervals missed: this one stands for them
 		}
 		l := sample()
-		sec := (now - lastT).Seconds()
-		writeLive(opts.Live, opts.Prefix, liveFigures{
-			at: k * interval, rate: float64(l.processed-last) / sec, p99: l.p99,
-			agents: l.agents, queued: l.queued, dropped: l.dropped, cpu: 100 * (c - lastCPU).Seconds() / sec,
-		})
+		span := now - lastT
+		iv := Interval{
+			At: k * interval, Span: span, Rate: float64(l.processed-last) / span.Seconds(),
+			CPU: 100 * (c - lastCPU).Seconds() / span.Seconds(), Latency: percentiles(lat.next(l.lat)),
+		}
+		intervals = append(intervals, iv)
+		if opts.Live != nil {
+			writeLive(opts.Live, opts.Prefix, iv, l)
+		}
 		if ended {
-			return
+			return intervals
 		}
 		last, lastCPU, lastT, k = l.processed, c, now, k+1
 	}
 }
 
-type liveFigures struct {
-	at      time.Duration
-	rate    float64
-	p99     time.Duration
-	agents  int
-	queued  int64
-	dropped uint64
-	cpu     float64
-}
-
-func writeLive(w io.Writer, prefix string, f liveFigures) {
-	fmt.Fprintf(w, "%st=%4.0fs  %9.0f msgs/s  p99 %9s  agents %6d  queued %7d  dropped %8d  cpu %5.1f%%\n",
-		prefix, f.at.Seconds(), f.rate, fmtDur(f.p99), f.agents, f.queued, f.dropped, f.cpu)
+func writeLive(w io.Writer, prefix string, iv Interval, l liveSample) {
+	fmt.Fprintf(w, "%st=%4.0fs  %9.0f msgs/s  p99 %10s  agents %6d  queued %7d  dropped %8d  cpu %5.1f%%\n",
+		prefix, iv.At.Seconds(), iv.Rate, FormatLatency(iv.Latency.P99, iv.Latency.Count), l.agents, l.queued, l.dropped, iv.CPU)
 }
 
 // The agents. Each runs on its loop only, so its fields need no locks;

@@ -11,7 +11,8 @@ import (
 // Options are the knobs of one run that are not part of the mix.
 type Options struct {
 	// Live, when set, gets a line of figures every Interval while the load
-	// runs: msgs/s, p99 so far, agents, queued, dropped, CPU %.
+	// runs: msgs/s, p99 and CPU % of that interval (not of the run so far),
+	// and the agents, queued and dropped messages at its end.
 	Live     io.Writer
 	Interval time.Duration // default 1 s
 	// Prefix starts every live line (the load tool indents them).
@@ -60,6 +61,21 @@ type Summary struct {
 	Elapsed time.Duration // from the first message to the end of the drain
 	Drained bool          // every stage finished its queue before the drain limit
 	Agents  int
+	// Intervals are the figures of each live interval of the load, in
+	// order (Options.Interval, the lines Options.Live gets); the drain has
+	// none.
+	Intervals []Interval
+}
+
+// Interval is what one interval of the load achieved: the figures of a
+// live line, kept for the summary's latency-over-time table.
+type Interval struct {
+	At   time.Duration // its end, from the start of the load: k × Options.Interval
+	Span time.Duration // its length on the run's clock: longer when sampled late, standing for intervals it missed
+	Rate float64       // telemetry processed per second of Span, msgs/s
+	CPU  float64       // process CPU over Span, % of one core
+	// Latency is of the aggregates scored within this interval only.
+	Latency Percentiles
 }
 
 // Pass reports whether the run meets a latency target: at least one
@@ -70,29 +86,47 @@ func (s Summary) Pass(p99Target time.Duration, minRatio float64) bool {
 	return s.Latency.Count > 0 && s.Latency.P99 <= p99Target && s.Achieved >= minRatio*s.Offered
 }
 
-// Print writes the summary block.
+// Print writes the summary block, then the latency-over-time table of
+// its Intervals (when there are any). Every latency is in milliseconds
+// with three decimals (FormatLatency), so that figures in one column
+// compare at a glance.
 func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nsummary (%s): %v offered + drain = %v, %d agents\n",
 		s.System, s.Window.Round(time.Millisecond), s.Elapsed.Round(time.Millisecond), s.Agents)
-	fmt.Fprintf(w, "  offered    %12.0f msgs/s  (%d emitted, backlog %d, worst lag %v)\n",
-		s.Offered, s.Emitted, s.Backlog, s.Lag.Round(time.Microsecond))
+	fmt.Fprintf(w, "  offered    %12.0f msgs/s  (%d emitted, backlog %d, worst lag %s)\n",
+		s.Offered, s.Emitted, s.Backlog, FormatLatency(s.Lag, 1))
 	fmt.Fprintf(w, "  achieved   %12.0f msgs/s  (%d processed)\n", s.Achieved, s.Processed)
 	fmt.Fprintf(w, "  dropped    %12d msgs    (refused %d)\n", s.Dropped, s.Refused)
-	fmt.Fprintf(w, "  latency    p50 %v  p99 %v  p99.9 %v  max %v  (%d measured)\n",
-		fmtDur(s.Latency.P50), fmtDur(s.Latency.P99), fmtDur(s.Latency.P999), fmtDur(s.Latency.Max), s.Latency.Count)
+	n := s.Latency.Count
+	fmt.Fprintf(w, "  latency    p50 %s  p99 %s  p99.9 %s  max %s  (%d measured)\n",
+		FormatLatency(s.Latency.P50, n), FormatLatency(s.Latency.P99, n), FormatLatency(s.Latency.P999, n),
+		FormatLatency(s.Latency.Max, n), n)
 	fmt.Fprintf(w, "  alerts     %12d\n", s.Alerts)
 	fmt.Fprintf(w, "  cpu        %12.1f %% of one core\n", s.CPU)
 	if !s.Drained {
 		fmt.Fprintf(w, "  (the queues did not drain within the limit: the system was overloaded)\n")
 	}
+	if len(s.Intervals) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n  latency over time (each interval on its own):\n")
+	fmt.Fprintf(w, "  %6s  %10s  %10s  %10s  %10s  %9s\n", "t", "msgs/s", "p50", "p99", "max", "measured")
+	for _, iv := range s.Intervals {
+		n := iv.Latency.Count
+		fmt.Fprintf(w, "  %5.0fs  %10.0f  %10s  %10s  %10s  %9d\n", iv.At.Seconds(), iv.Rate,
+			FormatLatency(iv.Latency.P50, n), FormatLatency(iv.Latency.P99, n), FormatLatency(iv.Latency.Max, n), n)
+	}
 }
 
-// fmtDur rounds a latency for display: µs below 10 ms, else ms.
-func fmtDur(d time.Duration) string {
-	if d < 10*time.Millisecond {
-		return d.Round(time.Microsecond / 10).String()
+// FormatLatency writes a latency in milliseconds with three decimals
+// (microsecond resolution), "0.291ms" or "1500.000ms", whatever its size,
+// so that a column of them keeps one unit and one precision; n is how
+// many values were measured, and with none it writes "-".
+func FormatLatency(d time.Duration, n int64) string {
+	if n == 0 {
+		return "-"
 	}
-	return d.Round(10 * time.Microsecond).String()
+	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
 }
 
 // drainLimit bounds the wait for the queues to empty after the load: a

@@ -100,7 +100,7 @@ func (c *loadCmd) runFixed(ctx context.Context, e *env, cfg *gateway.Config, new
 // base[i] are the runs at rates[i]. It returns errNoRatio when no rate
 // has a ratio (the last line then reads "cpu-per-msg ratio -").
 func writeFixedTable(w io.Writer, rates []int, al, base []gateway.Summary) error {
-	cells := [][]string{{"offered (msg/s)", "system", "throughput (msg/s)", "CPU/msg (µs)", "p50", "p99", "p999", "dropped"}}
+	cells := [][]string{{"offered (msg/s)", "system", "throughput (msg/s)", "CPU/msg (µs)", "p50 (ms)", "p99 (ms)", "p999 (ms)", "dropped"}}
 	var ratios []float64
 	perRate := make([]string, len(rates))
 	for i, rate := range rates {
@@ -110,8 +110,8 @@ func writeFixedTable(w io.Writer, rates []int, al, base []gateway.Summary) error
 		}{{"agentloop", al[i]}, {"baseline", base[i]}} {
 			cells = append(cells, []string{
 				group(int64(rate)), s.name, group(int64(s.sum.Achieved + 0.5)), fmtCPUPerMsg(s.sum.CPUPerMessage()),
-				fmtLatency(s.sum.Latency.P50, s.sum.Latency.Count), fmtLatency(s.sum.Latency.P99, s.sum.Latency.Count),
-				fmtLatency(s.sum.Latency.P999, s.sum.Latency.Count), group(int64(s.sum.Dropped)),
+				msCell(s.sum.Latency.P50, s.sum.Latency.Count), msCell(s.sum.Latency.P99, s.sum.Latency.Count),
+				msCell(s.sum.Latency.P999, s.sum.Latency.Count), group(int64(s.sum.Dropped)),
 			})
 		}
 		perRate[i] = "-"

@@ -72,21 +72,21 @@ func TestLoadFixedRates(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	want := `load: 40 devices, 2 loops (0: GOMAXPROCS), 2 producers, ingress publish, 2s per run; pass: p99 ≤ 1ms and ≥ 95% of the offered rate achieved
+	want := `load: 40 devices, 2 loops, 2 producers, ingress publish, 2s per run; pass: p99 ≤ 1ms and ≥ 95% of the offered rate achieved
 fixed rates 200 000, 400 000 msgs/s on both systems, their runs alternating
-  agentloop fixed     200000 msgs/s  pass  achieved    200000  p99     400µs  cpu  40.0%  dropped 0
-  baseline  fixed     200000 msgs/s  pass  achieved    200000  p99     500µs  cpu  60.0%  dropped 0
-  agentloop fixed     400000 msgs/s  pass  achieved    400000  p99     600µs  cpu  70.0%  dropped 3
-  baseline  fixed     400000 msgs/s  FAIL  achieved    400000  p99       4ms  cpu 140.0%  dropped 1500
+  agentloop fixed     200000 msgs/s  pass  achieved    200000  p99    0.400ms  cpu  40.0%  dropped 0
+  baseline  fixed     200000 msgs/s  pass  achieved    200000  p99    0.500ms  cpu  60.0%  dropped 0
+  agentloop fixed     400000 msgs/s  pass  achieved    400000  p99    0.600ms  cpu  70.0%  dropped 3
+  baseline  fixed     400000 msgs/s  FAIL  achieved    400000  p99    4.000ms  cpu 140.0%  dropped 1500
 
 at fixed offered rates (CPU per message: process CPU time over the run ÷ messages processed):
 
-| offered (msg/s) | system    | throughput (msg/s) | CPU/msg (µs) |   p50 |   p99 |  p999 | dropped |
-|-----------------|-----------|--------------------|--------------|-------|-------|-------|---------|
-| 200 000         | agentloop |            200 000 |         2.00 |  80µs | 400µs | 900µs |       0 |
-| 200 000         | baseline  |            200 000 |         3.00 | 100µs | 500µs |   2ms |       0 |
-| 400 000         | agentloop |            400 000 |         1.75 |  90µs | 600µs | 1.2ms |       3 |
-| 400 000         | baseline  |            400 000 |         3.50 | 300µs |   4ms |  20ms |   1 500 |
+| offered (msg/s) | system    | throughput (msg/s) | CPU/msg (µs) | p50 (ms) | p99 (ms) | p999 (ms) | dropped |
+|-----------------|-----------|--------------------|--------------|----------|----------|-----------|---------|
+| 200 000         | agentloop |            200 000 |         2.00 |    0.080 |    0.400 |     0.900 |       0 |
+| 200 000         | baseline  |            200 000 |         3.00 |    0.100 |    0.500 |     2.000 |       0 |
+| 400 000         | agentloop |            400 000 |         1.75 |    0.090 |    0.600 |     1.200 |       3 |
+| 400 000         | baseline  |            400 000 |         3.50 |    0.300 |    4.000 |    20.000 |   1 500 |
 
 cpu-per-msg ratio at 200 000 msgs/s: 0.67
 cpu-per-msg ratio at 400 000 msgs/s: 0.50

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/agentloop/agentloop/gateway"
@@ -55,7 +56,13 @@ refused.
 
 With -ingress route the producers hand telemetry to the device agents
 through a topic → agent table, as the baseline does with its channels,
-instead of publishing it on the engine's bus.`
+instead of publishing it on the engine's bus.
+
+The header shows the loops each run has (-loops 0 resolved to
+GOMAXPROCS). Every latency is in ms with three decimals, and a table
+column keeps one unit, named in its header. Without -baseline the table
+has agentloop's column alone. SIGINT (Ctrl-C) or SIGTERM ends the tool
+during a run: it exits 1 with "interrupted by SIGTERM" (or SIGINT).`
 
 // loadCmd is `agentloop load`.
 type loadCmd struct {
@@ -181,17 +188,21 @@ func (c *loadCmd) run(e *env, args []string) error {
 		return usageError{err}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signalContext(notify)
 	defer stop()
-	fmt.Fprintf(e.stdout, "load: %d devices, %d loops (0: GOMAXPROCS), %d producers, ingress %v, %v per run; pass: p99 ≤ %v and ≥ %.0f%% of the offered rate achieved\n",
-		cfg.Devices(), cfg.Load.Loops, cfg.Load.Producers, cfg.Load.Ingress, cfg.Load.Duration, c.p99, 100*c.achieved)
+	loops := fmt.Sprintf("%d loops", cfg.Load.EventLoops())
+	if cfg.Load.Loops == 0 {
+		loops += " (GOMAXPROCS)"
+	}
+	fmt.Fprintf(e.stdout, "load: %d devices, %s, %d producers, ingress %v, %v per run; pass: p99 ≤ %v and ≥ %.0f%% of the offered rate achieved\n",
+		cfg.Devices(), loops, cfg.Load.Producers, cfg.Load.Ingress, cfg.Load.Duration, c.p99, 100*c.achieved)
 
 	newRunner := e.newRunner
 	if newRunner == nil {
 		newRunner = gateway.RunnerFor
 	}
 	if len(c.rates) > 0 {
-		return c.runFixed(ctx, e, cfg, newRunner)
+		return interrupted(ctx, c.runFixed(ctx, e, cfg, newRunner))
 	}
 	systems := []bool{false}
 	if c.baseline {
@@ -235,7 +246,7 @@ func (c *loadCmd) run(e *env, args []string) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	fmt.Fprintln(e.stdout)
 	var base *gateway.SearchResult
@@ -245,6 +256,61 @@ func (c *loadCmd) run(e *env, args []string) error {
 	al := results[false]
 	writeTable(e.stdout, base, &al, c.p99)
 	return nil
+}
+
+// notify starts the delivery of the signals that end a load early and
+// returns their channel and the function that stops it; tests replace it.
+var notify = notifySignals
+
+// notifySignals delivers SIGINT (Ctrl-C) and SIGTERM (what Docker,
+// systemd and kill send).
+func notifySignals() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// signalContext is a context that the first signal of notify cancels,
+// with an errSignal as its cause, and its stop.
+func signalContext(notify func() (<-chan os.Signal, func())) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs, stopNotify := notify()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case sig := <-sigs:
+			cancel(errSignal{sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		stopNotify()
+		cancel(nil)
+		<-watched
+	}
+}
+
+// errSignal is the cause of a command ended by a signal.
+type errSignal struct{ sig os.Signal }
+
+func (e errSignal) Error() string {
+	switch e.sig {
+	case os.Interrupt:
+		return "interrupted by SIGINT"
+	case syscall.SIGTERM:
+		return "interrupted by SIGTERM"
+	}
+	return "interrupted by " + e.sig.String()
+}
+
+// interrupted replaces err by the signal that ended ctx, if one did.
+func interrupted(ctx context.Context, err error) error {
+	var sig errSignal
+	if err != nil && errors.As(context.Cause(ctx), &sig) {
+		return sig
+	}
+	return err
 }
 
 // turns makes searches run one at a time and in strict rotation, search
@@ -350,27 +416,23 @@ func writeStep(w io.Writer, system string, s gateway.Step) {
 		retry = fmt.Sprintf(" (retry %d)", s.Attempt)
 	}
 	sum := s.Summary
-	fmt.Fprintf(w, "  %-9s %-6s %9d msgs/s  %s  achieved %9.0f  p99 %9s  cpu %5.1f%%  dropped %d%s\n",
-		system, s.Phase, s.Rate, verdict, sum.Achieved, fmtLatency(sum.Latency.P99, sum.Latency.Count), sum.CPU, sum.Dropped, retry)
+	fmt.Fprintf(w, "  %-9s %-6s %9d msgs/s  %s  achieved %9.0f  p99 %10s  cpu %5.1f%%  dropped %d%s\n",
+		system, s.Phase, s.Rate, verdict, sum.Achieved, gateway.FormatLatency(sum.Latency.P99, sum.Latency.Count), sum.CPU, sum.Dropped, retry)
 }
 
-func fmtLatency(d time.Duration, n int64) string {
+// msCell writes a latency for a table column headed "(ms)": milliseconds
+// with three decimals, "-" when nothing was measured.
+func msCell(d time.Duration, n int64) string {
 	if n == 0 {
 		return "-"
 	}
-	if d < 10*time.Millisecond {
-		return d.Round(time.Microsecond / 10).String()
-	}
-	return d.Round(10 * time.Microsecond).String()
+	return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond))
 }
 
 // writeTable prints the comparison at each system's max passing rate.
 func writeTable(w io.Writer, base, al *gateway.SearchResult, target time.Duration) {
 	col := func(r *gateway.SearchResult, f func(gateway.Summary) string) string {
-		switch {
-		case r == nil:
-			return "not run"
-		case r.MaxRate == 0:
+		if r.MaxRate == 0 {
 			return "no rate passed"
 		}
 		return f(r.Best)
@@ -381,16 +443,24 @@ func writeTable(w io.Writer, base, al *gateway.SearchResult, target time.Duratio
 	}{
 		{"max offered rate (msg/s)", func(s gateway.Summary) string { return group(int64(s.Offered)) }},
 		{"throughput (msg/s)", func(s gateway.Summary) string { return group(int64(s.Achieved + 0.5)) }},
-		{"p50 latency", func(s gateway.Summary) string { return fmtLatency(s.Latency.P50, s.Latency.Count) }},
-		{"p99 latency", func(s gateway.Summary) string { return fmtLatency(s.Latency.P99, s.Latency.Count) }},
-		{"p999 latency", func(s gateway.Summary) string { return fmtLatency(s.Latency.P999, s.Latency.Count) }},
-		{"CPU %", func(s gateway.Summary) string { return fmt.Sprintf("%.0f %%", s.CPU) }},
+		{"p50 latency (ms)", func(s gateway.Summary) string { return msCell(s.Latency.P50, s.Latency.Count) }},
+		{"p99 latency (ms)", func(s gateway.Summary) string { return msCell(s.Latency.P99, s.Latency.Count) }},
+		{"p999 latency (ms)", func(s gateway.Summary) string { return msCell(s.Latency.P999, s.Latency.Count) }},
+		{"CPU (% of a core)", func(s gateway.Summary) string { return fmt.Sprintf("%.0f", s.CPU) }},
 		{"dropped", func(s gateway.Summary) string { return group(int64(s.Dropped)) }},
 	}
+	// Without the baseline (no -baseline) its column is left out.
 	header := []string{"metric", "goroutine-per-device baseline", "agentloop"}
+	if base == nil {
+		header = []string{"metric", "agentloop"}
+	}
 	cells := [][]string{header}
 	for _, r := range rows {
-		cells = append(cells, []string{r.name, col(base, r.f), col(al, r.f)})
+		row := []string{r.name, col(al, r.f)}
+		if base != nil {
+			row = []string{r.name, col(base, r.f), col(al, r.f)}
+		}
+		cells = append(cells, row)
 	}
 	fmt.Fprintf(w, "max rate with p99 ≤ %v:\n\n", target)
 	writeCells(w, cells, 1)

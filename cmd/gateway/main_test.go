@@ -19,7 +19,18 @@ import (
 
 // IgnoreCurrent: the goroutines that exist before any test are those of
 // ants' package-level default pool, started by its init.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreCurrent()) }
+// With GATEWAY_TEST_MAIN=1 the test binary is the command itself: main
+// with the arguments given, as the signal test runs it in a child.
+func TestMain(m *testing.M) {
+	if os.Getenv("GATEWAY_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+}
+
+// stdio is a sys writing the output to out and discarding the log.
+func stdio(out io.Writer) sys { return sys{stdout: out, stderr: io.Discard} }
 
 // small keeps runs fast under -race on two cores: the embedded mix with
 // 100 devices.
@@ -27,13 +38,13 @@ var small = []string{"-devices", "100", "-rate", "20000", "-loops", "2"}
 
 func TestRunShortSimulation(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), append(small, "-duration", "1200ms"), &out)
+	err := run(context.Background(), append(small, "-duration", "1200ms"), stdio(&out))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
 	for _, want := range []string{
-		"embedded default.yaml: 100 devices, 16 feature, 4 inference, 1 alert agents; 20000 msgs/s offered for 1.2s (ingress publish)",
+		"embedded default.yaml: 100 devices, 16 feature, 4 inference, 1 alert agents on 2 loops; 20000 msgs/s offered for 1.2s (ingress publish)",
 		"t=   1s", "msgs/s", "p99", "agents    121", "summary (agentloop)", "achieved", "dropped", "latency    p50", "cpu",
 	} {
 		if !strings.Contains(s, want) {
@@ -81,15 +92,15 @@ agents:
 func TestRunConfigFile(t *testing.T) {
 	path := writeConfig(t, smallConfig)
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-config", path}, &out); err != nil {
+	if err := run(context.Background(), []string{"-config", path}, stdio(&out)); err != nil {
 		t.Fatal(err)
 	}
-	if want := path + ": 50 devices, 2 feature, 1 inference, 1 alert agents; 10000 msgs/s offered for 300ms"; !strings.Contains(out.String(), want) {
+	if want := path + ": 50 devices, 2 feature, 1 inference, 1 alert agents on 2 loops; 10000 msgs/s offered for 300ms"; !strings.Contains(out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, out.String())
 	}
 	// Flags override the file.
 	out.Reset()
-	if err := run(context.Background(), []string{"-config", path, "-rate", "5000", "-duration", "200ms", "-ingress", "route"}, &out); err != nil {
+	if err := run(context.Background(), []string{"-config", path, "-rate", "5000", "-duration", "200ms", "-ingress", "route"}, stdio(&out)); err != nil {
 		t.Fatal(err)
 	}
 	if want := "5000 msgs/s offered for 200ms (ingress route)"; !strings.Contains(out.String(), want) {
@@ -110,15 +121,22 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{[]string{"-producers", "0"}, "-producers: 0 is out of range 1..256"},
 		{[]string{"-ingress", "teleport"}, `-ingress "teleport": want publish or route`},
 		{[]string{"-nope"}, "flag provided but not defined"},
+		{[]string{"-rate", "x"}, `invalid value "x" for flag -rate`},
+		{[]string{"-http", "nonsense"}, `-http "nonsense": not host:port`},
+		{[]string{"-http", "127.0.0.1:0", "-metrics", "127.0.0.1:9"}, "-metrics is the old name of -http"},
 		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"-config", filepath.Join(t.TempDir(), "missing.yaml")}, "no such file"},
 		{[]string{"-config", bad}, bad + ":7: agents[1].priority: 140 is out of range 0..100"},
 	}
 	for _, c := range cases {
 		var out bytes.Buffer
-		err := run(context.Background(), c.args, &out)
+		err := run(context.Background(), c.args, stdio(&out))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("run(%v) = %v, want an error containing %q", c.args, err, c.want)
+		}
+		// main prints the error; run prints nothing of it, nor the usage
+		if out.Len() != 0 {
+			t.Errorf("run(%v) wrote %q besides returning %v: the error would be printed twice", c.args, out.String(), err)
 		}
 	}
 }
@@ -147,49 +165,92 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	}
 }
 
-func TestRunServesMetrics(t *testing.T) {
+// startRun runs args in the background; it returns the lines the run
+// writes and the channel of its result.
+func startRun(ctx context.Context, args []string, sys sys) (*lineWriter, <-chan error) {
 	w := &lineWriter{lines: make(chan string, 64)}
+	sys.stdout = w
+	if sys.stderr == nil {
+		sys.stderr = io.Discard
+	}
 	done := make(chan error, 1)
-	go func() {
-		done <- run(context.Background(), append(small, "-duration", "1500ms", "-metrics", "127.0.0.1:0"), w)
-	}()
-	var url string
-	for url == "" {
+	go func() { done <- run(ctx, args, sys) }()
+	return w, done
+}
+
+// waitURL waits for the line "name: URL" of a run and returns the URL.
+func waitURL(t *testing.T, w *lineWriter, done <-chan error, name string) string {
+	t.Helper()
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + `: (http://\S+)`)
+	for {
 		select {
 		case line := <-w.lines:
-			if m := regexp.MustCompile(`^metrics: (http://\S+/metrics)`).FindStringSubmatch(line); m != nil {
-				url = m[1]
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m[1]
 			}
 		case err := <-done:
-			t.Fatalf("run ended before serving metrics: %v", err)
+			t.Fatalf("run ended before printing the %s URL: %v", name, err)
 		case <-time.After(30 * time.Second):
-			t.Fatal("no metrics address printed")
+			t.Fatalf("no %s URL printed", name)
 		}
 	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %v %v", url, resp.Status, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(string(body), `type="device"`) {
-		t.Errorf("the metrics do not mention the device type:\n%.2000s", body)
+	return resp.StatusCode, string(body)
+}
+
+// TestRunServesHTTP: -http serves the metrics and the profiler on one
+// server while the run lasts, prints their URLs, and stops with the run.
+// rest is what was written and not taken from lines yet, in order.
+func (w *lineWriter) rest() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out strings.Builder
+	for len(w.lines) > 0 {
+		out.WriteString(<-w.lines)
+	}
+	out.WriteString(w.buf.String())
+	return out.String()
+}
+
+func TestRunServesHTTP(t *testing.T) {
+	w, done := startRun(context.Background(), append(small, "-duration", "1500ms", "-http", "127.0.0.1:0"), sys{})
+	url := waitURL(t, w, done, "metrics")
+	base := strings.TrimSuffix(url, "/metrics")
+	if code, body := get(t, url); code != http.StatusOK || !strings.Contains(body, `type="device"`) {
+		t.Errorf("GET %s: %d, the metrics do not mention the device type:\n%.2000s", url, code, body)
+	}
+	if code, body := get(t, base+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("GET /debug/pprof/: %d\n%.500s", code, body)
+	}
+	// A parameter out of range is refused before any capture: the flame
+	// graph endpoint is there without holding the CPU profiler.
+	if code, _ := get(t, base+"/debug/flamegraph?seconds=0"); code != http.StatusBadRequest {
+		t.Errorf("GET /debug/flamegraph?seconds=0: %d, want 400", code)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := http.Get(url); err == nil {
-		t.Error("the metrics endpoint outlived the run")
+		t.Error("the HTTP server outlived the run")
 	}
 }
 
 func TestRunWithProfileWritesFlameGraph(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := run(context.Background(), append(small, "-duration", "1s", "-profile", dir, "-sampling", "0.5"), &out)
+	err := run(context.Background(), append(small, "-duration", "1s", "-profile", dir, "-sampling", "0.5"), stdio(&out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +274,7 @@ func TestRunInterrupted(t *testing.T) {
 	defer cancel()
 	w := &lineWriter{lines: make(chan string, 64)}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append(small, "-duration", "1h"), w) }()
+	go func() { done <- run(ctx, append(small, "-duration", "1h"), stdio(w)) }()
 	for first := false; !first; {
 		select {
 		case line := <-w.lines:
