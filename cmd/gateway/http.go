@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/agentloop/agentloop/dashboard"
 	"github.com/agentloop/agentloop/engine"
 	"github.com/agentloop/agentloop/metrics"
 	"github.com/agentloop/agentloop/profiler"
@@ -70,47 +71,27 @@ func listenHTTP(addr string, fallback bool, log *slog.Logger) (net.Listener, err
 
 // newMux is the handler of the HTTP server for engine e: its Prometheus
 // metrics at metrics.Path, the profiler's endpoints under /debug/, and the
-// dashboard (mountDashboard). dashboard reports whether it is mounted;
-// closing closer releases what the mux holds.
-func newMux(e *engine.Engine) (mux *http.ServeMux, closer io.Closer, dashboard bool, err error) {
+// live dashboard at dashboard.Path. Closing closer stops the dashboard's
+// sampler and ends its open streams.
+func newMux(e *engine.Engine) (mux *http.ServeMux, closer io.Closer, err error) {
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{
 		metrics.NewCollector(e), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {
-			return nil, nil, false, fmt.Errorf("metrics: %w", err)
+			return nil, nil, fmt.Errorf("metrics: %w", err)
 		}
+	}
+	d, err := dashboard.New(e, dashboard.Options{FlameURL: flamePath})
+	if err != nil {
+		return nil, nil, fmt.Errorf("dashboard: %w", err)
 	}
 	mux = http.NewServeMux()
 	mux.Handle(metrics.Path, metrics.Handler(reg))
 	mux.Handle(debugPath, profiler.Handler())
-	d, err := mountDashboard(mux, e)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("dashboard: %w", err)
-	}
-	if d == nil {
-		return mux, nopCloser{}, false, nil
-	}
-	return mux, d, true, nil
+	mux.Handle(dashboard.Path, d)
+	return mux, d, nil
 }
-
-// mountDashboard mounts the engine's dashboard on mux and returns what
-// stops it. ─── The dashboard is mounted here. ───
-//
-// Package dashboard serves it: dashboard.New(e, dashboard.Options{FlameURL:
-// flamePath}) mounted at dashboard.Path ("/dashboard/"), closed with its
-// Close. Until then nothing is mounted: a nil io.Closer says so, and no
-// dashboard URL is printed.
-func mountDashboard(mux *http.ServeMux, e *engine.Engine) (io.Closer, error) {
-	return nil, nil
-}
-
-// dashboardPath is where mountDashboard mounts the dashboard.
-const dashboardPath = "/dashboard/"
-
-type nopCloser struct{}
-
-func (nopCloser) Close() error { return nil }
 
 // httpServer serves the mux of one run on its listener.
 type httpServer struct {
@@ -124,16 +105,14 @@ type httpServer struct {
 // serveHTTP serves e's mux (newMux) on ln until stop; it prints the URLs
 // of what it serves to out.
 func serveHTTP(ln net.Listener, e *engine.Engine, out io.Writer) (*httpServer, error) {
-	mux, closer, dash, err := newMux(e)
+	mux, closer, err := newMux(e)
 	if err != nil {
 		return nil, err
 	}
 	s := &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1), closer: closer}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
-	if dash {
-		fmt.Fprintf(out, "dashboard: %s%s\n", base, dashboardPath)
-	}
+	fmt.Fprintf(out, "dashboard: %s%s\n", base, dashboard.Path)
 	fmt.Fprintf(out, "metrics: %s%s\n", base, metrics.Path)
 	fmt.Fprintf(out, "live flame graph: %s%s?seconds=%d\n", base, flamePath, profiler.DefaultFlameSeconds)
 	fmt.Fprintf(out, "profiles: %s%s\n", base, pprofPath)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
@@ -10,12 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentloop/agentloop/dashboard"
 	"github.com/agentloop/agentloop/engine"
 	"github.com/agentloop/agentloop/metrics"
 )
 
 // TestMuxRoutes: the mux of -http serves the metrics and the profiler's
-// endpoints; mountDashboard decides whether the dashboard is there.
+// endpoints and the dashboard, its page and its event stream.
 func TestMuxRoutes(t *testing.T) {
 	e, err := engine.New(engine.WithLoops(1))
 	if err != nil {
@@ -25,7 +27,7 @@ func TestMuxRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop(context.Background(), engine.Immediate())
-	mux, closer, dashboard, err := newMux(e)
+	mux, closer, err := newMux(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,17 +36,31 @@ func TestMuxRoutes(t *testing.T) {
 	for path, want := range map[string]string{
 		metrics.Path:    "agentloop_",
 		"/debug/pprof/": "goroutine",
+		dashboard.Path:  "<canvas",
 	} {
 		if code, body := get(t, srv.URL+path); code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET %s: %d, body lacks %q", path, code, want)
 		}
 	}
-	// The dashboard is mounted by mountDashboard; until it mounts one, its
-	// path is not served.
-	code, _ := get(t, srv.URL+dashboardPath)
-	if dashboard != (code == http.StatusOK) {
-		t.Errorf("dashboard mounted %v, GET %s: %d", dashboard, dashboardPath, code)
+	// The dashboard's event stream opens with the history so far.
+	req, err := http.NewRequest(http.MethodGet, srv.URL+dashboard.Path+"events", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("GET %sevents: %d, Content-Type %q", dashboard.Path, resp.StatusCode, ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != "event: history" {
+	}
+	if sc.Text() != "event: history" {
+		t.Errorf("the event stream ended without its history event: %v", sc.Err())
+	}
+	resp.Body.Close()
 	if err := closer.Close(); err != nil {
 		t.Fatal(err)
 	}

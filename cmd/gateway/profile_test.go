@@ -268,7 +268,7 @@ agents:
 		}
 		dir := t.TempDir()
 		var out bytes.Buffer
-		if err := run(context.Background(), []string{"-config", config, "-profile", dir, "-sampling", "1"}, &out); err != nil {
+		if err := run(context.Background(), []string{"-config", config, "-profile", dir, "-sampling", "1", "-http", ""}, sys{stdout: &out, stderr: &out}); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
 		if !strings.Contains(out.String(), "flame graph: "+filepath.Join(dir, "flame.html")) {
