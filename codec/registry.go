@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -143,7 +144,9 @@ func (r *Registry) AddCodec(id ContentID, c Codec) error {
 // ErrInvalidCodec for a nil codec or one that cannot handle T (Protobuf
 // for a type that is not a proto.Message), ErrUnknownContentType for a
 // codec the registry does not hold, ErrDuplicate when T or name is
-// registered already. Concurrency-safe.
+// registered already with another name or codec. Registering the same
+// type, name and content type again does nothing and returns nil, so that
+// a program may register from several places. Concurrency-safe.
 func Register[T any](r *Registry, name string, c Codec) error {
 	typ := reflect.TypeFor[T]()
 	if err := checkName(name); err != nil {
@@ -162,13 +165,16 @@ func Register[T any](r *Registry, name string, c Codec) error {
 	if typ.Kind() == reflect.Pointer {
 		b.elem = typ.Elem()
 	}
-	return r.update(func(s *regState) error {
+	err := r.update(func(s *regState) error {
 		id, ok := s.byCT[c.ContentType()]
 		if !ok {
 			return fmt.Errorf("%w: %q (add it with AddCodec first)", ErrUnknownContentType, c.ContentType())
 		}
 		if old, ok := s.byType[typ]; ok {
-			return fmt.Errorf("%w: type %s (as %q)", ErrDuplicate, typ, old.name)
+			if old.name == name && old.id == id {
+				return errSame // the same binding again: nothing to do
+			}
+			return fmt.Errorf("%w: type %s (as %q, %s)", ErrDuplicate, typ, old.name, old.codec.ContentType())
 		}
 		if old, ok := s.byName[name]; ok {
 			return fmt.Errorf("%w: name %q (by %s)", ErrDuplicate, name, old.typ)
@@ -178,7 +184,15 @@ func Register[T any](r *Registry, name string, c Codec) error {
 		s.byName[name] = b
 		return nil
 	})
+	if err == errSame {
+		return nil
+	}
+	return err
 }
+
+// errSame makes update keep the registry as it is when Register is asked
+// for a binding it holds already.
+var errSame = errors.New("codec: same binding")
 
 // MustRegister is Register that panics on an error, for package-level
 // registration of types a program cannot run without.
