@@ -1,8 +1,10 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -95,3 +97,40 @@ func (protoCodec) size(v any) int {
 // sizer is implemented by the codecs of this package that know a body's
 // size before encoding it.
 type sizer interface{ size(v any) int }
+
+// jsonScratch is a reusable buffer and encoder for JSON bodies, so that a
+// JSON payload is allocated once, at its final size, as a protobuf one is.
+type jsonScratch struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonScratches = sync.Pool{New: func() any {
+	s := &jsonScratch{}
+	s.enc = json.NewEncoder(&s.buf)
+	return s
+}}
+
+// maxScratch is the largest scratch buffer kept for reuse, so that one
+// huge message does not pin its memory.
+const maxScratch = 64 << 10
+
+// marshalJSON is marshal for JSON: the body is encoded into a scratch
+// buffer (as json.Marshal does: the Encoder escapes HTML the same way and
+// adds a newline, dropped here), then copied once behind the header.
+func (b *binding) marshalJSON(v any) ([]byte, error) {
+	s := jsonScratches.Get().(*jsonScratch)
+	defer func() {
+		if s.buf.Cap() <= maxScratch {
+			jsonScratches.Put(s)
+		}
+	}()
+	s.buf.Reset()
+	if err := s.enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%w: %s as %q (%s): %w", ErrEncode, b.typ, b.name, JSON.ContentType(), err)
+	}
+	body := bytes.TrimSuffix(s.buf.Bytes(), []byte{'\n'})
+	out := make([]byte, 0, headerFixed+len(b.name)+len(body))
+	out = appendHeader(out, b.id, b.name)
+	return append(out, body...), nil
+}

@@ -222,7 +222,7 @@ func bindingOf[T any](s *regState) (*binding, error) {
 }
 
 // bodySizeHint is the body capacity reserved when the codec cannot tell
-// the size: enough for a small struct in JSON.
+// the size.
 const bodySizeHint = 64
 
 // Marshal encodes v as a payload: the header (T's name and its codec's
@@ -238,6 +238,9 @@ func Marshal[T any](r *Registry, v T) ([]byte, error) {
 }
 
 func (b *binding) marshal(v any) ([]byte, error) {
+	if _, ok := b.codec.(jsonCodec); ok {
+		return b.marshalJSON(v)
+	}
 	n := bodySizeHint
 	if sz, ok := b.codec.(sizer); ok {
 		n = sz.size(v)
@@ -278,15 +281,20 @@ func Unmarshal[T any](r *Registry, data []byte) (T, error) {
 	if c == nil {
 		return zero, fmt.Errorf("%w: id %d in a message of type %q", ErrUnknownContentType, id, name)
 	}
-	var v T
-	if b.elem != nil {
-		v = reflect.New(b.elem).Interface().(T)
-		err = c.Unmarshal(body, v)
-	} else {
-		err = c.Unmarshal(body, &v)
+	if b.elem != nil { // a pointer type: the codec fills a fresh *elem
+		v := reflect.New(b.elem).Interface().(T)
+		if err := c.Unmarshal(body, v); err != nil {
+			return zero, b.decodeErr(name, c, err)
+		}
+		return v, nil
 	}
-	if err != nil {
-		return zero, fmt.Errorf("%w: %q as %s (%s): %w", ErrDecode, name, b.typ, c.ContentType(), err)
+	p := new(T) // allocated here only, not for pointer types
+	if err := c.Unmarshal(body, p); err != nil {
+		return zero, b.decodeErr(name, c, err)
 	}
-	return v, nil
+	return *p, nil
+}
+
+func (b *binding) decodeErr(name []byte, c Codec, err error) error {
+	return fmt.Errorf("%w: %q as %s (%s): %w", ErrDecode, name, b.typ, c.ContentType(), err)
 }
