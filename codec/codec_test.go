@@ -402,3 +402,16 @@ func TestNilRegistryIsDefault(t *testing.T) {
 		t.Errorf("NameOf(nil): %q, %v", n, err)
 	}
 }
+
+// Inspect of a valid header allocates only the type name's string.
+func TestInspectAllocs(t *testing.T) {
+	p, err := codec.Marshal(codec.Default, Point{1, 2})
+	must(t, err)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := codec.Inspect(p); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 {
+		t.Errorf("Inspect: %v allocations, want at most 1", n)
+	}
+}

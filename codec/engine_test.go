@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,6 +128,47 @@ func TestRouter(t *testing.T) {
 		if got := wait(t, events, w); got != w {
 			t.Errorf("got %q, want %q", got, w)
 		}
+	}
+}
+
+// One Router serves agents on both loops at once (run with -race).
+func TestRouterShared(t *testing.T) {
+	e := startedEngine(t)
+	const agents, each = 4, 200
+	var sum atomic.Int64
+	done := make(chan struct{}, agents*each)
+	rt := codec.NewRouter(nil)
+	must(t, codec.Route(rt, func(_ *engine.Context, p Point) {
+		sum.Add(int64(p.X))
+		done <- struct{}{}
+	}))
+	must(t, e.Register("shared", func() engine.Agent { return rt }))
+	must(t, e.Start())
+	var refs []engine.Ref
+	for i := 0; i < agents; i++ {
+		r, err := e.Spawn(engine.AgentID{Type: "shared", Key: strconv.Itoa(i)}, engine.OnLoop(i%2))
+		must(t, err)
+		refs = append(refs, r)
+	}
+	var wg sync.WaitGroup
+	for _, r := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= each; i++ {
+				if err := codec.SendRef(r, Point{X: i}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < agents*each; i++ {
+		wait(t, done, "routed message")
+	}
+	if got, want := sum.Load(), int64(agents*each*(each+1)/2); got != want {
+		t.Errorf("sum %d, want %d", got, want)
 	}
 }
 
@@ -293,7 +335,9 @@ func TestRequestErrors(t *testing.T) {
 				_ = c.Reply([]byte("done"))
 				return
 			}
-			errs <- codec.RequestFrom(c, self, unregistered{}, time.Second, func(*engine.Context, Point, error) {})
+			errs <- codec.RequestFrom(c, self, unregistered{}, time.Second, func(*engine.Context, Point, error) {
+				t.Error("then called for a request that was not sent")
+			})
 			errs <- codec.RequestFrom[Point, Point](c, self, Point{}, time.Second, nil)
 		})
 	}))

@@ -93,9 +93,11 @@ type Header struct {
 }
 
 // Inspect parses the header of an encoded payload, without a registry, and
-// returns it with the body that follows. It never panics and never
-// allocates more than the type name: bad input returns ErrBadMagic,
-// ErrVersion, ErrTruncated or ErrInvalidName, wrapped with what was found.
+// returns it with the body that follows, which aliases data. It never
+// panics; a valid header costs one allocation, the type name's string.
+// Bad input returns ErrBadMagic, ErrTruncated, ErrVersion,
+// ErrUnknownContentType (id 0) or ErrInvalidName, wrapped with what was
+// found.
 func Inspect(data []byte) (Header, []byte, error) {
 	id, name, body, err := parseHeader(data)
 	if err != nil {
