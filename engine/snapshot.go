@@ -449,7 +449,7 @@ var ErrNoStateLoader = errors.New("engine: agent type does not implement LoadSta
 
 // RestoreInfo describes what Restore did.
 type RestoreInfo struct {
-	Restored []AgentID     // agents re-created, in the snapshot's order
+	Restored []AgentID      // agents re-created, in the snapshot's order
 	Skipped  []SkippedAgent // agents of the snapshot not re-created, and why
 	Filtered int            // agents the options left out
 	Messages int            // queued messages queued again

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"strconv"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -516,7 +516,9 @@ func (b *bank) Receive(c *engine.Context, m engine.Message) {
 	b.hops.Add(1)
 }
 
-func (b *bank) SaveState() ([]byte, uint32, error) { return strconv.AppendInt(nil, b.balance, 10), 1, nil }
+func (b *bank) SaveState() ([]byte, uint32, error) {
+	return strconv.AppendInt(nil, b.balance, 10), 1, nil
+}
 
 func (b *bank) LoadState(s []byte, _ uint32) (err error) {
 	b.balance, err = strconv.ParseInt(string(s), 10, 64)
