@@ -165,9 +165,10 @@ type Periodic struct {
 	done chan struct{}
 	stop func() bool // the pending alarm's (the periodic goroutine only)
 
-	once1 sync.Once // closes quit
-	mu    sync.Mutex
-	stats PeriodicStats
+	once1  sync.Once  // closes quit
+	takeMu sync.Mutex // one file at a time; guards seq
+	mu     sync.Mutex
+	stats  PeriodicStats
 }
 
 // SnapshotEvery writes a snapshot file into cfg.Dir every cfg.Every of the
@@ -227,21 +228,9 @@ func (p *Periodic) run() {
 			return
 		case <-p.tick:
 		}
-		path, info, err := p.once(ctx)
+		path, info, err := p.take(ctx)
 		if ctx.Err() != nil {
 			return // stopping: a snapshot cut short is no failure
-		}
-		p.mu.Lock()
-		if err != nil {
-			p.stats.Failed++
-			p.stats.LastErr = err
-		} else {
-			p.stats.Written++
-			p.stats.Last = path
-		}
-		p.mu.Unlock()
-		if err != nil {
-			p.e.write(slog.LevelError, "engine: periodic snapshot failed", slog.String("dir", p.cfg.Dir), slog.Any("cause", err))
 		}
 		p.arm()
 		if p.cfg.OnSnapshot != nil {
@@ -250,7 +239,37 @@ func (p *Periodic) run() {
 	}
 }
 
-// once writes the next file and prunes the old ones.
+// SnapshotNow writes the next file of the sequence at once, as the
+// periodic snapshots do (counted, logged and pruned alike, but not passed
+// to OnSnapshot), and returns it. The schedule is left as it is.
+func (p *Periodic) SnapshotNow(ctx context.Context) (string, SnapshotInfo, error) {
+	return p.take(ctx)
+}
+
+// take writes the next file, prunes the old ones and counts the outcome.
+func (p *Periodic) take(ctx context.Context) (string, SnapshotInfo, error) {
+	p.takeMu.Lock()
+	defer p.takeMu.Unlock()
+	path, info, err := p.once(ctx)
+	if ctx.Err() != nil {
+		return path, info, err
+	}
+	p.mu.Lock()
+	if err != nil {
+		p.stats.Failed++
+		p.stats.LastErr = err
+	} else {
+		p.stats.Written++
+		p.stats.Last = path
+	}
+	p.mu.Unlock()
+	if err != nil {
+		p.e.write(slog.LevelError, "engine: periodic snapshot failed", slog.String("dir", p.cfg.Dir), slog.Any("cause", err))
+	}
+	return path, info, err
+}
+
+// once writes the next file and prunes the old ones. Under takeMu.
 func (p *Periodic) once(ctx context.Context) (string, SnapshotInfo, error) {
 	p.seq++
 	now := time.Unix(0, p.e.now()).UTC()
