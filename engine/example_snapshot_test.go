@@ -14,7 +14,9 @@ type tally struct{ n int }
 
 func (t *tally) Receive(*engine.Context, engine.Message) { t.n++ }
 
-func (t *tally) SaveState() ([]byte, uint32, error) { return strconv.AppendInt(nil, int64(t.n), 10), 1, nil }
+func (t *tally) SaveState() ([]byte, uint32, error) {
+	return strconv.AppendInt(nil, int64(t.n), 10), 1, nil
+}
 
 func (t *tally) LoadState(state []byte, schema uint32) error {
 	n, err := strconv.Atoi(string(state))
