@@ -74,6 +74,8 @@ type Engine struct {
 	endBase context.CancelCauseFunc
 
 	log engineLog // the slog records and their limits (log.go)
+
+	snapMu sync.Mutex // one Snapshot at a time (snapshot.go)
 }
 
 // now is the engine clock in unix nanoseconds.

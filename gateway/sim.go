@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg *Config, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	r := &engineRun{cfg: cfg, clk: clock{opts.Clock}, tp: newTopics(cfg), model: newModel(), slabs: make([]slab, e.Loops())}
+	r := &engineRun{cfg: cfg, clk: clock{opts.Clock}, stateDir: opts.StateDir, tp: newTopics(cfg), model: newModel(), slabs: make([]slab, e.Loops())}
 	r.dev, r.feat, r.inf, r.alert = cfg.Type(Device), cfg.Type(Feature), cfg.Type(Inference), cfg.Type(Alert)
 	r.lat = newLatencies(r.inf.Instances)
 	r.alertCounts = make([]atomic.Uint64, r.alert.Instances)
@@ -69,6 +69,7 @@ type engineRun struct {
 	slabs                 []slab // per loop: only that loop's agents carve from it
 	lat                   latencies
 	alertCounts           []atomic.Uint64
+	stateDir              string // Options.StateDir
 }
 
 func (r *engineRun) register(e *engine.Engine, t *AgentType, factory func() engine.Agent) error {
@@ -101,9 +102,14 @@ func (r *engineRun) setUp(e *engine.Engine) error {
 			return err
 		}
 	}
+	if r.stateDir != "" {
+		if err := restoreState(context.Background(), e, r.stateDir, r.dev.Name); err != nil {
+			return err
+		}
+	}
 	spawn := func(t *AgentType, keys []string) error {
 		for _, k := range keys {
-			if _, err := e.Spawn(engine.AgentID{Type: t.Name, Key: k}); err != nil {
+			if _, err := e.Spawn(engine.AgentID{Type: t.Name, Key: k}); err != nil && !errors.Is(err, engine.ErrAgentExists) {
 				return err
 			}
 		}
@@ -187,6 +193,12 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 		}
 	}
 
+	finishState := func() error { return nil }
+	if r.stateDir != "" {
+		if finishState, err = startState(e, r.stateDir, opts.StateEvery); err != nil {
+			return Summary{}, err
+		}
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	window := cfg.Load.Duration
@@ -239,6 +251,9 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	elapsed, cpu := r.clk.since(r.origin), CPUTime()-cpu0
 	mid := e.Stats()
 	stopHook()
+	if err := finishState(); err != nil {
+		return Summary{}, err
+	}
 
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stopCancel()
@@ -404,14 +419,18 @@ func writeLive(w io.Writer, prefix string, iv Interval, l liveSample) {
 // publishes a feature vector, and it forwards readings above the alert
 // level as threshold alerts.
 type deviceAgent struct {
-	r     *engineRun
-	st    deviceState
-	known bool // a device of the run (not one spawned by a stray topic)
+	r        *engineRun
+	st       deviceState
+	known    bool // a device of the run (not one spawned by a stray topic)
+	restored bool // st was loaded from a snapshot (LoadState): Init keeps it
 }
 
 func (a *deviceAgent) Init(c *engine.Context) error {
 	idx, ok := deviceIndex(c.ID().Key)
-	a.st, a.known = newDeviceState(idx, a.r.dev.FeatureEvery), ok && int(idx) < a.r.dev.Instances
+	if !a.restored {
+		a.st = newDeviceState(idx, a.r.dev.FeatureEvery)
+	}
+	a.known = ok && int(idx) < a.r.dev.Instances
 	return nil
 }
 

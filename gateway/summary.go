@@ -31,6 +31,13 @@ type Options struct {
 	// set on it that fall within the window; a drain then lasts until the
 	// queues are empty. The engine's own timers keep the system clock.
 	Clock engine.Clock
+	// StateDir, when set, keeps the device agents' counters across runs:
+	// Run restores them from the newest snapshot there before it spawns
+	// the devices, snapshots them every StateEvery (default 10 s, on the
+	// engine's clock; the 3 newest files are kept) and once more after the
+	// drain. Not used by the baseline.
+	StateDir   string
+	StateEvery time.Duration
 }
 
 func (o Options) interval() time.Duration {

@@ -1,0 +1,130 @@
+package gateway
+
+// This file: device counters that survive a restart (Options.StateDir).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/agentloop/agentloop/engine"
+)
+
+// deviceSchema is the layout version of a device agent's saved state.
+const deviceSchema = 1
+
+// deviceStateSize is the encoded size of a deviceState (schema 1): index,
+// n, tick, bad, high, then the floats.
+const deviceStateSize = 4 + 8 + 8 + 8 + 1 + 8*(MaxSensors+4)
+
+// errDeviceState is a device state that cannot be loaded.
+var errDeviceState = errors.New("gateway: bad device state")
+
+// SaveState saves the device's counters and smoothed readings.
+func (a *deviceAgent) SaveState() ([]byte, uint32, error) {
+	return a.st.appendTo(make([]byte, 0, deviceStateSize)), deviceSchema, nil
+}
+
+// LoadState restores what SaveState saved; Init then keeps it.
+func (a *deviceAgent) LoadState(state []byte, schema uint32) error {
+	if schema != deviceSchema {
+		return fmt.Errorf("%w: schema %d, want %d", errDeviceState, schema, deviceSchema)
+	}
+	st, err := decodeDeviceState(state)
+	if err != nil {
+		return err
+	}
+	a.st, a.restored = st, true
+	return nil
+}
+
+func (d *deviceState) appendTo(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, d.index)
+	b = binary.LittleEndian.AppendUint64(b, d.n)
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.tick))
+	b = binary.LittleEndian.AppendUint64(b, d.bad)
+	high := byte(0)
+	if d.high {
+		high = 1
+	}
+	b = append(b, high)
+	for _, f := range append(d.ewma[:], d.min, d.max, d.last, d.prevMean) {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	return b
+}
+
+func decodeDeviceState(b []byte) (deviceState, error) {
+	var d deviceState
+	if len(b) != deviceStateSize || b[28] > 1 {
+		return d, fmt.Errorf("%w: %d bytes, want %d", errDeviceState, len(b), deviceStateSize)
+	}
+	d.index = binary.LittleEndian.Uint32(b)
+	d.n = binary.LittleEndian.Uint64(b[4:])
+	d.tick = int(binary.LittleEndian.Uint64(b[12:]))
+	d.bad = binary.LittleEndian.Uint64(b[20:])
+	d.high = b[28] == 1
+	f := b[29:]
+	for i := range d.ewma {
+		d.ewma[i] = math.Float64frombits(binary.LittleEndian.Uint64(f[8*i:]))
+	}
+	tail := f[8*MaxSensors:]
+	for i, p := range []*float64{&d.min, &d.max, &d.last, &d.prevMean} {
+		*p = math.Float64frombits(binary.LittleEndian.Uint64(tail[8*i:]))
+	}
+	return d, nil
+}
+
+// defaultStateEvery is how often a run with a state directory snapshots
+// the device agents, when Options.StateEvery is zero.
+const defaultStateEvery = 10 * time.Second
+
+// stateKeep is how many snapshot files a state directory keeps.
+const stateKeep = 3
+
+// restoreState re-creates the device agents of the newest snapshot in
+// dir that loads (an older one when the newest is damaged), before the
+// run spawns the others. No snapshot yet is a first run.
+func restoreState(ctx context.Context, e *engine.Engine, dir, deviceType string) error {
+	files, err := engine.SnapshotFiles(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range files {
+		_, err := e.RestoreFile(ctx, f, engine.OnlyTypes(deviceType))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, engine.ErrCorruptSnapshot) && !errors.Is(err, engine.ErrSnapshotVersion) {
+			return fmt.Errorf("gateway: restore state: %w", err)
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("gateway: no snapshot in %s loads: %w", dir, errors.Join(errs...))
+	}
+	return nil
+}
+
+// startState starts the periodic snapshots of a run with a state
+// directory; the function returned stops them and writes the last one.
+func startState(e *engine.Engine, dir string, every time.Duration) (finish func() error, err error) {
+	if every <= 0 {
+		every = defaultStateEvery
+	}
+	p, err := e.SnapshotEvery(engine.PeriodicConfig{Dir: dir, Every: every, Keep: stateKeep})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: state: %w", err)
+	}
+	return func() error {
+		defer p.Stop()
+		if _, _, err := p.SnapshotNow(context.Background()); err != nil {
+			return fmt.Errorf("gateway: state: %w", err)
+		}
+		return nil
+	}, nil
+}
