@@ -70,6 +70,8 @@ type engineRun struct {
 	lat                   latencies
 	alertCounts           []atomic.Uint64
 	stateDir              string // Options.StateDir
+	restoredFrom          string // the snapshot the devices were restored from, if any
+	restored              int    // device agents restored from it
 }
 
 func (r *engineRun) register(e *engine.Engine, t *AgentType, factory func() engine.Agent) error {
@@ -103,7 +105,8 @@ func (r *engineRun) setUp(e *engine.Engine) error {
 		}
 	}
 	if r.stateDir != "" {
-		if err := restoreState(context.Background(), e, r.stateDir, r.dev.Name); err != nil {
+		var err error
+		if r.restoredFrom, r.restored, err = restoreState(context.Background(), e, r.stateDir, r.dev.Name); err != nil {
 			return err
 		}
 	}
@@ -264,15 +267,18 @@ func (r *engineRun) run(ctx context.Context, e *engine.Engine, opts Options) (su
 	st := e.Stats()
 
 	sum = Summary{
-		System:    "agentloop",
-		Offered:   float64(cfg.Load.Rate),
-		Window:    offeredFor,
-		Elapsed:   elapsed,
-		Drained:   drained,
-		Agents:    mid.Agents,
-		Latency:   percentiles(r.lat.merged()),
-		CPU:       100 * cpu.Seconds() / elapsed.Seconds(),
-		Intervals: intervals,
+		System:       "agentloop",
+		Offered:      float64(cfg.Load.Rate),
+		Window:       offeredFor,
+		Elapsed:      elapsed,
+		Drained:      drained,
+		Agents:       mid.Agents,
+		Latency:      percentiles(r.lat.merged()),
+		StateDir:     r.stateDir,
+		RestoredFrom: r.restoredFrom,
+		Restored:     r.restored,
+		CPU:          100 * cpu.Seconds() / elapsed.Seconds(),
+		Intervals:    intervals,
 	}
 	for _, p := range prods {
 		sum.Emitted += p.emitted

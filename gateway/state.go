@@ -88,26 +88,26 @@ const stateKeep = 3
 // restoreState re-creates the device agents of the newest snapshot in
 // dir that loads (an older one when the newest is damaged), before the
 // run spawns the others. No snapshot yet is a first run.
-func restoreState(ctx context.Context, e *engine.Engine, dir, deviceType string) error {
+func restoreState(ctx context.Context, e *engine.Engine, dir, deviceType string) (from string, restored int, err error) {
 	files, err := engine.SnapshotFiles(dir)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	var errs []error
 	for _, f := range files {
-		_, err := e.RestoreFile(ctx, f, engine.OnlyTypes(deviceType))
+		info, err := e.RestoreFile(ctx, f, engine.OnlyTypes(deviceType))
 		if err == nil {
-			return nil
+			return f, len(info.Restored), nil
 		}
 		if !errors.Is(err, engine.ErrCorruptSnapshot) && !errors.Is(err, engine.ErrSnapshotVersion) {
-			return fmt.Errorf("gateway: restore state: %w", err)
+			return "", 0, fmt.Errorf("gateway: restore state: %w", err)
 		}
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("gateway: no snapshot in %s loads: %w", dir, errors.Join(errs...))
+		return "", 0, fmt.Errorf("gateway: no snapshot in %s loads: %w", dir, errors.Join(errs...))
 	}
-	return nil
+	return "", 0, nil
 }
 
 // startState starts the periodic snapshots of a run with a state

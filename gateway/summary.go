@@ -72,6 +72,12 @@ type Summary struct {
 	// order (Options.Interval, the lines Options.Live gets); the drain has
 	// none.
 	Intervals []Interval
+	// StateDir is Options.StateDir; RestoredFrom names the snapshot in it
+	// the device agents were restored from ("" when there was none), and
+	// Restored how many.
+	StateDir     string
+	RestoredFrom string
+	Restored     int
 }
 
 // Interval is what one interval of the load achieved: the figures of a
@@ -112,6 +118,13 @@ func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  cpu        %12.1f %% of one core\n", s.CPU)
 	if !s.Drained {
 		fmt.Fprintf(w, "  (the queues did not drain within the limit: the system was overloaded)\n")
+	}
+	switch {
+	case s.StateDir == "":
+	case s.RestoredFrom == "":
+		fmt.Fprintf(w, "  state      no snapshot in %s to restore; the devices' counters are saved there\n", s.StateDir)
+	default:
+		fmt.Fprintf(w, "  state      %d devices restored from %s; their counters are saved there again\n", s.Restored, s.RestoredFrom)
 	}
 	if len(s.Intervals) == 0 {
 		return

@@ -36,15 +36,19 @@
 //	-metrics ADDR         deprecated: the same as -http ADDR
 //	-profile DIR          profile the run into DIR and write DIR/flame.html
 //	-sampling F           with -profile: the fraction of wall time profiled (0.2)
+//	-state DIR            keep the device agents' counters across runs: restore
+//	                      them from the newest snapshot in DIR at the start,
+//	                      snapshot them every 10 s and after the drain
 //
 // -rate, -duration, -devices, -loops, -producers and -ingress override the
 // configuration's values; they are checked as the file is, and a fault is
 // reported with the flag's name. make profile runs
-// "-duration 10s -profile profiles -sampling 0.2".
+// "-duration 3m -profile profiles -sampling 1".
 //
 // A default run on a 2-core VM:
 //
 //	gateway: embedded default.yaml: 10000 devices, 16 feature, 4 inference, 1 alert agents on 2 loops; 200000 msgs/s offered for 10s (ingress publish)
+//	dashboard: http://127.0.0.1:7070/dashboard/
 //	metrics: http://127.0.0.1:7070/metrics
 //	live flame graph: http://127.0.0.1:7070/debug/flamegraph?seconds=5
 //	profiles: http://127.0.0.1:7070/debug/pprof/
@@ -63,8 +67,7 @@
 //
 // The HTTP server listens on loopback unless told otherwise: when the
 // default port 7070 is taken it takes a free one, and the URLs printed are
-// the real ones (a dashboard line comes first once the dashboard is
-// mounted); a port given with -http that is taken is an error. An address
+// the real ones; a port given with -http that is taken is an error. An address
 // beyond loopback (":7070", "0.0.0.0:7070") is served with a warning in the
 // log, on standard error: the endpoints have no authentication, and
 // profiles reveal code and cost CPU. The server stops with the run.
@@ -163,6 +166,7 @@ func run(ctx context.Context, args []string, sys sys) error {
 	metricsAddr := fs.String("metrics", "", "deprecated: the same as -http `ADDR`")
 	profileDir := fs.String("profile", "", "profile the run into this `directory` and write flame.html there")
 	sampling := fs.Float64("sampling", 0.2, "with -profile: fraction of wall time profiled")
+	stateDir := fs.String("state", "", "keep the device agents' counters across runs in snapshots in this `directory`: restored at the start, saved every 10s and after the drain")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(out, "Usage of gateway:")
@@ -268,7 +272,7 @@ func run(ctx context.Context, args []string, sys sys) error {
 		source, cfg.Devices(), cfg.Type(gateway.Feature).Instances, cfg.Type(gateway.Inference).Instances,
 		cfg.Type(gateway.Alert).Instances, cfg.Load.EventLoops(), cfg.Load.Rate, cfg.Load.Duration, cfg.Load.Ingress)
 
-	opts := gateway.Options{Live: out}
+	opts := gateway.Options{Live: out, StateDir: *stateDir}
 	if ln != nil {
 		opts.OnEngine = func(e *engine.Engine) (func(), error) {
 			srv, err := serveHTTP(ln, e, out)

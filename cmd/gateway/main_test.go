@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentloop/agentloop/engine"
 	"go.uber.org/goleak"
 )
 
@@ -302,5 +303,35 @@ func TestRunInterrupted(t *testing.T) {
 	}
 	if d, err := time.ParseDuration(m[1]); err != nil || d < time.Second || d >= time.Hour {
 		t.Errorf("offered for %s, want from 1s to well under the hour", m[1])
+	}
+}
+
+// TestRunStateFlag: -state DIR keeps the device agents' counters across
+// runs: the first run finds nothing to restore and leaves a snapshot, the
+// second restores every device from it.
+func TestRunStateFlag(t *testing.T) {
+	dir := t.TempDir()
+	args := append(small, "-duration", "300ms", "-http", "", "-state", dir)
+	var first bytes.Buffer
+	if err := run(context.Background(), args, stdio(&first)); err != nil {
+		t.Fatal(err)
+	}
+	if want := "state      no snapshot in " + dir; !strings.Contains(first.String(), want) {
+		t.Fatalf("first run: output lacks %q:\n%s", want, first.String())
+	}
+	files, err := engine.SnapshotFiles(dir)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("after the first run: snapshots %q, %v; want at least one", files, err)
+	}
+	var second bytes.Buffer
+	if err := run(context.Background(), args, stdio(&second)); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`state +(\d+) devices restored from (\S+);`).FindStringSubmatch(second.String())
+	if m == nil {
+		t.Fatalf("second run: no state line:\n%s", second.String())
+	}
+	if m[1] != "100" || filepath.Dir(m[2]) != dir {
+		t.Errorf("second run restored %s devices from %s; want the 100 devices from a snapshot in %s", m[1], m[2], dir)
 	}
 }
