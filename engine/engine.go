@@ -40,7 +40,8 @@ type Engine struct {
 	stopping atomic.Bool // set once Stop begins; loops drop timers, refuse spawns
 	started  atomic.Bool // Start has run: loops pop their inboxes
 	stopCh   chan struct{}
-	idleCh   chan struct{}
+	idleMu   sync.Mutex    // guards idleCh
+	idleCh   chan struct{} // closed and replaced by each signalIdle (see waitQuiescent)
 
 	stopClaimed atomic.Bool // the first Stop call runs the stop
 	stopDone    chan struct{}
@@ -64,7 +65,7 @@ type Engine struct {
 	workers   *pool.Workers // Context.Go's pool; nil until the first Go
 
 	// idleWaiters counts WaitIdle callers; while positive, parking loops
-	// signal idleCh as they do while stopping.
+	// signal idleness (signalIdle) as they do while stopping.
 	idleWaiters atomic.Int32
 	goActive    atomic.Int64 // Context.Go work not yet handed back to its loop
 
@@ -125,7 +126,7 @@ func New(opts ...Option) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		stopCh:   make(chan struct{}),
-		idleCh:   make(chan struct{}, 1),
+		idleCh:   make(chan struct{}),
 		stopDone: make(chan struct{}),
 		clock:    cfg.clock,
 	}

@@ -198,10 +198,14 @@ const stopGrace = 2 * time.Second
 // waitQuiescent waits until no loop has work and no message is in flight:
 // every loop is parked with an empty inbox, twice in a row with the same
 // number of pushes (a loop that was woken in between would have changed
-// it). Loops signal idleCh each time they park while stopping.
+// it). Loops signal idleness (signalIdle) each time they park while
+// stopping or waited on. Each waiter takes the current signal channel
+// before it looks, so that a signal after the look wakes it, however many
+// wait beside it.
 func (e *Engine) waitQuiescent(ctx context.Context) error {
 	prev, have := uint64(0), false
 	for {
+		idle := e.idleSignal()
 		if sum, ok := e.quiescent(); ok {
 			if have && sum == prev {
 				return nil
@@ -211,7 +215,7 @@ func (e *Engine) waitQuiescent(ctx context.Context) error {
 		}
 		have = false
 		select {
-		case <-e.idleCh:
+		case <-idle:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -348,9 +352,17 @@ func (l *loop) drop(env *envelope) {
 	l.e.dropEnvelope(l, env, ErrStopped)
 }
 
+// signalIdle wakes every waitQuiescent caller to look again.
 func (e *Engine) signalIdle() {
-	select {
-	case e.idleCh <- struct{}{}:
-	default:
-	}
+	e.idleMu.Lock()
+	close(e.idleCh)
+	e.idleCh = make(chan struct{})
+	e.idleMu.Unlock()
+}
+
+// idleSignal returns the channel the next signalIdle closes.
+func (e *Engine) idleSignal() <-chan struct{} {
+	e.idleMu.Lock()
+	defer e.idleMu.Unlock()
+	return e.idleCh
 }
