@@ -3,10 +3,13 @@ package gateway
 import (
 	"context"
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/agentloop/agentloop/enginetest"
 )
 
 func TestShardOf(t *testing.T) {
@@ -168,17 +171,20 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
-// TestProducerOpenLoop checks the schedule: the count due in the window is
-// emitted, and a stall of the system under test makes the producer late
-// (recorded) without lowering what it offers.
+// TestProducerOpenLoop: a producer offers its rate open loop: a send that
+// stalls for 30 ms delays what is due meanwhile (the lag says so) but
+// loses none of it, and stamps never go back. On a manual clock moved from
+// alarm to alarm, every message of the window is due and emitted whatever
+// the machine's speed.
 func TestProducerOpenLoop(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		stamps  []int64
 		stalled bool
 	)
+	clk := enginetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	p := &producer{
-		index: 0, of: 1, rate: 20000, window: 300 * time.Millisecond, origin: time.Now(),
+		index: 0, of: 1, rate: 20000, window: 300 * time.Millisecond, origin: clk.Now(), clock: clock{clk},
 		devices: 10, sensors: 2,
 		send: func(dev, sensor int, payload []byte) error {
 			mu.Lock()
@@ -189,20 +195,42 @@ func TestProducerOpenLoop(t *testing.T) {
 			stamps = append(stamps, Stamp(payload))
 			if len(stamps) == 100 && !stalled {
 				stalled = true
-				time.Sleep(30 * time.Millisecond) // arrivals keep coming meanwhile
+				clk.Advance(30 * time.Millisecond) // the send takes 30 ms; arrivals keep coming meanwhile
 			}
 			return nil
 		},
 	}
-	p.run(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.run(context.Background())
+	}()
+	// Move the clock to each alarm the producer sets, up to the window's
+	// end and its grace, until it returns.
+	end := p.origin.Add(p.window + endGrace)
+	for {
+		select {
+		case <-done:
+		default:
+			if next, ok := clk.Next(); ok && !next.After(end) {
+				clk.Set(next)
+			} else {
+				runtime.Gosched()
+			}
+			continue
+		}
+		break
+	}
 	total := uint64(float64(p.window) * p.rate / 1e9)
 	if p.emitted+p.backlog != total {
 		t.Errorf("emitted %d + backlog %d != %d due", p.emitted, p.backlog, total)
 	}
-	if p.emitted < total*95/100 {
+	if p.emitted != total {
 		t.Errorf("emitted %d of %d due", p.emitted, total)
 	}
-	if p.lag < 30*time.Millisecond {
+	// The message after the stalled one was due one interval (50 µs) after
+	// it, and is emitted when the stall ends.
+	if interval := time.Duration(1e9 / p.rate); p.lag < 30*time.Millisecond-interval {
 		t.Errorf("lag %v after a 30 ms stall", p.lag)
 	}
 	for i := 1; i < len(stamps); i++ {
