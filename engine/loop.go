@@ -283,7 +283,10 @@ func (l *loop) turn() (quit bool) {
 		return true
 	}
 	if l.timers.Len() > 0 {
-		l.fireTimers(l.e.now())
+		// At most a turn's budget of timers: the handlers of the first
+		// ones of a burst run before the last ones are taken off the heap,
+		// and a due timer left over keeps the loop from parking.
+		l.fireTimers(l.e.now(), l.e.cfg.budget)
 	}
 	for l.ready.Len() > 0 {
 		env, _ := l.ready.PopFront()

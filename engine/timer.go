@@ -71,6 +71,15 @@ func (t Timer) Stop() bool {
 // the heap when their tick comes.
 const coarseTicks = 50
 
+// wheelLead is how many ticks before its own a wheel bucket moves its
+// timers to the heap. Moving a bucket costs a heap push per timer, which
+// for a burst of tens of thousands of timers due at one instant is
+// milliseconds: done at the due time, it would make every one of them
+// late by that much; done ahead, the heap holds them and fires each on
+// time. Far timers always leave at least coarseTicks ahead, so the bucket
+// never fires in the past.
+const wheelLead = coarseTicks / 2
+
 // wheelBucket groups a loop's timers that fall in one wheel tick behind a
 // single wheel entry, so a burst of timers costs one wheel timer and one
 // post to the loop, not one goroutine each.
@@ -168,7 +177,7 @@ func (l *loop) schedTimer(t *timer, now int64) {
 	if b == nil {
 		b = &wheelBucket{}
 		l.buckets[k] = b
-		b.stop = l.wheel.AfterFunc(time.Duration(k*tick-now), func() {
+		b.stop = l.wheel.AfterFunc(time.Duration((k-wheelLead)*tick-now), func() {
 			if !l.sealed.Load() {
 				l.post(&envelope{op: opFunc, fn: func() { l.wheelFired(k) }})
 			}
@@ -178,8 +187,9 @@ func (l *loop) schedTimer(t *timer, now int64) {
 	l.lastKey, l.lastBucket = k, b
 }
 
-// wheelFired moves the timers of bucket k to the heap. The wheel may fire
-// up to a tick early; the heap never fires before the due time.
+// wheelFired moves the timers of bucket k to the heap, wheelLead ticks
+// before they are due (the wheel may fire up to a tick earlier still); the
+// heap never fires before the due time.
 func (l *loop) wheelFired(k int64) {
 	b := l.buckets[k]
 	if b == nil {
@@ -200,8 +210,9 @@ func (l *loop) wheelFired(k int64) {
 	}
 }
 
-// fireTimers delivers every timer due at now, in due order.
-func (l *loop) fireTimers(now int64) {
+// fireTimers delivers up to max of the timers due at now, in due order;
+// the rest wait for the next turn.
+func (l *loop) fireTimers(now int64, max int) {
 	if z := int(l.zombies.Load()); z > 64 && z > l.timers.Len()/4 {
 		removed := 0
 		l.timers.Filter(func(t *timer) bool {
@@ -214,7 +225,7 @@ func (l *loop) fireTimers(now int64) {
 		})
 		l.zombies.Add(int32(-removed))
 	}
-	for {
+	for fired := 0; fired < max; fired++ {
 		e, ok := l.timers.Peek()
 		if !ok || e.When > now {
 			return
