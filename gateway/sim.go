@@ -71,7 +71,7 @@ type engineRun struct {
 	alertCounts           []atomic.Uint64
 	stateDir              string // Options.StateDir
 	restoredFrom          string // the snapshot the devices were restored from, if any
-	restored              int    // device agents restored from it
+	restored              int    // agents restored from it
 }
 
 func (r *engineRun) register(e *engine.Engine, t *AgentType, factory func() engine.Agent) error {
@@ -105,8 +105,12 @@ func (r *engineRun) setUp(e *engine.Engine) error {
 		}
 	}
 	if r.stateDir != "" {
+		var names []string
+		for _, s := range steps {
+			names = append(names, s.t.Name)
+		}
 		var err error
-		if r.restoredFrom, r.restored, err = restoreState(context.Background(), e, r.stateDir, r.dev.Name); err != nil {
+		if r.restoredFrom, r.restored, err = restoreState(context.Background(), e, r.stateDir, names); err != nil {
 			return err
 		}
 	}
@@ -458,9 +462,10 @@ func (a *deviceAgent) Receive(c *engine.Context, m engine.Message) {
 // featureAgent aggregates the feature vectors of its shard of devices and
 // publishes one aggregate per vector.
 type featureAgent struct {
-	r     *engineRun
-	st    featureState
-	shard int
+	r        *engineRun
+	st       featureState
+	shard    int
+	restored bool // st was loaded from a snapshot (LoadState): Init keeps it
 }
 
 func (a *featureAgent) Init(c *engine.Context) error {
@@ -468,7 +473,10 @@ func (a *featureAgent) Init(c *engine.Context) error {
 	if err != nil || k < 0 || k >= a.r.feat.Instances {
 		return fmt.Errorf("feature agent %q: want a key 0..%d", c.ID().Key, a.r.feat.Instances-1)
 	}
-	a.shard, a.st = k, newFeatureState(k, a.r.feat.Instances, a.r.dev.Instances)
+	a.shard = k
+	if !a.restored {
+		a.st = newFeatureState(k, a.r.feat.Instances, a.r.dev.Instances)
+	}
 	return nil
 }
 
@@ -527,8 +535,9 @@ func (a *inferenceAgent) ReceiveBatch(c *engine.Context, msgs []engine.Message) 
 
 // alertAgent counts the alerts it receives.
 type alertAgent struct {
-	r *engineRun
-	n *atomic.Uint64
+	r     *engineRun
+	n     *atomic.Uint64 // this run's count, for the summary
+	total uint64         // every alert it received, across runs with a state directory
 }
 
 func (a *alertAgent) Init(c *engine.Context) error {
@@ -540,4 +549,7 @@ func (a *alertAgent) Init(c *engine.Context) error {
 	return nil
 }
 
-func (a *alertAgent) Receive(*engine.Context, engine.Message) { a.n.Add(1) }
+func (a *alertAgent) Receive(*engine.Context, engine.Message) {
+	a.n.Add(1)
+	a.total++
+}

@@ -1,6 +1,8 @@
 package gateway
 
-// This file: device counters that survive a restart (Options.StateDir).
+// This file: the mix's state that survives a restart (Options.StateDir):
+// the device agents' counters, the feature agents' aggregates, the alert
+// agents' totals; the inference agents keep nothing, and are re-created.
 
 import (
 	"context"
@@ -78,6 +80,88 @@ func decodeDeviceState(b []byte) (deviceState, error) {
 	return d, nil
 }
 
+// featureSchema is the layout version of a feature agent's saved state.
+const featureSchema = 1
+
+// featureHeader is the size of a feature state before its per-device
+// means: shard, shards, n, mean, m2, unknownDevs, the means' count.
+const featureHeader = 4 + 4 + 3*8 + 8 + 4
+
+// errFeatureState is a feature state that cannot be loaded.
+var errFeatureState = errors.New("gateway: bad feature state")
+
+// SaveState saves the shard's running statistics and per-device means.
+func (a *featureAgent) SaveState() ([]byte, uint32, error) {
+	f := &a.st
+	b := make([]byte, 0, featureHeader+8*len(f.devs))
+	b = binary.LittleEndian.AppendUint32(b, f.shard)
+	b = binary.LittleEndian.AppendUint32(b, f.shards)
+	for _, v := range []float64{f.n, f.mean, f.m2} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	b = binary.LittleEndian.AppendUint64(b, f.unknownDevs)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(f.devs)))
+	for _, v := range f.devs {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b, featureSchema, nil
+}
+
+// LoadState restores what SaveState saved, if it fits this run's shards
+// and devices; Init then keeps it.
+func (a *featureAgent) LoadState(state []byte, schema uint32) error {
+	if schema != featureSchema {
+		return fmt.Errorf("%w: schema %d, want %d", errFeatureState, schema, featureSchema)
+	}
+	if len(state) < featureHeader {
+		return fmt.Errorf("%w: %d bytes", errFeatureState, len(state))
+	}
+	var f featureState
+	f.shard = binary.LittleEndian.Uint32(state)
+	f.shards = binary.LittleEndian.Uint32(state[4:])
+	f.n = math.Float64frombits(binary.LittleEndian.Uint64(state[8:]))
+	f.mean = math.Float64frombits(binary.LittleEndian.Uint64(state[16:]))
+	f.m2 = math.Float64frombits(binary.LittleEndian.Uint64(state[24:]))
+	f.unknownDevs = binary.LittleEndian.Uint64(state[32:])
+	n := binary.LittleEndian.Uint32(state[40:])
+	want := newFeatureState(int(f.shard), a.r.feat.Instances, a.r.dev.Instances)
+	if int(f.shards) != a.r.feat.Instances || int(n) != len(want.devs) || len(state) != featureHeader+8*int(n) {
+		return fmt.Errorf("%w: %d shards of %d devices' means, want %d of %d", errFeatureState, f.shards, n, a.r.feat.Instances, len(want.devs))
+	}
+	f.devs = want.devs
+	for i := range f.devs {
+		f.devs[i] = math.Float64frombits(binary.LittleEndian.Uint64(state[featureHeader+8*i:]))
+	}
+	a.st, a.restored = f, true
+	return nil
+}
+
+// SaveState saves nothing: an inference agent keeps no state between
+// batches, but is part of every snapshot so that a restore re-creates it.
+func (a *inferenceAgent) SaveState() ([]byte, uint32, error) { return nil, 1, nil }
+
+// LoadState accepts the empty state SaveState saves.
+func (a *inferenceAgent) LoadState(state []byte, schema uint32) error {
+	if schema != 1 || len(state) != 0 {
+		return fmt.Errorf("gateway: bad inference state: schema %d, %d bytes", schema, len(state))
+	}
+	return nil
+}
+
+// SaveState saves the alerts the agent has received, over every run.
+func (a *alertAgent) SaveState() ([]byte, uint32, error) {
+	return binary.LittleEndian.AppendUint64(nil, a.total), 1, nil
+}
+
+// LoadState restores the total SaveState saved.
+func (a *alertAgent) LoadState(state []byte, schema uint32) error {
+	if schema != 1 || len(state) != 8 {
+		return fmt.Errorf("gateway: bad alert state: schema %d, %d bytes", schema, len(state))
+	}
+	a.total = binary.LittleEndian.Uint64(state)
+	return nil
+}
+
 // defaultStateEvery is how often a run with a state directory snapshots
 // the device agents, when Options.StateEvery is zero.
 const defaultStateEvery = 10 * time.Second
@@ -88,14 +172,14 @@ const stateKeep = 3
 // restoreState re-creates the device agents of the newest snapshot in
 // dir that loads (an older one when the newest is damaged), before the
 // run spawns the others. No snapshot yet is a first run.
-func restoreState(ctx context.Context, e *engine.Engine, dir, deviceType string) (from string, restored int, err error) {
+func restoreState(ctx context.Context, e *engine.Engine, dir string, types []string) (from string, restored int, err error) {
 	files, err := engine.SnapshotFiles(dir)
 	if err != nil {
 		return "", 0, err
 	}
 	var errs []error
 	for _, f := range files {
-		info, err := e.RestoreFile(ctx, f, engine.OnlyTypes(deviceType))
+		info, err := e.RestoreFile(ctx, f, engine.OnlyTypes(types...))
 		if err == nil {
 			return f, len(info.Restored), nil
 		}

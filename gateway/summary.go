@@ -31,11 +31,12 @@ type Options struct {
 	// set on it that fall within the window; a drain then lasts until the
 	// queues are empty. The engine's own timers keep the system clock.
 	Clock engine.Clock
-	// StateDir, when set, keeps the device agents' counters across runs:
-	// Run restores them from the newest snapshot there before it spawns
-	// the devices, snapshots them every StateEvery (default 10 s, on the
-	// engine's clock; the 3 newest files are kept) and once more after the
-	// drain. Not used by the baseline.
+	// StateDir, when set, keeps the mix's state across runs (the device
+	// agents' counters, the feature agents' aggregates, the alert agents'
+	// totals): Run restores every agent of the mix from the newest
+	// snapshot there before it spawns the others, snapshots them every
+	// StateEvery (default 10 s, on the engine's clock; the 3 newest files
+	// are kept) and once more after the drain. Not used by the baseline.
 	StateDir   string
 	StateEvery time.Duration
 }
@@ -73,7 +74,7 @@ type Summary struct {
 	// none.
 	Intervals []Interval
 	// StateDir is Options.StateDir; RestoredFrom names the snapshot in it
-	// the device agents were restored from ("" when there was none), and
+	// the mix's agents were restored from ("" when there was none), and
 	// Restored how many.
 	StateDir     string
 	RestoredFrom string
@@ -122,9 +123,9 @@ func (s Summary) Print(w io.Writer) {
 	switch {
 	case s.StateDir == "":
 	case s.RestoredFrom == "":
-		fmt.Fprintf(w, "  state      no snapshot in %s to restore; the devices' counters are saved there\n", s.StateDir)
+		fmt.Fprintf(w, "  state      no snapshot in %s to restore; the agents' state is saved there\n", s.StateDir)
 	default:
-		fmt.Fprintf(w, "  state      %d devices restored from %s; their counters are saved there again\n", s.Restored, s.RestoredFrom)
+		fmt.Fprintf(w, "  state      %d agents restored from %s; their state is saved there again\n", s.Restored, s.RestoredFrom)
 	}
 	if len(s.Intervals) == 0 {
 		return

@@ -36,8 +36,9 @@
 //	-metrics ADDR         deprecated: the same as -http ADDR
 //	-profile DIR          profile the run into DIR and write DIR/flame.html
 //	-sampling F           with -profile: the fraction of wall time profiled (0.2)
-//	-state DIR            keep the device agents' counters across runs: restore
-//	                      them from the newest snapshot in DIR at the start,
+//	-state DIR            keep the mix's state across runs (device counters,
+//	                      feature aggregates, alert totals): restore every
+//	                      agent from the newest snapshot in DIR at the start,
 //	                      snapshot them every 10 s and after the drain
 //
 // -rate, -duration, -devices, -loops, -producers and -ingress override the
@@ -166,7 +167,7 @@ func run(ctx context.Context, args []string, sys sys) error {
 	metricsAddr := fs.String("metrics", "", "deprecated: the same as -http `ADDR`")
 	profileDir := fs.String("profile", "", "profile the run into this `directory` and write flame.html there")
 	sampling := fs.Float64("sampling", 0.2, "with -profile: fraction of wall time profiled")
-	stateDir := fs.String("state", "", "keep the device agents' counters across runs in snapshots in this `directory`: restored at the start, saved every 10s and after the drain")
+	stateDir := fs.String("state", "", "keep the mix's state (device counters, feature aggregates, alert totals) across runs in snapshots in this `directory`: restored at the start, saved every 10s and after the drain")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(out, "Usage of gateway:")

@@ -306,9 +306,9 @@ func TestRunInterrupted(t *testing.T) {
 	}
 }
 
-// TestRunStateFlag: -state DIR keeps the device agents' counters across
-// runs: the first run finds nothing to restore and leaves a snapshot, the
-// second restores every device from it.
+// TestRunStateFlag: -state DIR keeps the mix's state across runs: the
+// first run finds nothing to restore and leaves a snapshot, the second
+// restores every agent of the mix from it.
 func TestRunStateFlag(t *testing.T) {
 	dir := t.TempDir()
 	args := append(small, "-duration", "300ms", "-http", "", "-state", dir)
@@ -327,11 +327,11 @@ func TestRunStateFlag(t *testing.T) {
 	if err := run(context.Background(), args, stdio(&second)); err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`state +(\d+) devices restored from (\S+);`).FindStringSubmatch(second.String())
+	m := regexp.MustCompile(`state +(\d+) agents restored from (\S+);`).FindStringSubmatch(second.String())
 	if m == nil {
 		t.Fatalf("second run: no state line:\n%s", second.String())
 	}
-	if m[1] != "100" || filepath.Dir(m[2]) != dir {
-		t.Errorf("second run restored %s devices from %s; want the 100 devices from a snapshot in %s", m[1], m[2], dir)
+	if m[1] != "121" || filepath.Dir(m[2]) != dir {
+		t.Errorf("second run restored %s agents from %s; want the mix's 121 (100 devices, 16 feature, 4 inference, 1 alert) from a snapshot in %s", m[1], m[2], dir)
 	}
 }
