@@ -162,3 +162,51 @@ func TestAcceptanceTimersAllPathsFollowManualClock(t *testing.T) {
 		t.Errorf("deliveries %q, want %q", got, want)
 	}
 }
+
+// Timer.Stop: "a stopped timer delivers nothing"; a stale handle stops
+// nothing else. A far timer armed and stopped at once gives its record to
+// the next timer of its tick: the old handle must neither stop nor reset
+// the new timer, and only the new one fires.
+func TestAcceptanceTimersStoppedRecordReused(t *testing.T) {
+	h := enginetest.New(t, engine.WithLoops(1))
+	var log accLog
+	stale := make(chan error, 1)
+	if err := h.Engine.Register("tk", timerAgent(h, &log, func(c *engine.Context) {
+		first, err := c.After(time.Hour, []byte("first"))
+		if err != nil {
+			panic(err)
+		}
+		if !first.Stop() {
+			panic("Stop of an armed timer returned false")
+		}
+		for i := 0; i < 3; i++ { // each takes the record the one before left
+			tm, err := c.After(time.Hour, []byte(fmt.Sprintf("gone %d", i)))
+			if err != nil {
+				panic(err)
+			}
+			tm.Stop()
+		}
+		if _, err := c.After(time.Hour, []byte("second")); err != nil {
+			panic(err)
+		}
+		if first.Stop() {
+			stale <- fmt.Errorf("a stale handle's Stop returned true")
+			return
+		}
+		stale <- nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	if err := h.Engine.SendID(engine.AgentID{Type: "tk", Key: "1"}, []byte("arm")); err != nil {
+		t.Fatal(err)
+	}
+	h.Settle()
+	if err := accRecv(t, stale, "the arming"); err != nil {
+		t.Fatal(err)
+	}
+	h.Advance(2 * time.Hour)
+	if got, want := log.get(), []string{"1h0m0s second"}; !slices.Equal(got, want) {
+		t.Errorf("deliveries %q, want %q", got, want)
+	}
+}

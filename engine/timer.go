@@ -183,6 +183,17 @@ func (l *loop) schedTimer(t *timer, now int64) {
 			}
 		})
 	}
+	// Timers stopped since they joined the bucket, at its end, leave it
+	// now rather than when it fires: a timer armed and stopped at once (a
+	// timeout that did not happen) is recycled by the next one instead of
+	// waiting on the wheel for its tick, and costs no allocation.
+	for n := len(b.timers); n > 0 && b.timers[n-1].status() == timerStopped; n-- {
+		old := b.timers[n-1]
+		b.timers[n-1] = nil
+		b.timers = b.timers[:n-1]
+		l.zombies.Add(-1)
+		l.recycle(old)
+	}
 	b.timers = append(b.timers, t)
 	l.lastKey, l.lastBucket = k, b
 }
