@@ -423,3 +423,47 @@ func inboxLen(e *engine.Engine) int {
 	}
 	return n
 }
+
+// Engine.Request: "Every pending request is answered when the engine
+// stops", the request inside a handler that never returns included, with
+// a context that never ends, for requesters beyond the engine's table of
+// requests in flight as well as within it.
+func TestAcceptanceRequestAnsweredByStopFromAStuckHandler(t *testing.T) {
+	const waiters = 300 // more than the engine's table holds
+	e := accNew(t, engine.WithLoops(1))
+	gate := make(chan struct{})
+	defer close(gate)
+	held := make(chan struct{}, 1)
+	accRegister(t, e, "stuck", accRecvOnly(func(c *engine.Context, m engine.Message) {
+		if m.IsRequest() && string(m.Payload) == "hold" {
+			held <- struct{}{}
+			accGateWait(gate)
+		}
+	}))
+	accStart(t, e)
+	id := engine.AgentID{Type: "stuck", Key: "1"}
+	errs := make(chan error, waiters+1)
+	go func() {
+		_, err := e.RequestID(context.Background(), id, []byte("hold"))
+		errs <- err
+	}()
+	accRecv(t, held, "the held request")
+	for i := 0; i < waiters; i++ {
+		go func() {
+			_, err := e.RequestID(context.Background(), id, []byte("queued"))
+			errs <- err
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var se *engine.StopError
+	if err := e.Stop(ctx); !errors.As(err, &se) {
+		t.Fatalf("Stop beside a stuck handler = %v, want a *StopError", err)
+	}
+	for i := 0; i < waiters+1; i++ {
+		err := accRecv(t, errs, "a request's answer")
+		if !errors.Is(err, engine.ErrStopped) {
+			t.Fatalf("request %d: %v, want ErrStopped", i, err)
+		}
+	}
+}

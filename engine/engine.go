@@ -45,6 +45,8 @@ type Engine struct {
 
 	stopClaimed atomic.Bool // the first Stop call runs the stop
 	stopDone    chan struct{}
+	reqs        atomic.Pointer[reqTable] // outside requests in flight (see request_table.go)
+	reqNext     atomic.Uint32
 	stopErr     error // written before stopDone is closed
 
 	loopsWG    sync.WaitGroup

@@ -265,7 +265,11 @@ func (e *Engine) request(ctx context.Context, r Ref, payload []byte) ([]byte, er
 	rq := outsideRequests.Get().(*request)
 	rq.to = r.a
 	inc := rq.pending()
+	slot := e.claimSlot(rq, inc) // Stop answers it from there (see answerStranded)
 	if err := e.sendExternal(ctx, r, Message{Payload: payload, x: unsafe.Pointer(rq)}); err != nil {
+		if slot != nil {
+			slot.release()
+		}
 		rq.to = nil
 		outsideRequests.Put(rq) // never sent
 		if ce := ctx.Err(); ce != nil && errors.Is(err, ce) {
@@ -273,20 +277,38 @@ func (e *Engine) request(ctx context.Context, r Ref, payload []byte) ([]byte, er
 		}
 		return nil, err
 	}
-	select {
-	case rep := <-rq.ch:
-		e.recycleRequest(rq)
-		return rep.payload, rep.err
-	case <-ctx.Done():
-		if rq.state.CompareAndSwap(inc, inc|reqDone) {
-			return nil, requestCtxErr(r.ID(), ctx.Err()) // rq may still be queued: not recycled
+	var rep reply
+	switch done := ctx.Done(); {
+	case slot != nil && done == nil:
+		rep = <-rq.ch
+	case slot != nil:
+		select {
+		case rep = <-rq.ch:
+		case <-done:
+			if rq.state.CompareAndSwap(inc, inc|reqDone) {
+				slot.release()
+				return nil, requestCtxErr(r.ID(), ctx.Err()) // rq may still be queued: not recycled
+			}
+			rep = <-rq.ch // settled by someone else just now
 		}
-	case <-e.stopDone:
-		if rq.state.CompareAndSwap(inc, inc|reqDone) {
-			return nil, fmt.Errorf("%w: request to %s", ErrStopped, r.ID())
+	default: // no slot: wait on the stop too
+		select {
+		case rep = <-rq.ch:
+		case <-done:
+			if rq.state.CompareAndSwap(inc, inc|reqDone) {
+				return nil, requestCtxErr(r.ID(), ctx.Err())
+			}
+			rep = <-rq.ch
+		case <-e.stopDone:
+			if rq.state.CompareAndSwap(inc, inc|reqDone) {
+				return nil, fmt.Errorf("%w: request to %s", ErrStopped, r.ID())
+			}
+			rep = <-rq.ch
 		}
 	}
-	rep := <-rq.ch // settled by someone else just now
+	if slot != nil {
+		slot.release()
+	}
 	e.recycleRequest(rq)
 	return rep.payload, rep.err
 }

@@ -58,6 +58,7 @@ func (e *Engine) Stop(ctx context.Context, opts ...StopOption) error {
 	}
 	if e.stopClaimed.CompareAndSwap(false, true) {
 		e.stopErr = e.stop(ctx, sc)
+		e.answerStranded()
 		close(e.stopDone)
 		return e.stopErr
 	}
