@@ -16,9 +16,13 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 PEERSENV        = cd bench/peers && GOTOOLCHAIN=local GOWORK=off
 BROWSERENV      = cd browsertest && GOTOOLCHAIN=local GOWORK=off
 PEERS_BENCHTIME ?= $(BENCHTIME)
-BENCHFLAGS      = -run '^$$' -bench . -benchmem -count $(COUNT)
-BENCH_LIB       = $(GO) test $(BENCHFLAGS) -benchtime $(BENCHTIME) ./bench/
-BENCH_PEERS     = $(GO) test $(BENCHFLAGS) -benchtime $(PEERS_BENCHTIME) .
+# Each suite is built once and run COUNT times, each run a fresh process
+# in which every benchmark and its baselines run one after the other: the
+# runs take turns, so whatever else the machine does weighs on both alike.
+BENCHRUN        = -test.run '^$$' -test.bench . -test.benchmem
+BENCH_LIB       = $(GO) test -c -o bench.test ./bench/ && for i in $$(seq $(COUNT)); do ./bench.test $(BENCHRUN) -test.benchtime $(BENCHTIME); done
+BENCH_PEERS     = $(GO) test -c -o peers.test . && for i in $$(seq $(COUNT)); do ./peers.test $(BENCHRUN) -test.benchtime $(PEERS_BENCHTIME); done
+BENCH_PEERS_CMD = $(subst $(GO) test,$(PEERSENV) $(GO) test,$(BENCH_PEERS))
 BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drift from run to run; ratios taken within one run are steadier.
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
 BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
@@ -71,7 +75,7 @@ screenshots: browser-deps
 bench:
 	$(BENCH_LIB) | tee bench.out
 	@! $(BENCHFAILED) bench.out
-	$(PEERSENV) $(BENCH_PEERS) | tee ../../peers.out
+	$(BENCH_PEERS_CMD) | tee ../../peers.out
 	@! $(BENCHFAILED) peers.out
 	$(GO) run $(BENCHSTAT) bench.out
 	$(GO) run $(BENCHSTAT) -col /impl peers.out
