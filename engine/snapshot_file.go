@@ -4,6 +4,7 @@ package engine
 // in a directory.
 
 import (
+	"io"
 	"context"
 	"errors"
 	"fmt"
@@ -43,7 +44,7 @@ func (e *Engine) SnapshotFile(ctx context.Context, path string, opts ...Snapshot
 	if err := f.Chmod(0o600); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("engine: snapshot file: %w", err)
 	}
-	info, err := e.Snapshot(ctx, f, opts...)
+	info, err := e.Snapshot(ctx, fileWriter{f}, opts...)
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
@@ -65,6 +66,23 @@ func (e *Engine) SnapshotFile(ctx context.Context, path string, opts ...Snapshot
 		}
 	}
 	return info, nil
+}
+
+// fileWriter is the temporary file of SnapshotFile; after each write it
+// calls snapshotWriteHook, when set (tests: to be killed in the middle of
+// the bytes).
+type fileWriter struct{ f *os.File }
+
+var snapshotWriteHook func(written int64)
+
+func (w fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if h := snapshotWriteHook; h != nil {
+		if off, serr := w.f.Seek(0, io.SeekCurrent); serr == nil {
+			h(off)
+		}
+	}
+	return n, err
 }
 
 // RestoreFile is Restore from the file at path.

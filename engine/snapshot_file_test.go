@@ -20,15 +20,11 @@ import (
 	"github.com/agentloop/agentloop/enginetest"
 )
 
-// slowSaver's SaveState announces itself on stdout and blocks until a
-// byte arrives on stdin: the helper process uses it to be killed in the
-// middle of a snapshot file.
-type slowSaver struct{ counter }
+// bigSaver saves a state of a megabyte: enough bytes that a snapshot file
+// is written in many pieces.
+type bigSaver struct{ counter }
 
-func (s *slowSaver) SaveState() ([]byte, uint32, error) {
-	fmt.Println("blocked")
-	var b [1]byte
-	_, _ = os.Stdin.Read(b[:])
+func (s *bigSaver) SaveState() ([]byte, uint32, error) {
 	return bytes.Repeat([]byte("z"), 1<<20), 1, nil
 }
 
@@ -36,7 +32,8 @@ const helperEnv = "AGENTLOOP_SNAPSHOT_HELPER_DIR"
 
 // TestHelperProcess is not a test: run by TestSnapshotFileSurvivesKill as
 // a child process, it writes one snapshot file, then starts a second one
-// over it and blocks in a SaveState until it is killed.
+// over it and, once part of its bytes are in the temporary file, says so
+// and blocks until it is killed.
 func TestHelperProcess(t *testing.T) {
 	dir := os.Getenv(helperEnv)
 	if dir == "" {
@@ -44,7 +41,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	e, _ := engine.New(engine.WithLoops(2))
 	_ = e.Register("counter", func() engine.Agent { return &counter{} })
-	_ = e.Register("slow", func() engine.Agent { return &slowSaver{} })
+	_ = e.Register("big", func() engine.Agent { return &bigSaver{} })
 	_ = e.Start()
 	for i := range 100 {
 		r, _ := e.Spawn(cid(fmt.Sprint(i)))
@@ -57,8 +54,15 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("first")
-	_, _ = e.Spawn(engine.AgentID{Type: "slow", Key: "s"})
+	_, _ = e.Spawn(engine.AgentID{Type: "big", Key: "b"})
 	_ = e.WaitIdle(context.Background())
+	engine.SetSnapshotWriteHook(func(written int64) {
+		if written >= 64<<10 { // part of the file, far from all of it
+			fmt.Println("blocked", written)
+			var b [1]byte
+			_, _ = os.Stdin.Read(b[:])
+		}
+	})
 	_, _ = e.SnapshotFile(context.Background(), path)
 	fmt.Println("second finished: should have been killed")
 	os.Exit(2)
@@ -75,17 +79,21 @@ func TestSnapshotFileSurvivesKill(t *testing.T) {
 	}
 	defer stdin.Close()
 	lines := bufio.NewScanner(stdout)
-	for _, want := range []string{"first", "blocked"} {
-		if !lines.Scan() || lines.Text() != want {
+	for _, want := range []string{"first", "blocked "} {
+		if !lines.Scan() || !strings.HasPrefix(lines.Text(), want) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			t.Fatalf("helper said %q, want %q", lines.Text(), want)
 		}
 	}
-	// The second snapshot is under way: its temporary file exists.
+	// The second snapshot is half written: its temporary file holds part
+	// of its bytes (at least 64 KiB of a file over a megabyte).
 	tmps, _ := filepath.Glob(filepath.Join(dir, ".snapshot-*.tmp-*"))
 	if len(tmps) != 1 {
-		t.Errorf("temporary files %v, want one while the write is under way", tmps)
+		t.Fatalf("temporary files %v, want one while the write is under way", tmps)
+	}
+	if fi, err := os.Stat(tmps[0]); err != nil || fi.Size() < 64<<10 || fi.Size() >= 1<<20 {
+		t.Fatalf("temporary file %v (%v): want part of the second snapshot written", fi, err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
