@@ -4,10 +4,10 @@ package engine
 // in a directory.
 
 import (
-	"io"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
