@@ -229,7 +229,9 @@ func TestPublishFansOutAndTypeSubscriptionSpawnsOnOwner(t *testing.T) {
 			}
 			got <- delivery{name, c.ID().Key, m.Topic}
 		})
-		register(t, e, "device", func(c *engine.Context, m engine.Message) { got <- delivery{name, c.ID().Type + "/" + c.ID().Key, m.Topic} })
+		register(t, e, "device", func(c *engine.Context, m engine.Message) {
+			got <- delivery{name, c.ID().Type + "/" + c.ID().Key, m.Topic}
+		})
 		if err := e.SubscribeType("alerts.*", "device"); err != nil {
 			t.Fatal(err)
 		}
@@ -400,5 +402,36 @@ func TestCorruptFrameDroppedAndCounted(t *testing.T) {
 	}
 	if s := ms[0].node.Stats(); s.Corrupt != 2 || s.RemoteDelivered != 1 {
 		t.Fatalf("stats %+v, want 2 corrupt and 1 delivered", s)
+	}
+}
+
+// TestHeartbeatCarriesFigures: what Config.Figures returns on one node is
+// what the others see for it, bounded to [0, 1].
+func TestHeartbeatCarriesFigures(t *testing.T) {
+	url := natsServer(t)
+	ev := make(chan cluster.Event, 16)
+	var ms []*cluster.Node
+	for i, name := range []string{"a", "b"} {
+		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: time.Second,
+			Figures: func() cluster.Figures {
+				return cluster.Figures{CPUIdle: 0.25 * float64(i+1), MemFree: 2, NetFree: -1, Agents: uint32(i + 7)}
+			},
+			OnEvent: func(e cluster.Event) { ev <- e }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := engine.New(engine.WithLoops(1), engine.WithCluster(n))
+		_ = e.Start()
+		if err := n.Join(e); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close(); _ = e.Stop(context.Background()) })
+		ms = append(ms, n)
+	}
+	recv(t, ev, "join")
+	recv(t, ev, "join")
+	got := ms[0].MemberFigures()["b"]
+	if want := (cluster.Figures{CPUIdle: 0.5, MemFree: 1, NetFree: 0, Agents: 8}); got != want {
+		t.Fatalf("a sees b's figures %+v, want %+v", got, want)
 	}
 }

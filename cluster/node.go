@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,9 @@ type Config struct {
 	// LocalTypes are the agent types every node owns for itself: their
 	// IDs never leave the node.
 	LocalTypes []string
+	// Figures, when set, gives the figures each heartbeat carries (see
+	// Figures); called on the heartbeat goroutine.
+	Figures func() Figures
 	// OnEvent, when set, hears every membership change, on the node's own
 	// goroutine: it must not block.
 	OnEvent func(Event)
@@ -117,6 +121,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
+	figures  map[string]Figures
 	pending  map[uint64]*pendingReq
 	closed   bool
 
@@ -158,6 +163,7 @@ func New(cfg Config) (*Node, error) {
 		subjHB:   cfg.Prefix + ".hb",
 		subjPub:  cfg.Prefix + ".pub.",
 		lastSeen: map[string]time.Time{},
+		figures:  map[string]Figures{},
 		pending:  map[uint64]*pendingReq{},
 	}
 	for _, t := range cfg.LocalTypes {
@@ -260,6 +266,14 @@ func (n *Node) Name() string { return n.cfg.Name }
 // sorted.
 func (n *Node) Members() []string { return slices.Clone(*n.view.Load()) }
 
+// MemberFigures returns the figures of each other live member's last
+// heartbeat.
+func (n *Node) MemberFigures() map[string]Figures {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return maps.Clone(n.figures)
+}
+
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
 	return Stats{
@@ -273,7 +287,11 @@ func (n *Node) heartbeat() {
 	t := time.NewTicker(n.cfg.Heartbeat)
 	defer t.Stop()
 	for {
-		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat})
+		var fig Figures
+		if n.cfg.Figures != nil {
+			fig = n.cfg.Figures()
+		}
+		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendFigures(nil, fig)})
 		n.expire(time.Now())
 		select {
 		case <-t.C:
@@ -300,10 +318,11 @@ func (n *Node) expire(now time.Time) {
 }
 
 // heard records a heartbeat from name, a join when it is new.
-func (n *Node) heard(name string) {
+func (n *Node) heard(name string, fig Figures) {
 	n.mu.Lock()
 	_, known := n.lastSeen[name]
 	n.lastSeen[name] = time.Now()
+	n.figures[name] = fig
 	var members []string
 	if !known {
 		members = n.rebuildLocked()
@@ -317,6 +336,7 @@ func (n *Node) heard(name string) {
 func (n *Node) memberGone(kind EventKind, name string) {
 	n.mu.Lock()
 	delete(n.lastSeen, name)
+	delete(n.figures, name)
 	members := n.rebuildLocked()
 	var failed []*pendingReq
 	for seq, p := range n.pending {
@@ -345,7 +365,7 @@ func (n *Node) rebuildLocked() []string {
 }
 
 func (n *Node) event(ev Event) {
-	slog.Info("cluster: membership", "node", n.cfg.Name, "event", ev.Kind.String(), "member", ev.Node, "members", len(ev.Members))
+	slog.Debug("cluster: membership", "node", n.cfg.Name, "event", ev.Kind.String(), "member", ev.Node, "members", len(ev.Members))
 	if n.cfg.OnEvent != nil {
 		n.cfg.OnEvent(ev)
 	}
@@ -384,7 +404,12 @@ func (n *Node) onFrame(m *nats.Msg) {
 	}
 	switch f.Kind {
 	case KindHeartbeat:
-		n.heard(f.Node)
+		fig, err := decodeFigures(f.Payload)
+		if err != nil {
+			n.corrupt.Add(1)
+			return
+		}
+		n.heard(f.Node, fig)
 	case KindLeave:
 		n.memberGone(MemberLeft, f.Node)
 	case KindSend:
