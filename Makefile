@@ -15,6 +15,9 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 # library's go.mod changes, run go mod tidy in both too.
 PEERSENV        = cd bench/peers && GOTOOLCHAIN=local GOWORK=off
 BROWSERENV      = cd browsertest && GOTOOLCHAIN=local GOWORK=off
+# The cluster package (NATS client and embedded server) is a module of its
+# own too, so that the library's go.mod never gains NATS.
+CLUSTERENV      = cd cluster && GOTOOLCHAIN=local GOWORK=off
 PEERS_BENCHTIME ?= $(BENCHTIME)
 # Each suite is built once and run COUNT times, each run a fresh process
 # in which every benchmark and its baselines run one after the other: the
@@ -27,15 +30,15 @@ BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drif
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
 BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
 
-.PHONY: run test vet race stress benchonce peers browser screenshots bench benchmarks lint profile flame browser-deps
+.PHONY: run test vet race stress benchonce peers cluster-test browser screenshots bench benchmarks lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
 	$(GO) run ./cmd/gateway
 
 ## test: vet, the race-enabled test suite, every benchmark once, the peers
-## module and the flame graph page in headless Chromium
-test: vet race benchonce peers browser
+## and cluster modules and the flame graph page in headless Chromium
+test: vet race benchonce peers cluster-test browser
 
 vet:
 	$(GO) vet $(PKGS)
@@ -51,6 +54,13 @@ stress:
 benchonce:
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
 	$(PEERSENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(CLUSTERENV) $(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## cluster-test: vet and race-test the cluster module (three nodes on an
+## embedded NATS server in one test process)
+cluster-test:
+	$(CLUSTERENV) $(GO) vet ./...
+	$(CLUSTERENV) $(GO) test -race -count=1 ./...
 
 ## peers: vet and test the peers module (each implementation delivers what
 ## it counts; the report generator's verdicts)

@@ -91,6 +91,9 @@ func (c *Context) Send(to Ref, payload []byte) error {
 // registered and it does not exist) and sends. Prefer Send with a Ref kept
 // from an earlier lookup on hot paths.
 func (c *Context) SendID(id AgentID, payload []byte) error {
+	if c.l.e.remote(id) {
+		return c.l.e.sendRemote(context.Background(), c, id, payload)
+	}
 	r, err := c.l.e.resolve(id)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ type Engine struct {
 	nextTyp int
 
 	registry registry
+	cluster  Cluster // WithCluster; nil: every ID is local (cluster.go)
 	pubsub   pubsub
 
 	state    atomic.Int32
@@ -131,6 +132,7 @@ func New(opts ...Option) (*Engine, error) {
 		idleCh:   make(chan struct{}),
 		stopDone: make(chan struct{}),
 		clock:    cfg.clock,
+		cluster:  cfg.cluster,
 	}
 	if e.clock == nil {
 		e.clock = systemClock{}

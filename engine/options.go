@@ -26,7 +26,8 @@ type config struct {
 	restarts  restartPolicy
 	clock     Clock
 	sched     scheduler.Config
-	noHandoff bool // WithHandoff(false)
+	noHandoff bool    // WithHandoff(false)
+	cluster   Cluster // WithCluster; nil: none
 
 	workers, workerQueue int
 

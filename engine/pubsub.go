@@ -408,6 +408,14 @@ const publishReserved = 1
 // subscriptions are skipped unread (nonEmpty); a type subscription's key is
 // found in the registry without a lock.
 func (e *Engine) publish(c *Context, topic string, m Message) error {
+	if e.cluster != nil {
+		return e.publishCluster(c, topic, m)
+	}
+	return e.publishLocal(c, topic, m)
+}
+
+// publishLocal is publish to this engine's subscribers only.
+func (e *Engine) publishLocal(c *Context, topic string, m Message) error {
 	ps := &e.pubsub
 	if b := ps.gobus.Load(); b != nil {
 		publishGo(b, topic, m.Payload)
@@ -439,7 +447,7 @@ func (e *Engine) publish(c *Context, topic string, m Message) error {
 	}
 	for _, s := range ps.types.MatchTopic(&t) {
 		key, ok := s.key(topic)
-		if !ok {
+		if !ok || (e.cluster != nil && !e.cluster.Owns(AgentID{Type: s.typ.name, Key: key})) {
 			continue
 		}
 		r, err := e.resolveKey(s, key)

@@ -36,6 +36,13 @@ type request struct {
 	err     error
 
 	to *agent // the target, for error messages
+
+	// A request carried between nodes (cluster.go): done receives the
+	// outcome of one a remote node made (remote names its requester);
+	// toID names the target of one made here for another node (to nil).
+	done   func(reply []byte, err error)
+	remote AgentID
+	toID   AgentID
 }
 
 const reqDone = 1
@@ -74,6 +81,10 @@ func (rq *request) complete(cur *loop, inc uint64, payload []byte, err error) bo
 	}
 	if rq.ch != nil {
 		rq.ch <- reply{payload, err}
+		return true
+	}
+	if rq.done != nil {
+		rq.done(payload, err)
 		return true
 	}
 	rq.res, rq.err = payload, err
@@ -211,6 +222,9 @@ func (c *Context) Request(to Ref, payload []byte, timeout time.Duration, then fu
 // RequestID is Request by ID, spawning the target when its type is
 // registered and it does not exist.
 func (c *Context) RequestID(id AgentID, payload []byte, timeout time.Duration, then func(c *Context, reply []byte, err error)) error {
+	if c.l.e.remote(id) {
+		return c.requestRemote(id, payload, timeout, then)
+	}
 	r, err := c.l.e.resolve(id)
 	if err != nil {
 		return err
@@ -242,6 +256,9 @@ func (e *Engine) Request(ctx context.Context, r Ref, payload []byte) ([]byte, er
 func (e *Engine) RequestID(ctx context.Context, id AgentID, payload []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, requestCtxErr(id, err)
+	}
+	if e.remote(id) {
+		return e.requestRemoteOutside(ctx, id, payload)
 	}
 	r, err := e.resolve(id)
 	if err != nil {

@@ -27,6 +27,9 @@ func (e *Engine) SendContext(ctx context.Context, r Ref, payload []byte) error {
 // Prefer Send with a Ref kept from an earlier lookup on hot paths.
 // Concurrency-safe.
 func (e *Engine) SendID(id AgentID, payload []byte) error {
+	if e.remote(id) {
+		return e.sendRemote(context.Background(), nil, id, payload)
+	}
 	r, err := e.resolve(id)
 	if err != nil {
 		return err
@@ -41,6 +44,9 @@ func (e *Engine) SendID(id AgentID, payload []byte) error {
 func (e *Engine) SendIDContext(ctx context.Context, id AgentID, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("engine: send to %s: %w", id, err)
+	}
+	if e.remote(id) {
+		return e.sendRemote(ctx, nil, id, payload)
 	}
 	r, err := e.resolve(id)
 	if err != nil {

@@ -259,7 +259,7 @@ func (l *loop) fireTimers(now int64, max int) {
 		}
 		if t.rq != nil {
 			if l.retire(t) {
-				t.rq.fail(l, agentRequest, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.to.ident()))
+				t.rq.fail(l, agentRequest, fmt.Errorf("%w: request to %s", ErrTimeout, t.rq.target()))
 			}
 			l.recycle(t)
 			continue

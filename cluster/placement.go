@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentloop/agentloop/engine"
+)
+
+// Owner returns the member that owns id in this node's view: this node
+// for a local-only type, else the member with the highest rendezvous score
+// (see the package documentation).
+func (n *Node) Owner(id engine.AgentID) string {
+	if n.local[id.Type] {
+		return n.cfg.Name
+	}
+	return owner(*n.view.Load(), id)
+}
+
+// owner is rendezvous (highest random weight) hashing: every member scores
+// the ID, the highest score owns it. When a member leaves, only the IDs it
+// owned move, each to the member that scored second.
+func owner(members []string, id engine.AgentID) string {
+	best, bestScore := "", uint64(0)
+	for _, m := range members {
+		if s := score(m, id); best == "" || s > bestScore || (s == bestScore && m < best) {
+			best, bestScore = m, s
+		}
+	}
+	return best
+}
+
+// score is FNV-1a over member, type and key with separators, finished by
+// a 64-bit mixer so that close names spread. It allocates nothing.
+func score(member string, id engine.AgentID) uint64 {
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for i := 0; i < len(member); i++ {
+		h = (h ^ uint64(member[i])) * prime
+	}
+	h = (h ^ 0xff) * prime
+	for i := 0; i < len(id.Type); i++ {
+		h = (h ^ uint64(id.Type[i])) * prime
+	}
+	h = (h ^ 0xfe) * prime
+	for i := 0; i < len(id.Key); i++ {
+		h = (h ^ uint64(id.Key[i])) * prime
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
+}
+
+// Owns implements engine.Cluster.
+func (n *Node) Owns(id engine.AgentID) bool {
+	return n.local[id.Type] || owner(*n.view.Load(), id) == n.cfg.Name
+}
+
+// Send implements engine.Cluster: one frame to the owner's subject. A
+// refusal on the owner comes back as a DeadLetter (OnDeadLetter).
+func (n *Node) Send(ctx context.Context, from, to engine.AgentID, payload []byte) error {
+	if n.nc == nil {
+		return fmt.Errorf("%w: send to %s", ErrNotJoined, to)
+	}
+	dst := n.Owner(to)
+	return n.publish(n.cfg.Prefix+".node."+dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
+}
+
+// Request implements engine.Cluster: a request frame to the owner, the
+// reply matched by sequence number on this node's reply subject. It fails
+// with ErrOwnerLost when the owner is declared lost or leaves first, and
+// with engine.ErrTimeout after timeout.
+func (n *Node) Request(from, to engine.AgentID, payload []byte, timeout time.Duration, done func([]byte, error)) error {
+	if n.nc == nil {
+		return fmt.Errorf("%w: request to %s", ErrNotJoined, to)
+	}
+	dst := n.Owner(to)
+	seq := n.seq.Add(1)
+	p := &pendingReq{node: dst, done: done}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: request to %s", ErrNotJoined, to)
+	}
+	n.pending[seq] = p
+	if timeout > 0 {
+		p.timer = time.AfterFunc(timeout, func() { n.expireRequest(seq, to) })
+	} else {
+		p.timer = time.AfterFunc(time.Duration(1<<62), func() {})
+	}
+	n.mu.Unlock()
+	f := Frame{Kind: KindRequest, Seq: seq, From: wireID(from), To: wireID(to), Reply: n.cfg.Prefix + ".reply." + n.cfg.Name, Payload: payload}
+	if err := n.publish(n.cfg.Prefix+".node."+dst, &f); err != nil {
+		n.mu.Lock()
+		delete(n.pending, seq)
+		n.mu.Unlock()
+		p.timer.Stop()
+		return err
+	}
+	return nil
+}
+
+func (n *Node) expireRequest(seq uint64, to engine.AgentID) {
+	n.mu.Lock()
+	p := n.pending[seq]
+	delete(n.pending, seq)
+	n.mu.Unlock()
+	if p != nil {
+		p.done(nil, fmt.Errorf("%w: request to %s", engine.ErrTimeout, to))
+	}
+}
+
+// Publish implements engine.Cluster: one frame on prefix.pub.<topic>,
+// which every other node subscribes to.
+func (n *Node) Publish(from engine.AgentID, topic string, payload []byte) error {
+	if n.nc == nil {
+		return nil // not joined: there is no one else to tell
+	}
+	return n.publish(n.subjPub+topic, &Frame{Kind: KindPublish, From: wireID(from), To: ID{Key: topic}, Payload: payload})
+}
+
+// The error codes of reply and nack frames: an engine sentinel the
+// requester's errors.Is matches, with the owner's error text.
+var codes = []error{
+	nil, engine.ErrTimeout, engine.ErrNoReply, engine.ErrTerminated, engine.ErrMailboxFull,
+	engine.ErrUnknownAgent, engine.ErrUnknownType, engine.ErrStopped, ErrRemotePanic,
+	engine.ErrInvalidID, ErrOwnerLost, engine.ErrInitFailed,
+}
+
+const codeOther = 255
+
+// remoteError is an error from another node: its text, and the sentinel
+// its code names.
+type remoteError struct {
+	sentinel error
+	text     string
+}
+
+func (e *remoteError) Error() string { return e.text }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+func encodeErr(err error) (uint8, []byte) {
+	var pe *engine.PanicError
+	if errors.As(err, &pe) {
+		return 8, []byte(err.Error())
+	}
+	for i, s := range codes[1:] {
+		if errors.Is(err, s) {
+			return uint8(i + 1), []byte(err.Error())
+		}
+	}
+	return codeOther, []byte(err.Error())
+}
+
+func decodeErr(code uint8, text []byte) error {
+	if int(code) < len(codes) && code != 0 {
+		return &remoteError{codes[code], string(text)}
+	}
+	return &remoteError{nil, string(text)}
+}
+
+// OwnerOf returns the member of members that owns id by rendezvous
+// hashing, the rule every node applies to its own view ("" for no
+// members). Local-only types are not its concern.
+func OwnerOf(members []string, id engine.AgentID) string { return owner(members, id) }
