@@ -22,21 +22,6 @@ import (
 	"github.com/agentloop/agentloop/pool"
 )
 
-// screenshotDir is where the browser tests write their screenshots: the
-// directory named by AGENTLOOP_SCREENSHOTS (`make screenshots` sets it to
-// docs/img), else the test's temporary directory.
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("AGENTLOOP_SCREENSHOTS")
-	if dir == "" {
-		return t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 type agentFunc func(c *engine.Context, m engine.Message)
 
 func (f agentFunc) Receive(c *engine.Context, m engine.Message) { f(c, m) }
