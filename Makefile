@@ -124,6 +124,9 @@ lint:
 	@out=$$(gofmt -s -l .); if [ -n "$$out" ]; then echo "gofmt -s needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	$(PEERSENV) $(GO) run $(STATICCHECK) ./...
+	$(BROWSERENV) $(GO) run $(STATICCHECK) ./...
+	$(CLUSTERENV) $(GO) run $(STATICCHECK) ./...
 
 ## browser-deps: Debian's chromium for the flame graph browser test
 browser-deps:
