@@ -23,8 +23,8 @@ PEERS_BENCHTIME ?= $(BENCHTIME)
 # in which every benchmark and its baselines run one after the other: the
 # runs take turns, so whatever else the machine does weighs on both alike.
 BENCHRUN        = -test.run '^$$' -test.bench . -test.benchmem
-BENCH_LIB       = $(GO) test -c -o bench.test ./bench/ && for i in $$(seq $(COUNT)); do ./bench.test $(BENCHRUN) -test.benchtime $(BENCHTIME); done
-BENCH_PEERS     = $(GO) test -c -o peers.test . && for i in $$(seq $(COUNT)); do ./peers.test $(BENCHRUN) -test.benchtime $(PEERS_BENCHTIME); done
+BENCH_LIB       = $(GO) test -c -o bench.test ./bench/ && for i in $(shell seq $(COUNT)); do ./bench.test $(BENCHRUN) -test.benchtime $(BENCHTIME); done
+BENCH_PEERS     = $(GO) test -c -o peers.test . && for i in $(shell seq $(COUNT)); do ./peers.test $(BENCHRUN) -test.benchtime $(PEERS_BENCHTIME); done
 BENCH_PEERS_CMD = $(subst $(GO) test,$(PEERSENV) $(GO) test,$(BENCH_PEERS))
 BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drift from run to run; ratios taken within one run are steadier.
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
