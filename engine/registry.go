@@ -152,10 +152,12 @@ func (r *registry) get(id AgentID, h uint64) *agent {
 	return ref.a
 }
 
-// putIfAbsent stores a unless id is taken; it returns the agent that holds
-// the ID afterwards and whether it is a. The caller owns a: its current
-// incarnation is the one registered.
-func (r *registry) putIfAbsent(id AgentID, h uint64, a *agent) (*agent, bool) {
+// putIfAbsent stores a unless id is taken; it returns the Ref of the
+// incarnation that holds the ID afterwards, as the registry records it
+// (not as the record may read by the time the caller looks), and whether
+// it is a's. The caller owns a: its current incarnation is the one
+// registered.
+func (r *registry) putIfAbsent(id AgentID, h uint64, a *agent) (Ref, bool) {
 	s := r.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,23 +179,25 @@ func (r *registry) putIfAbsent(id AgentID, h uint64, a *agent) (*agent, bool) {
 				continue
 			}
 			if holds(cur, gen, sh, id.Type, id.Key, h) {
-				return cur, false
+				return Ref{a: cur, gen: gen}, false
 			}
 		}
 		if t.slots[free].a.Load() == tombstone || 4*(s.used+1) <= 3*len(t.slots) {
 			if t.slots[free].a.Load() == nil {
 				s.used++
 			}
-			t.slots[free].store(a, a.gen.Load(), h)
+			gen := a.gen.Load()
+			t.slots[free].store(a, gen, h)
 			s.live.Add(1)
-			return a, true
+			return Ref{a: a, gen: gen}, true
 		}
 	}
 	t = s.rebuild(t, int(s.live.Load())+1)
-	t.insert(a, a.gen.Load(), h)
+	gen := a.gen.Load()
+	t.insert(a, gen, h)
 	s.used++
 	s.live.Add(1)
-	return a, true
+	return Ref{a: a, gen: gen}, true
 }
 
 // rebuild publishes a new table holding the agents of old (nil: none),

@@ -36,28 +36,28 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	if a := e.registry.get(id, id.hash()); a != nil {
-		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
+	if r, ok := e.registry.find(id.Type, id.Key, id.hash()); ok {
+		return r, fmt.Errorf("%w: %s", ErrAgentExists, id)
 	}
-	a, created, err := e.getOrSpawn(id, t, loopIdx)
+	r, created, err := e.getOrSpawn(id, t, loopIdx)
 	if err != nil {
 		return Ref{}, err
 	}
 	if !created {
-		return a.ref(), fmt.Errorf("%w: %s", ErrAgentExists, id)
+		return r, fmt.Errorf("%w: %s", ErrAgentExists, id)
 	}
-	return a.ref(), nil
+	return r, nil
 }
 
 // getOrSpawn creates the agent id (a pooled record when the loop's pool
 // has one) and registers it unless another spawn took the ID meanwhile:
-// it returns the agent that holds the ID and whether this call created
-// it. Callers have looked the ID up already, so it does not look again;
+// it returns the Ref of the incarnation that holds the ID, as the registry
+// records it, and whether this call created it. Callers have looked the ID up already, so it does not look again;
 // putIfAbsent settles races (the loser's record is dropped).
-func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool, error) {
+func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (Ref, bool, error) {
 	h := id.hash()
 	if e.stopping.Load() {
-		return nil, false, fmt.Errorf("%w: spawn %s", ErrStopped, id)
+		return Ref{}, false, fmt.Errorf("%w: spawn %s", ErrStopped, id)
 	}
 	if loopIdx < 0 {
 		loopIdx = int(h % uint64(len(e.loops)))
@@ -83,17 +83,17 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (*agent, bool
 		a.setID(id)
 		impl := t.factory()
 		if impl == nil {
-			return nil, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
+			return Ref{}, false, fmt.Errorf("%w: factory of %q returned nil", ErrNilFactory, t.name)
 		}
 		a.setImpl(impl)
 	}
-	actual, created := e.registry.putIfAbsent(id, h, a)
+	r, created := e.registry.putIfAbsent(id, h, a)
 	if !created {
-		return actual, false, nil
+		return r, false, nil
 	}
 	e.transition(a, lifecycle.Initializing)
-	l.post(&envelope{a: a, gen: a.gen.Load(), op: opInit})
-	return a, true, nil
+	l.post(&envelope{a: a, gen: r.gen, op: opInit})
+	return r, true, nil
 }
 
 // Lookup returns the Ref of a live agent.
@@ -101,11 +101,11 @@ func (e *Engine) Lookup(id AgentID) (Ref, error) {
 	if err := id.Validate(); err != nil {
 		return Ref{}, err
 	}
-	a := e.registry.get(id, id.hash())
-	if a == nil {
+	r, ok := e.registry.find(id.Type, id.Key, id.hash())
+	if !ok {
 		return Ref{}, fmt.Errorf("%w: %s", ErrUnknownAgent, id)
 	}
-	return a.ref(), nil
+	return r, nil // the incarnation the registry held, as resolve's
 }
 
 // resolve finds or lazily spawns id. The registry's lookup takes no lock;
@@ -128,9 +128,6 @@ func (e *Engine) resolve(id AgentID) (Ref, error) {
 // spawnFor spawns the valid id of type t, which the registry did not hold
 // a moment ago, or returns the agent that a racing spawn registered.
 func (e *Engine) spawnFor(id AgentID, t *agentType) (Ref, error) {
-	a, _, err := e.getOrSpawn(id, t, -1)
-	if err != nil {
-		return Ref{}, err
-	}
-	return a.ref(), nil
+	r, _, err := e.getOrSpawn(id, t, -1)
+	return r, err
 }
