@@ -275,6 +275,14 @@ func TestRequestsAcrossNodes(t *testing.T) {
 			switch string(m.Payload) {
 			case "silent":
 				return
+			case "hold": // answered only once the test is over
+				h, err := c.ReplyLater()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				held <- h
+				return
 			case "who":
 				from, ok := c.RemoteSender()
 				_ = c.Reply([]byte(fmt.Sprint(from, ok)))
@@ -306,13 +314,22 @@ func TestRequestsAcrossNodes(t *testing.T) {
 	if !errors.Is(err, engine.ErrUnknownType) {
 		t.Fatalf("unregistered type on the owner: %v, want ErrUnknownType", err)
 	}
+	// A request whose handler holds it past the requester's deadline
+	// times out as on one node: ErrTimeout and DeadlineExceeded.
+	holdErr := make(chan error, 1)
 	short, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel2()
-	hold := keyOn(members, "echo", "n3")
-	_, err = ms[0].e.RequestID(short, engine.AgentID{Type: "echo", Key: hold}, []byte("silent-hold"))
-	if err != nil && !errors.Is(err, engine.ErrTimeout) {
-		t.Fatalf("short request: %v", err)
+	hold := engine.AgentID{Type: "echo", Key: keyOn(members, "echo", "n3")}
+	go func() {
+		_, err := ms[0].e.RequestID(short, hold, []byte("hold"))
+		holdErr <- err
+	}()
+	h := recv(t, held, "held request on n3")
+	err = recv(t, holdErr, "short request's outcome")
+	if !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("request held past its deadline: %v, want ErrTimeout and DeadlineExceeded", err)
 	}
+	_ = h.Reply([]byte("late")) // the requester has given up: it hears nothing
 	// A handler's request: RemoteSender names it on the owner.
 	k1 := keyOn(members, "echo", "n1")
 	if rep, err := ms[0].e.RequestID(ctx, engine.AgentID{Type: "echo", Key: k1}, []byte("ask")); err != nil || string(rep) != "asked" {
@@ -323,7 +340,10 @@ func TestRequestsAcrossNodes(t *testing.T) {
 	}
 }
 
-var askReply = make(chan string, 1)
+var (
+	askReply = make(chan string, 1)
+	held     = make(chan engine.ReplyHandle, 1)
+)
 
 // TestOwnerLostFailsRequestsAndAgentsAreRecreated: a node that stops
 // heartbeating is declared lost; a request waiting on it fails with

@@ -76,7 +76,7 @@ func (n *Node) Send(ctx context.Context, from, to engine.AgentID, payload []byte
 // Request implements engine.Cluster: a request frame to the owner, the
 // reply matched by sequence number on this node's reply subject. It fails
 // with ErrOwnerLost when the owner is declared lost or leaves first, and
-// with engine.ErrTimeout after timeout.
+// with engine.ErrTimeout (and context.DeadlineExceeded) after timeout.
 func (n *Node) Request(from, to engine.AgentID, payload []byte, timeout time.Duration, done func([]byte, error)) error {
 	if n.nc == nil {
 		return fmt.Errorf("%w: request to %s", ErrNotJoined, to)
@@ -113,7 +113,8 @@ func (n *Node) expireRequest(seq uint64, to engine.AgentID) {
 	delete(n.pending, seq)
 	n.mu.Unlock()
 	if p != nil {
-		p.done(nil, fmt.Errorf("%w: request to %s", engine.ErrTimeout, to))
+		// As on one node: the deadline passed (errors.Is matches both).
+		p.done(nil, fmt.Errorf("%w: request to %s: %w", engine.ErrTimeout, to, context.DeadlineExceeded))
 	}
 }
 
