@@ -44,10 +44,17 @@ type member struct {
 // registering the types, and waits until every node sees all of them.
 func startNodes(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine)) []*member {
 	t.Helper()
+	return startNodesWith(t, url, names, reg, nil)
+}
+
+// startNodesWith is startNodes with setup called on each node before it
+// joins.
+func startNodesWith(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine), setup func(name string, n *cluster.Node)) []*member {
+	t.Helper()
 	var ms []*member
 	for _, name := range names {
 		ev := make(chan cluster.Event, 64)
-		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond,
+		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
 			OnEvent: func(e cluster.Event) { ev <- e }})
 		if err != nil {
 			t.Fatal(err)
@@ -57,6 +64,9 @@ func startNodes(t *testing.T, url string, names []string, reg func(name string, 
 			t.Fatal(err)
 		}
 		reg(name, e)
+		if setup != nil {
+			setup(name, n)
+		}
 		if err := e.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -58,19 +58,44 @@ func score(member string, id engine.AgentID) uint64 {
 	return h ^ h>>33
 }
 
-// Owns implements engine.Cluster.
+// Owns implements engine.Cluster. An ID this node has just taken over
+// from a leaving node is not owned yet, until the leaver's handoff has
+// arrived: sends to it are held until then.
 func (n *Node) Owns(id engine.AgentID) bool {
-	return n.local[id.Type] || owner(*n.view.Load(), id) == n.cfg.Name
+	if n.local[id.Type] {
+		return true
+	}
+	if owner(*n.view.Load(), id) != n.cfg.Name {
+		return false
+	}
+	return n.awaitN.Load() == 0 || !n.awaited(id)
 }
 
-// Send implements engine.Cluster: one frame to the owner's subject. A
-// refusal on the owner comes back as a DeadLetter (OnDeadLetter).
+// Send implements engine.Cluster: one frame to the owner's subject, kept
+// until the owner confirms it. A refusal on the owner, or the owner's loss
+// before it confirmed, comes back as a DeadLetter (OnDeadLetter).
 func (n *Node) Send(ctx context.Context, from, to engine.AgentID, payload []byte) error {
-	if n.nc == nil {
+	n.route.RLock()
+	if n.nc == nil || n.shut.Load() {
+		n.route.RUnlock()
 		return fmt.Errorf("%w: send to %s", ErrNotJoined, to)
 	}
-	dst := n.Owner(to)
-	return n.publish(n.cfg.Prefix+".node."+dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
+	switch dst := n.Owner(to); dst {
+	case n.cfg.Name: // taken over from a leaver: held for its handoff
+		held := n.holdLocal(&heldItem{from: from, to: to, payload: payload})
+		n.route.RUnlock()
+		if held {
+			return nil
+		}
+		return n.e.DeliverRemote(ctx, to, payload)
+	case "":
+		n.route.RUnlock()
+		return fmt.Errorf("%w: send to %s: no member left", ErrNotJoined, to)
+	default:
+		err := n.sendTracked(dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
+		n.route.RUnlock()
+		return err
+	}
 }
 
 // Request implements engine.Cluster: a request frame to the owner, the
@@ -78,10 +103,21 @@ func (n *Node) Send(ctx context.Context, from, to engine.AgentID, payload []byte
 // with ErrOwnerLost when the owner is declared lost or leaves first, and
 // with engine.ErrTimeout (and context.DeadlineExceeded) after timeout.
 func (n *Node) Request(from, to engine.AgentID, payload []byte, timeout time.Duration, done func([]byte, error)) error {
-	if n.nc == nil {
+	n.route.RLock()
+	defer n.route.RUnlock()
+	if n.nc == nil || n.shut.Load() {
 		return fmt.Errorf("%w: request to %s", ErrNotJoined, to)
 	}
 	dst := n.Owner(to)
+	switch dst {
+	case n.cfg.Name:
+		if n.holdLocal(&heldItem{from: from, to: to, payload: payload, done: done}) {
+			return nil
+		}
+		return n.e.RequestRemote(from, to, payload, done)
+	case "":
+		return fmt.Errorf("%w: request to %s: no member left", ErrNotJoined, to)
+	}
 	seq := n.seq.Add(1)
 	p := &pendingReq{node: dst, done: done}
 	n.mu.Lock()
