@@ -44,18 +44,23 @@ type member struct {
 // registering the types, and waits until every node sees all of them.
 func startNodes(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine)) []*member {
 	t.Helper()
-	return startNodesWith(t, url, names, reg, nil)
+	return startNodesWith(t, url, names, reg, nil, nil)
 }
 
 // startNodesWith is startNodes with setup called on each node before it
 // joins.
-func startNodesWith(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine), setup func(name string, n *cluster.Node)) []*member {
+func startNodesWith(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine),
+	conf func(name string, c *cluster.Config), setup func(name string, n *cluster.Node)) []*member {
 	t.Helper()
 	var ms []*member
 	for _, name := range names {
 		ev := make(chan cluster.Event, 64)
-		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
-			OnEvent: func(e cluster.Event) { ev <- e }})
+		cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
+			OnEvent: func(e cluster.Event) { ev <- e }}
+		if conf != nil {
+			conf(name, &cfg)
+		}
+		n, err := cluster.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

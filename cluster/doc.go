@@ -96,6 +96,25 @@
 // a type subscription would feed to a key being handed over is not held:
 // it feeds no agent.
 //
+// # Backpressure
+//
+// A remote mailbox's overflow policy holds across the wire, applied by
+// the owner's engine (engine.DeliverRemote): a full Reject mailbox
+// refuses the send, which comes back as a DeadLetter with
+// engine.ErrMailboxFull (TestRejectMailboxRefusesAcrossNodes); a full
+// Block mailbox makes the owner wait for room at most Config.BlockFor,
+// then refuses it the same way (TestBlockMailboxWaitsBlockForAcrossNodes);
+// DropNewest and DropOldest drop on the owner, as its engine's dead
+// letters, as on one node (where SendID returns nil for them too). While
+// the owner waits on a Block mailbox, every frame behind it to that node
+// waits in the NATS client's buffer (Config.PendingLimit per
+// subscription). Past that NATS drops frames (its slow-consumer state):
+// the owner counts them (Stats.SlowConsumer), sees the gap in the
+// senders' sequence numbers (an idle sender probes at its heartbeats, so
+// a gap at the end is seen too) and reports the sends it missed to their
+// senders, as dead letters with ErrSlowConsumer (Stats.Dropped;
+// TestSlowConsumerDropsAreDeadLetters).
+//
 // After a crash the lost node's IDs are owned by the survivors and
 // re-created there, through their types, on their next message
 // (TestCrashAccountsForEverySend). A request whose owner is declared lost

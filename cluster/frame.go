@@ -80,6 +80,8 @@ var ErrFrame = errors.New("cluster: bad frame")
 //   - send: Seq numbers the sends from one node (and incarnation) to one
 //     destination node, from 1, without gaps; the owner acknowledges them
 //     cumulatively, and a gap tells it that frames were dropped on the way.
+//     A send with an empty target type is a probe, which only takes its
+//     Seq (so that the owner sees the gap before it) and is not delivered.
 //   - request, reply: Seq is the requester's number of the request, which
 //     the reply repeats.
 //   - ack: Seq is the last send processed; the payload is the 4-byte

@@ -156,7 +156,7 @@ func TestCrashAccountsForEverySend(t *testing.T) {
 			handled[name][string(m.Payload)]++
 			mu.Unlock()
 		})
-	}, func(name string, n *cluster.Node) {
+	}, nil, func(name string, n *cluster.Node) {
 		n.OnDeadLetter(func(d cluster.DeadLetter) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -67,6 +67,16 @@ type Config struct {
 	// handoff before it takes the leaver's agents without their state.
 	// Default 5 s.
 	Drain time.Duration
+	// BlockFor bounds how long a send from another node waits for room in
+	// a Block mailbox; then it is refused (ErrMailboxFull, a DeadLetter on
+	// the sending node). While it waits, the frames behind it to this node
+	// wait too, in the NATS client's buffer (PendingLimit). Default 1 s.
+	BlockFor time.Duration
+	// PendingLimit bounds the frames the NATS client buffers for each of
+	// the node's subscriptions; past it NATS drops them (slow consumer):
+	// the sends among them are reported to their senders as dead letters
+	// with ErrSlowConsumer. Default nats.DefaultSubPendingMsgsLimit.
+	PendingLimit int
 	// MaxHandoff bounds the snapshot a leaving node hands to each member;
 	// default 64 MiB. A larger one is not handed off: its agents are
 	// re-created without their state.
@@ -212,13 +222,20 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MaxHandoff == 0 {
 		cfg.MaxHandoff = 64 << 20
 	}
+	if cfg.BlockFor == 0 {
+		cfg.BlockFor = time.Second
+	}
+	if cfg.PendingLimit == 0 {
+		cfg.PendingLimit = nats.DefaultSubPendingMsgsLimit
+	}
 	switch {
 	case !validToken(cfg.Name):
 		return nil, fmt.Errorf("%w: node name %q", ErrInvalidConfig, cfg.Name)
 	case cfg.Heartbeat < 0 || cfg.LostAfter <= cfg.Heartbeat:
 		return nil, fmt.Errorf("%w: heartbeat %v, lost after %v", ErrInvalidConfig, cfg.Heartbeat, cfg.LostAfter)
-	case cfg.Drain < 0 || cfg.MaxHandoff < 0:
-		return nil, fmt.Errorf("%w: drain %v, max handoff %d", ErrInvalidConfig, cfg.Drain, cfg.MaxHandoff)
+	case cfg.Drain < 0 || cfg.MaxHandoff < 0 || cfg.BlockFor < 0 || cfg.PendingLimit < 0:
+		return nil, fmt.Errorf("%w: drain %v, block for %v, max handoff %d, pending limit %d",
+			ErrInvalidConfig, cfg.Drain, cfg.BlockFor, cfg.MaxHandoff, cfg.PendingLimit)
 	}
 	n := &Node{
 		cfg:      cfg,
@@ -293,6 +310,9 @@ func (n *Node) Join(e *engine.Engine) error {
 		n.cfg.Prefix + ".reply." + n.cfg.Name: n.onFrame,
 	} {
 		s, err := nc.Subscribe(subj, h)
+		if err == nil {
+			err = s.SetPendingLimits(n.cfg.PendingLimit, nats.DefaultSubPendingBytesLimit)
+		}
 		if err != nil {
 			nc.Close()
 			return fmt.Errorf("cluster: node %s: subscribe %s: %w", n.cfg.Name, subj, err)
@@ -374,6 +394,7 @@ func (n *Node) heartbeat() {
 		}
 		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendFigures(nil, fig)})
 		n.flushAcks()
+		n.probe()
 		n.expire(time.Now())
 		select {
 		case <-t.C:
@@ -599,6 +620,10 @@ func (n *Node) onSend(f *Frame) {
 	if first, last := n.seen(f); first <= last {
 		n.nack(f.Node, first, last, fmt.Errorf("%w: %d sends from %s missing before %d", ErrSlowConsumer, last-first+1, f.Node, f.Seq))
 	}
+	defer n.processed(f)
+	if f.To.Type == "" {
+		return // a probe: it only shows the gaps before it
+	}
 	if n.holdRemote(f) {
 		return
 	}
@@ -607,7 +632,9 @@ func (n *Node) onSend(f *Frame) {
 
 // deliver hands a send frame to the engine and nacks a refusal.
 func (n *Node) deliver(f *Frame) {
-	err := n.e.DeliverRemote(context.Background(), agentID(f.To), f.Payload)
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BlockFor)
+	err := n.e.DeliverRemote(ctx, agentID(f.To), f.Payload)
+	cancel()
 	if err == nil {
 		n.delivered.Add(1)
 		return

@@ -168,7 +168,7 @@ func (n *Node) Publish(from engine.AgentID, topic string, payload []byte) error 
 var codes = []error{
 	nil, engine.ErrTimeout, engine.ErrNoReply, engine.ErrTerminated, engine.ErrMailboxFull,
 	engine.ErrUnknownAgent, engine.ErrUnknownType, engine.ErrStopped, ErrRemotePanic,
-	engine.ErrInvalidID, ErrOwnerLost, engine.ErrInitFailed,
+	engine.ErrInvalidID, ErrOwnerLost, engine.ErrInitFailed, ErrSlowConsumer,
 }
 
 const codeOther = 255

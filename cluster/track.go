@@ -21,6 +21,7 @@ const ackEvery = 512
 // acknowledged yet, in Seq order.
 type outbox struct {
 	seq     uint64
+	probed  uint64 // seq at the last heartbeat
 	unacked []sentFrame
 }
 
@@ -33,7 +34,8 @@ type sentFrame struct {
 // inbound is what this node has taken from one sending node's incarnation.
 type inbound struct {
 	inc         uint32
-	first, last uint64
+	first, last uint64 // the first and the last Seq seen
+	done        uint64 // the last Seq processed: what an ack may cover
 	acked       uint64 // last acknowledged
 }
 
@@ -71,15 +73,29 @@ func (n *Node) seen(f *Frame) (gapFirst, gapLast uint64) {
 	in := n.in[f.Node]
 	if in == nil || in.inc != f.Inc || f.Seq <= in.last {
 		// A node first heard from, or restarted: it starts afresh.
-		n.in[f.Node] = &inbound{inc: f.Inc, first: f.Seq, last: f.Seq}
+		n.in[f.Node] = &inbound{inc: f.Inc, first: f.Seq, last: f.Seq, done: f.Seq - 1, acked: f.Seq - 1}
 		return 1, 0
 	}
 	gapFirst, gapLast = in.last+1, f.Seq-1
 	in.last = f.Seq
-	if in.last-in.acked >= ackEvery {
+	return gapFirst, gapLast
+}
+
+// processed records that the send f was taken by the engine (or refused,
+// or held for a handoff): an acknowledgement may cover it now, not
+// before, or a send that then waits for room and is refused would be
+// confirmed first.
+func (n *Node) processed(f *Frame) {
+	n.inMu.Lock()
+	defer n.inMu.Unlock()
+	in := n.in[f.Node]
+	if in == nil || in.inc != f.Inc || f.Seq > in.last {
+		return
+	}
+	in.done = f.Seq
+	if in.done-in.acked >= ackEvery {
 		n.ackLocked(f.Node, in)
 	}
-	return gapFirst, gapLast
 }
 
 // flushAcks acknowledges every sending node's sends taken since the last
@@ -88,7 +104,7 @@ func (n *Node) flushAcks() {
 	n.inMu.Lock()
 	defer n.inMu.Unlock()
 	for name, in := range n.in {
-		if in.last != in.acked {
+		if in.done != in.acked {
 			n.ackLocked(name, in)
 		}
 	}
@@ -97,8 +113,8 @@ func (n *Node) flushAcks() {
 func (n *Node) ackLocked(to string, in *inbound) {
 	p := binary.BigEndian.AppendUint32(make([]byte, 0, 12), in.inc)
 	p = binary.BigEndian.AppendUint64(p, in.first)
-	if n.publish(n.cfg.Prefix+".node."+to, &Frame{Kind: KindAck, Seq: in.last, Payload: p}) == nil {
-		in.acked = in.last
+	if n.publish(n.cfg.Prefix+".node."+to, &Frame{Kind: KindAck, Seq: in.done, Payload: p}) == nil {
+		in.acked = in.done
 	}
 }
 
@@ -217,4 +233,23 @@ func (n *Node) inFlightLocked() uint64 {
 		}
 	}
 	return c
+}
+
+// probe sends, to every destination with sends not settled and none made
+// since the last heartbeat, an empty send: it takes the next Seq, so that
+// the owner sees a gap at the end of the sequence (the last frames
+// dropped) as it sees one in the middle.
+func (n *Node) probe() {
+	n.outMu.Lock()
+	defer n.outMu.Unlock()
+	for dst, ob := range n.out {
+		if ob.seq == ob.probed && len(ob.unacked) > 0 {
+			b, err := n.encode(&Frame{Kind: KindSend, Seq: ob.seq + 1})
+			if err == nil && n.nc.Publish(n.cfg.Prefix+".node."+dst, b) == nil {
+				ob.seq++
+				n.sent.Add(1)
+			}
+		}
+		ob.probed = ob.seq
+	}
 }
