@@ -117,7 +117,10 @@
 //
 // After a crash the lost node's IDs are owned by the survivors and
 // re-created there, through their types, on their next message
-// (TestCrashAccountsForEverySend). A request whose owner is declared lost
+// (TestCrashAccountsForEverySend; TestChaosKillRestartUnderLoad crashes,
+// restarts and re-joins nodes under load). The sends to a node that
+// restarted before it was declared lost are settled by its new
+// incarnation: those it saw are confirmed, those before are lost. A request whose owner is declared lost
 // or leaves before it answers fails with ErrOwnerLost; one with a timeout
 // fails with engine.ErrTimeout after it. A frame that does not decode
 // (bad checksum, length, version or kind) is dropped and counted in

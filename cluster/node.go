@@ -440,7 +440,7 @@ func (n *Node) expire(now time.Time) {
 	}
 	n.mu.Unlock()
 	for _, name := range lost {
-		n.memberGone(MemberLost, name)
+		n.memberGone(MemberLost, name, false)
 	}
 }
 
@@ -462,7 +462,7 @@ func (n *Node) heard(name string, inc uint32, fig Figures) {
 	}
 	n.mu.Unlock()
 	if known {
-		n.memberGone(MemberLost, name) // restarted
+		n.memberGone(MemberLost, name, true)
 	}
 	n.route.Lock() // a join moves IDs: no send is choosing an owner
 	n.mu.Lock()
@@ -481,8 +481,12 @@ func (n *Node) heard(name string, inc uint32, fig Figures) {
 }
 
 // memberGone drops a member that was lost (or restarted): the requests
-// and sends waiting on it fail, and a handoff awaited from it is given up.
-func (n *Node) memberGone(kind EventKind, name string) {
+// waiting on it fail, and a handoff awaited from it is given up. The sends
+// waiting on a lost member fail; those waiting on a restarted one are
+// settled by the new incarnation's first acknowledgement (which says which
+// of them it saw: a probe at the next heartbeat makes sure it sends one),
+// for some may have reached it.
+func (n *Node) memberGone(kind EventKind, name string, restarted bool) {
 	n.route.Lock()
 	n.mu.Lock()
 	if _, ok := n.incs[name]; !ok {
@@ -501,7 +505,9 @@ func (n *Node) memberGone(kind EventKind, name string) {
 	delete(n.in, name)
 	n.inMu.Unlock()
 	n.failRequests(failed, fmt.Errorf("%w: %s %s", ErrOwnerLost, name, kind))
-	n.failOutbox(name, fmt.Errorf("%w: %s %s before confirming it", ErrOwnerLost, name, kind))
+	if !restarted {
+		n.failOutbox(name, fmt.Errorf("%w: %s %s before confirming it", ErrOwnerLost, name, kind))
+	}
 	n.release(name)
 	n.event(Event{Kind: kind, Node: name, Members: members})
 }
