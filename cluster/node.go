@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,6 +171,8 @@ type Node struct {
 	leaving atomic.Bool
 	shut    atomic.Bool  // closed
 	awaitN  atomic.Int32 // len(awaiting), read by Owns without the lock
+
+	blockCtxs sync.Pool // *blockCtx
 
 	outMu sync.Mutex
 	out   map[string]*outbox
@@ -638,9 +639,9 @@ func (n *Node) onSend(f *Frame) {
 
 // deliver hands a send frame to the engine and nacks a refusal.
 func (n *Node) deliver(f *Frame) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.BlockFor)
+	ctx := n.deliverCtx()
 	err := n.e.DeliverRemote(ctx, agentID(f.To), f.Payload)
-	cancel()
+	n.doneCtx(ctx)
 	if err == nil {
 		n.delivered.Add(1)
 		return
