@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/agentloop/agentloop/cluster"
 	"github.com/agentloop/agentloop/engine"
 )
@@ -261,5 +263,76 @@ func TestCrashAccountsForEverySend(t *testing.T) {
 	}
 	if sum.Lost == 0 {
 		t.Fatal("nothing was in flight to n3 when it crashed: the test did not test")
+	}
+}
+
+// TestLeaveFailsRequestsWaitingOnTheLeaver: a request the leaver holds
+// unanswered fails on the requester's node with ErrOwnerLost when that
+// node hears of the leave.
+func TestLeaveFailsRequestsWaitingOnTheLeaver(t *testing.T) {
+	url := natsServer(t)
+	holding := make(chan engine.ReplyHandle, 1)
+	ms := startNodes(t, url, three, func(name string, e *engine.Engine) {
+		register(t, e, "slowpoke", func(c *engine.Context, m engine.Message) {
+			h, err := c.ReplyLater()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			holding <- h // never answered before the leave
+		})
+	})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ms[0].e.RequestID(context.Background(), engine.AgentID{Type: "slowpoke", Key: keyOn(three, "slowpoke", "n3")}, nil)
+		errc <- err
+	}()
+	recv(t, holding, "the request on n3")
+	if err := ms[2].node.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, errc, "the request's outcome"); !errors.Is(err, cluster.ErrOwnerLost) {
+		t.Fatalf("request held by the leaver: %v, want ErrOwnerLost", err)
+	}
+}
+
+// TestHandoffNeverArrivingReleasesHeldSends: a leaver that dies before
+// its handoff (here a fake member that announces itself and leaves) does
+// not hold its former agents' sends for ever: after 2 × Drain the new
+// owner starts them without state and delivers what it held.
+func TestHandoffNeverArrivingReleasesHeldSends(t *testing.T) {
+	url := natsServer(t)
+	got := make(chan string, 4)
+	ms := startNodesWith(t, url, three[:1], func(name string, e *engine.Engine) {
+		register(t, e, "dev", func(c *engine.Context, m engine.Message) { got <- string(m.Payload) })
+	}, func(_ string, c *cluster.Config) { c.Drain = 20 * time.Millisecond }, nil)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub := func(subj string, f cluster.Frame) {
+		f.Node, f.Inc = "n3", 7
+		b, err := cluster.AppendFrame(nil, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(subj, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 16)})
+	waitMembers(t, ms[0], 2)
+	id := engine.AgentID{Type: "dev", Key: keyOn([]string{"n1", "n3"}, "dev", "n3")}
+	pub("agentloop.node.n1", cluster.Frame{Kind: cluster.KindLeave})
+	waitMembers(t, ms[0], 1)
+	if err := ms[0].e.SendID(id, []byte("held")); err != nil { // held for the handoff
+		t.Fatal(err)
+	}
+	if p := recv(t, got, "the held send, released"); p != "held" {
+		t.Fatalf("delivered %q", p)
+	}
+	if st := ms[0].node.Stats(); st.HandoffRestored != 0 {
+		t.Fatalf("restored %d agents from a handoff that never came", st.HandoffRestored)
 	}
 }
