@@ -33,9 +33,11 @@
 // IDs it owned move, each to its second-best member: about 1/N of them
 // for N members (TestPlacementMovesOnlyTheLeaversAgents measures 0.340,
 // 0.198 and 0.103 for N = 3, 5, 10). Config.LocalTypes are owned by every
-// node for itself and never leave it. Weighted placement by headroom is
-// not implemented yet (Figures, the heartbeat's payload type, is its wire
-// format).
+// node for itself and never leave it. Config.Weighted types are placed by
+// headroom instead: weighted rendezvous hashing over the figures each
+// member had when it joined, which its heartbeats carry, with per-type
+// coefficients α+β+γ = 1 (see Weights): a member owns a share of them in
+// proportion to its headroom, and a leave still moves only the leaver's.
 //
 // # What is transparent
 //

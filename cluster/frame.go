@@ -94,7 +94,9 @@ var ErrFrame = errors.New("cluster: bad frame")
 //     member has stopped routing to it.
 //   - handoff: Seq numbers the chunks from 1, Code 1 marks the last; the
 //     chunks put together are an engine snapshot.
-//   - heartbeat: the payload is Figures (16 bytes).
+//   - heartbeat: the payload is the node's Figures now (16 bytes) and
+//     those it had when it joined (the same 16 bytes' layout), which
+//     weighted placement uses.
 type Frame struct {
 	Kind      Kind
 	Priority  int8
@@ -212,6 +214,24 @@ func appendFigures(dst []byte, f Figures) []byte {
 	return binary.BigEndian.AppendUint32(dst, f.Agents)
 }
 
+// appendHeartbeat appends a heartbeat's payload: the figures now and at
+// join.
+func appendHeartbeat(dst []byte, now, joined Figures) []byte {
+	return appendFigures(appendFigures(dst, now), joined)
+}
+
+// decodeHeartbeat decodes what appendHeartbeat wrote; it refuses any
+// other length with ErrFrame.
+func decodeHeartbeat(b []byte) (now, joined Figures, err error) {
+	if len(b) != 2*figuresLen {
+		return now, joined, fmt.Errorf("%w: heartbeat of %d bytes, want %d", ErrFrame, len(b), 2*figuresLen)
+	}
+	if now, err = decodeFigures(b[:figuresLen]); err == nil {
+		joined, err = decodeFigures(b[figuresLen:])
+	}
+	return now, joined, err
+}
+
 func decodeFigures(b []byte) (Figures, error) {
 	if len(b) != figuresLen {
 		return Figures{}, fmt.Errorf("%w: figures of %d bytes, want %d", ErrFrame, len(b), figuresLen)
@@ -221,6 +241,10 @@ func decodeFigures(b []byte) (Figures, error) {
 		v[i] = clamp01(float64(math.Float32frombits(binary.BigEndian.Uint32(b[4*i:]))))
 	}
 	return Figures{CPUIdle: v[0], MemFree: v[1], NetFree: v[2], Agents: binary.BigEndian.Uint32(b[12:])}, nil
+}
+
+func clampFigures(f Figures) Figures {
+	return Figures{CPUIdle: clamp01(f.CPUIdle), MemFree: clamp01(f.MemFree), NetFree: clamp01(f.NetFree), Agents: f.Agents}
 }
 
 // clamp01 bounds v to [0, 1]; NaN is 0.

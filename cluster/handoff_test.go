@@ -321,7 +321,7 @@ func TestHandoffNeverArrivingReleasesHeldSends(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 16)})
+	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 32)})
 	waitMembers(t, ms[0], 2)
 	id := engine.AgentID{Type: "dev", Key: keyOn([]string{"n1", "n3"}, "dev", "n3")}
 	pub("agentloop.node.n1", cluster.Frame{Kind: cluster.KindLeave})

@@ -21,6 +21,7 @@ import (
 type awaiting struct {
 	leaver    string
 	before    []string // the view with the leaver: who owned what
+	figs      map[string]Figures
 	held      []*heldItem
 	snap      []byte
 	tooBig    bool
@@ -47,7 +48,7 @@ func (n *Node) awaited(id engine.AgentID) bool {
 
 func (n *Node) awaitingForLocked(id engine.AgentID) *awaiting {
 	for _, a := range n.awaiting {
-		if owner(a.before, id) == a.leaver {
+		if n.ownerIn(a.before, a.figs, id) == a.leaver {
 			return a
 		}
 	}
@@ -155,15 +156,16 @@ func (n *Node) onLeave(f *Frame) {
 	var members []string
 	var failed []*pendingReq
 	if known {
-		before := *n.view.Load()
+		before, figs := *n.view.Load(), *n.placeFigs.Load()
 		delete(n.lastSeen, f.Node)
 		delete(n.figures, f.Node)
 		delete(n.incs, f.Node)
+		delete(n.joinFigs, f.Node)
 		members = n.rebuildLocked()
 		failed = n.takePendingLocked(f.Node)
 		if _, dup := n.awaiting[f.Node]; !dup && !n.leaving.Load() {
 			name := f.Node
-			n.awaiting[name] = &awaiting{leaver: name, before: before,
+			n.awaiting[name] = &awaiting{leaver: name, before: before, figs: figs,
 				timer: time.AfterFunc(2*n.cfg.Drain, func() { n.handoffTimedOut(name) })}
 			n.awaitN.Add(1)
 		}
@@ -220,10 +222,10 @@ func (n *Node) restore(leaver string, snap []byte) {
 		slog.Warn("cluster: handoff refused", "node", n.cfg.Name, "leaver", leaver, "err", err)
 		return
 	}
-	view := *n.view.Load()
+	view, figs := *n.view.Load(), *n.placeFigs.Load()
 	var ids []engine.AgentID
 	for _, r := range d.Records {
-		if !n.local[r.ID.Type] && owner(view, r.ID) == n.cfg.Name {
+		if !n.local[r.ID.Type] && n.ownerIn(view, figs, r.ID) == n.cfg.Name {
 			ids = append(ids, r.ID)
 		}
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	// Figures, when set, gives the figures each heartbeat carries (see
 	// Figures); called on the heartbeat goroutine.
 	Figures func() Figures
+	// Weighted makes the listed agent types placed by headroom (see
+	// Weights) instead of by plain rendezvous hashing.
+	Weighted map[string]Weights
 	// OnEvent, when set, hears every membership change, on the node's own
 	// goroutine: it must not block.
 	OnEvent func(Event)
@@ -157,6 +160,10 @@ type Node struct {
 	subjPub  string // prefix.pub.
 
 	view atomic.Pointer[[]string] // live members, sorted, this node included
+	// placeFigs is joinFigs as of the view (weighted placement reads it
+	// without the lock); replaced, never modified.
+	placeFigs atomic.Pointer[map[string]Figures]
+	joined    Figures // this node's figures at Join
 
 	nc   *nats.Conn
 	e    *engine.Engine
@@ -182,6 +189,7 @@ type Node struct {
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
 	figures  map[string]Figures
+	joinFigs map[string]Figures // each member's figures at its join, this node's included
 	pending  map[uint64]*pendingReq
 	closed   bool
 	incs     map[string]uint32    // each member's incarnation
@@ -234,6 +242,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: node name %q", ErrInvalidConfig, cfg.Name)
 	case cfg.Heartbeat < 0 || cfg.LostAfter <= cfg.Heartbeat:
 		return nil, fmt.Errorf("%w: heartbeat %v, lost after %v", ErrInvalidConfig, cfg.Heartbeat, cfg.LostAfter)
+	case !validWeights(cfg.Weighted):
+		return nil, fmt.Errorf("%w: weighted placement coefficients %v: want each in [0, 1], summing to 1", ErrInvalidConfig, cfg.Weighted)
 	case cfg.Drain < 0 || cfg.MaxHandoff < 0 || cfg.BlockFor < 0 || cfg.PendingLimit < 0:
 		return nil, fmt.Errorf("%w: drain %v, block for %v, max handoff %d, pending limit %d",
 			ErrInvalidConfig, cfg.Drain, cfg.BlockFor, cfg.MaxHandoff, cfg.PendingLimit)
@@ -246,6 +256,7 @@ func New(cfg Config) (*Node, error) {
 		subjPub:  cfg.Prefix + ".pub.",
 		lastSeen: map[string]time.Time{},
 		figures:  map[string]Figures{},
+		joinFigs: map[string]Figures{},
 		pending:  map[uint64]*pendingReq{},
 		incs:     map[string]uint32{},
 		gone:     map[string]uint32{},
@@ -259,6 +270,7 @@ func New(cfg Config) (*Node, error) {
 		n.local[t] = true
 	}
 	n.view.Store(&[]string{cfg.Name})
+	n.placeFigs.Store(&map[string]Figures{})
 	return n, nil
 }
 
@@ -304,6 +316,13 @@ func (n *Node) Join(e *engine.Engine) error {
 		return fmt.Errorf("cluster: node %s: connect: %w", n.cfg.Name, err)
 	}
 	n.nc, n.e = nc, e
+	if n.cfg.Figures != nil {
+		n.joined = n.cfg.Figures()
+	}
+	n.mu.Lock()
+	n.joinFigs[n.cfg.Name] = clampFigures(n.joined)
+	n.rebuildLocked()
+	n.mu.Unlock()
 	for subj, h := range map[string]nats.MsgHandler{
 		n.subjNode:                            n.onFrame,
 		n.subjHB:                              n.onFrame,
@@ -393,7 +412,7 @@ func (n *Node) heartbeat() {
 		if n.cfg.Figures != nil {
 			fig = n.cfg.Figures()
 		}
-		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendFigures(nil, fig)})
+		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendHeartbeat(nil, fig, n.joined)})
 		n.flushAcks()
 		n.probe()
 		n.expire(time.Now())
@@ -448,7 +467,7 @@ func (n *Node) expire(now time.Time) {
 // heard records a heartbeat from name's incarnation inc, a join when it
 // is new. A known name with another incarnation restarted: the earlier one
 // is lost first.
-func (n *Node) heard(name string, inc uint32, fig Figures) {
+func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 	n.mu.Lock()
 	if n.gone[name] == inc || n.leaving.Load() || n.closed {
 		n.mu.Unlock()
@@ -475,6 +494,7 @@ func (n *Node) heard(name string, inc uint32, fig Figures) {
 	n.incs[name] = inc
 	n.lastSeen[name] = time.Now()
 	n.figures[name] = fig
+	n.joinFigs[name] = joined
 	members := n.rebuildLocked()
 	n.mu.Unlock()
 	n.route.Unlock()
@@ -498,6 +518,7 @@ func (n *Node) memberGone(kind EventKind, name string, restarted bool) {
 	delete(n.lastSeen, name)
 	delete(n.figures, name)
 	delete(n.incs, name)
+	delete(n.joinFigs, name)
 	members := n.rebuildLocked()
 	failed := n.takePendingLocked(name)
 	n.mu.Unlock()
@@ -542,6 +563,8 @@ func (n *Node) rebuildLocked() []string {
 		v = append(v, name)
 	}
 	slices.Sort(v)
+	figs := maps.Clone(n.joinFigs)
+	n.placeFigs.Store(&figs)
 	n.view.Store(&v)
 	return slices.Clone(v)
 }
@@ -591,12 +614,12 @@ func (n *Node) onFrame(m *nats.Msg) {
 	}
 	switch f.Kind {
 	case KindHeartbeat:
-		fig, err := decodeFigures(f.Payload)
+		fig, joined, err := decodeHeartbeat(f.Payload)
 		if err != nil {
 			n.corrupt.Add(1)
 			return
 		}
-		n.heard(f.Node, f.Inc, fig)
+		n.heard(f.Node, f.Inc, fig, joined)
 	case KindLeave:
 		n.onLeave(&f)
 	case KindSend:

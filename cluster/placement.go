@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/agentloop/agentloop/engine"
@@ -16,7 +17,82 @@ func (n *Node) Owner(id engine.AgentID) string {
 	if n.local[id.Type] {
 		return n.cfg.Name
 	}
-	return owner(*n.view.Load(), id)
+	return n.ownerIn(*n.view.Load(), *n.placeFigs.Load(), id)
+}
+
+// ownerIn is the owner of id among members, weighted by figs for a
+// weighted type.
+func (n *Node) ownerIn(members []string, figs map[string]Figures, id engine.AgentID) string {
+	if len(n.cfg.Weighted) > 0 {
+		if w, ok := n.cfg.Weighted[id.Type]; ok {
+			return weightedOwner(members, figs, w, id)
+		}
+	}
+	return owner(members, id)
+}
+
+// Weights are the coefficients of a weighted type's placement, α, β and
+// γ: a member's headroom for the type is
+//
+//	CPU·CPUIdle + Mem·MemFree + Net·NetFree
+//
+// of the Figures it had when it joined (Config.Figures at Join, carried by
+// every heartbeat, so that every node computes the same). Each is in
+// [0, 1] and CPU + Mem + Net = 1. An ID of the type is owned by weighted
+// rendezvous hashing: every member with headroom h > 0 scores the ID
+// -h / ln(u), u the member's hash of the ID in (0, 1), and the highest
+// owns it. A member thus owns a share of the type's IDs in proportion to
+// its headroom (TestWeightedPlacementFollowsHeadroom), and, as the
+// weights of a member do not change while it is a member, when one leaves
+// only the IDs it owned move. When no member has headroom the type is
+// placed as an unweighted one. The figures are those at join, not live
+// ones: placement by live figures would move agents as the figures move.
+type Weights struct{ CPU, Mem, Net float64 }
+
+func validWeights(m map[string]Weights) bool {
+	for _, w := range m {
+		for _, c := range [...]float64{w.CPU, w.Mem, w.Net} {
+			if !(c >= 0 && c <= 1) {
+				return false
+			}
+		}
+		if s := w.CPU + w.Mem + w.Net; s < 1-1e-9 || s > 1+1e-9 {
+			return false
+		}
+	}
+	return true
+}
+
+// Headroom returns f's headroom under w (see Weights).
+func (w Weights) Headroom(f Figures) float64 {
+	f = clampFigures(f)
+	return w.CPU*f.CPUIdle + w.Mem*f.MemFree + w.Net*f.NetFree
+}
+
+// weightedOwner is weighted rendezvous hashing (see Weights).
+func weightedOwner(members []string, figs map[string]Figures, w Weights, id engine.AgentID) string {
+	best, bestScore := "", 0.0
+	for _, m := range members {
+		h := w.Headroom(figs[m])
+		if h <= 0 {
+			continue
+		}
+		u := (float64(score(m, id)>>11) + 0.5) / (1 << 53) // in (0, 1)
+		if s := -h / math.Log(u); best == "" || s > bestScore || (s == bestScore && m < best) {
+			best, bestScore = m, s
+		}
+	}
+	if best == "" {
+		return owner(members, id)
+	}
+	return best
+}
+
+// WeightedOwnerOf returns the member of members that owns id of a type
+// placed with w, given each member's figures at join: the rule every node
+// applies (see Weights).
+func WeightedOwnerOf(members []string, figures map[string]Figures, w Weights, id engine.AgentID) string {
+	return weightedOwner(members, figures, w, id)
 }
 
 // owner is rendezvous (highest random weight) hashing: every member scores
@@ -65,7 +141,7 @@ func (n *Node) Owns(id engine.AgentID) bool {
 	if n.local[id.Type] {
 		return true
 	}
-	if owner(*n.view.Load(), id) != n.cfg.Name {
+	if n.ownerIn(*n.view.Load(), *n.placeFigs.Load(), id) != n.cfg.Name {
 		return false
 	}
 	return n.awaitN.Load() == 0 || !n.awaited(id)
