@@ -30,7 +30,7 @@ BENCHNOTE       ?= Figures from a shared, noisy 2-core VM: absolute numbers drif
 # go test's own failure lines: a benchmark run piped into tee must still fail make.
 BENCHFAILED     = grep -qE '^(FAIL|--- FAIL|panic:)'
 
-.PHONY: run test vet race stress benchonce peers cluster-test browser screenshots bench benchmarks lint profile flame browser-deps
+.PHONY: run test vet race stress benchonce peers cluster-test cluster browser screenshots bench benchmarks lint profile flame browser-deps
 
 ## run: the IoT gateway simulation on its defaults
 run:
@@ -61,6 +61,13 @@ benchonce:
 cluster-test:
 	$(CLUSTERENV) $(GO) vet ./...
 	$(CLUSTERENV) $(GO) test -race -count=1 ./...
+
+## cluster: three gateway nodes as separate processes on an embedded NATS
+## server on localhost, one killed with SIGKILL halfway; prints each node's
+## live figures, the re-home time and the cluster-wide accounting
+## (accepted = delivered + dead-lettered); CLUSTER_FLAGS for its flags
+cluster:
+	$(CLUSTERENV) $(GO) run ./cmd/clusterdemo $(CLUSTER_FLAGS)
 
 ## peers: vet and test the peers module (each implementation delivers what
 ## it counts; the report generator's verdicts)

@@ -44,11 +44,23 @@ type member struct {
 // registering the types, and waits until every node sees all of them.
 func startNodes(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine)) []*member {
 	t.Helper()
+	return startNodesWith(t, url, names, reg, nil, nil)
+}
+
+// startNodesWith is startNodes with setup called on each node before it
+// joins.
+func startNodesWith(t *testing.T, url string, names []string, reg func(name string, e *engine.Engine),
+	conf func(name string, c *cluster.Config), setup func(name string, n *cluster.Node)) []*member {
+	t.Helper()
 	var ms []*member
 	for _, name := range names {
 		ev := make(chan cluster.Event, 64)
-		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond,
-			OnEvent: func(e cluster.Event) { ev <- e }})
+		cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
+			OnEvent: func(e cluster.Event) { ev <- e }}
+		if conf != nil {
+			conf(name, &cfg)
+		}
+		n, err := cluster.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +69,9 @@ func startNodes(t *testing.T, url string, names []string, reg func(name string, 
 			t.Fatal(err)
 		}
 		reg(name, e)
+		if setup != nil {
+			setup(name, n)
+		}
 		if err := e.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -275,6 +290,14 @@ func TestRequestsAcrossNodes(t *testing.T) {
 			switch string(m.Payload) {
 			case "silent":
 				return
+			case "hold": // answered only once the test is over
+				h, err := c.ReplyLater()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				held <- h
+				return
 			case "who":
 				from, ok := c.RemoteSender()
 				_ = c.Reply([]byte(fmt.Sprint(from, ok)))
@@ -306,13 +329,22 @@ func TestRequestsAcrossNodes(t *testing.T) {
 	if !errors.Is(err, engine.ErrUnknownType) {
 		t.Fatalf("unregistered type on the owner: %v, want ErrUnknownType", err)
 	}
+	// A request whose handler holds it past the requester's deadline
+	// times out as on one node: ErrTimeout and DeadlineExceeded.
+	holdErr := make(chan error, 1)
 	short, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel2()
-	hold := keyOn(members, "echo", "n3")
-	_, err = ms[0].e.RequestID(short, engine.AgentID{Type: "echo", Key: hold}, []byte("silent-hold"))
-	if err != nil && !errors.Is(err, engine.ErrTimeout) {
-		t.Fatalf("short request: %v", err)
+	hold := engine.AgentID{Type: "echo", Key: keyOn(members, "echo", "n3")}
+	go func() {
+		_, err := ms[0].e.RequestID(short, hold, []byte("hold"))
+		holdErr <- err
+	}()
+	h := recv(t, held, "held request on n3")
+	err = recv(t, holdErr, "short request's outcome")
+	if !errors.Is(err, engine.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("request held past its deadline: %v, want ErrTimeout and DeadlineExceeded", err)
 	}
+	_ = h.Reply([]byte("late")) // the requester has given up: it hears nothing
 	// A handler's request: RemoteSender names it on the owner.
 	k1 := keyOn(members, "echo", "n1")
 	if rep, err := ms[0].e.RequestID(ctx, engine.AgentID{Type: "echo", Key: k1}, []byte("ask")); err != nil || string(rep) != "asked" {
@@ -323,7 +355,10 @@ func TestRequestsAcrossNodes(t *testing.T) {
 	}
 }
 
-var askReply = make(chan string, 1)
+var (
+	askReply = make(chan string, 1)
+	held     = make(chan engine.ReplyHandle, 1)
+)
 
 // TestOwnerLostFailsRequestsAndAgentsAreRecreated: a node that stops
 // heartbeating is declared lost; a request waiting on it fails with

@@ -19,7 +19,9 @@
 // (MemberJoined); one not heard from for Config.LostAfter (default 3 s) is
 // declared lost (MemberLost), checked at each of this node's heartbeats, so
 // within LostAfter + Heartbeat; a node that calls Leave is dropped at once
-// (MemberLeft). Config.OnEvent hears each change with the members after
+// (MemberLeft). Every frame carries its node's incarnation, chosen at New:
+// a node restarted under the same name is seen as the earlier one lost
+// (MemberLost) and a new one joined (MemberJoined). Config.OnEvent hears each change with the members after
 // it. Each node keeps its own view: views agree once the heartbeats of
 // one interval have arrived everywhere.
 //
@@ -31,9 +33,11 @@
 // IDs it owned move, each to its second-best member: about 1/N of them
 // for N members (TestPlacementMovesOnlyTheLeaversAgents measures 0.340,
 // 0.198 and 0.103 for N = 3, 5, 10). Config.LocalTypes are owned by every
-// node for itself and never leave it. Weighted placement by headroom is
-// not implemented yet (Figures, the heartbeat's payload type, is its wire
-// format).
+// node for itself and never leave it. Config.Weighted types are placed by
+// headroom instead: weighted rendezvous hashing over the figures each
+// member had when it joined, which its heartbeats carry, with per-type
+// coefficients α+β+γ = 1 (see Weights): a member owns a share of them in
+// proportion to its headroom, and a leave still moves only the leaver's.
 //
 // # What is transparent
 //
@@ -58,24 +62,78 @@
 // node returns once the frame is handed to NATS, so the owner's refusal
 // (a full Reject mailbox, an unknown type, a terminated agent) comes back
 // asynchronously as a DeadLetter on the sending node (Node.OnDeadLetter,
-// Stats.Nacked) rather than as SendID's error.
+// Stats.Nacked) rather than as SendID's error. Order per sender holds
+// across a graceful leave; across a crash, what was in flight to the lost
+// node is reported, not re-sent.
 //
 // # Failure semantics
 //
-// A request whose owner is declared lost or leaves before it answers fails
-// with ErrOwnerLost; one with a timeout fails with engine.ErrTimeout after
-// it. After a loss the lost node's IDs are owned by the survivors and
-// re-created there, through their types, on their next message. A frame
-// that does not decode (bad checksum, length, version or kind) is dropped
-// and counted in Stats.Corrupt, never delivered. Not yet implemented:
-// handoff of state on a graceful leave, reporting sends in flight to a
-// lost node, slow-consumer dead letters and the JetStream option.
+// Sends are accounted for. The sending node keeps each send frame until
+// the owner acknowledges it; the owner acknowledges, cumulatively, the
+// sends its engine took (at each of its heartbeats and every 512 sends),
+// and refuses the rest. A send is therefore, on the node that made it,
+// confirmed (Stats.Confirmed), refused by the owner (Stats.Nacked),
+// dropped on the way (Stats.Dropped, ErrSlowConsumer: the owner sees the
+// gap in the sequence numbers), or lost with its owner (Stats.Lost,
+// ErrOwnerLost: the owner was declared lost, or restarted, before it
+// confirmed the send): every one but the confirmed is a DeadLetter, with
+// its payload, on OnDeadLetter. Stats.Sent is the sum of those and
+// Stats.InFlight at every instant, so that cluster-wide, once quiet,
+// accepted sends = delivered + dead-lettered. Delivered means taken by the
+// owner's engine (in the agent's mailbox), as a local send's nil error
+// does: a crash loses what its mailboxes held, and a send the crashed
+// owner took but had not confirmed yet is reported lost although its
+// agent may have handled it.
+//
+// A graceful leave (Node.Leave) drains: the members drop the leaver from
+// their views and acknowledge; each holds the sends and requests for the
+// agents it takes over; the leaver lets its engine go idle, snapshots its
+// agents (those implementing engine.StateSaver, without their queues: the
+// engine is idle) and hands the snapshot to every member, which restores
+// the agents it now owns (engine.Restore with OnlyIDs) and then releases
+// what it held, in order. Nothing sent during the leave is lost or
+// reordered (TestGracefulLeaveHandsOffState); a member that has not had
+// the handoff after 2 × Config.Drain starts the agents without state.
+// Requests waiting on the leaver fail with ErrOwnerLost. A publish that
+// a type subscription would feed to a key being handed over is not held:
+// it feeds no agent.
+//
+// # Backpressure
+//
+// A remote mailbox's overflow policy holds across the wire, applied by
+// the owner's engine (engine.DeliverRemote): a full Reject mailbox
+// refuses the send, which comes back as a DeadLetter with
+// engine.ErrMailboxFull (TestRejectMailboxRefusesAcrossNodes); a full
+// Block mailbox makes the owner wait for room at most Config.BlockFor,
+// then refuses it the same way (TestBlockMailboxWaitsBlockForAcrossNodes);
+// DropNewest and DropOldest drop on the owner, as its engine's dead
+// letters, as on one node (where SendID returns nil for them too). While
+// the owner waits on a Block mailbox, every frame behind it to that node
+// waits in the NATS client's buffer (Config.PendingLimit per
+// subscription). Past that NATS drops frames (its slow-consumer state):
+// the owner counts them (Stats.SlowConsumer), sees the gap in the
+// senders' sequence numbers (an idle sender probes at its heartbeats, so
+// a gap at the end is seen too) and reports the sends it missed to their
+// senders, as dead letters with ErrSlowConsumer (Stats.Dropped;
+// TestSlowConsumerDropsAreDeadLetters).
+//
+// After a crash the lost node's IDs are owned by the survivors and
+// re-created there, through their types, on their next message
+// (TestCrashAccountsForEverySend; TestChaosKillRestartUnderLoad crashes,
+// restarts and re-joins nodes under load). The sends to a node that
+// restarted before it was declared lost are settled by its new
+// incarnation: those it saw are confirmed, those before are lost. A request whose owner is declared lost
+// or leaves before it answers fails with ErrOwnerLost; one with a timeout
+// fails with engine.ErrTimeout after it. A frame that does not decode
+// (bad checksum, length, version or kind) is dropped and counted in
+// Stats.Corrupt, never delivered. Not yet implemented: the JetStream
+// option.
 //
 // # Frame
 //
 // Every frame is laid out as Frame documents: version, kind, priority,
-// code, timestamp (unix ns), sequence, the sending node, the sending and
-// target agent IDs, the reply subject, the payload and a CRC-32C
+// code, timestamp (unix ns), sequence, incarnation, the sending node, the
+// sending and target agent IDs, the reply subject, the payload and a CRC-32C
 // (Castagnoli) of all the bytes before it. DecodeFrame is bounded by the
 // field limits (MaxNameLen, MaxPayloadLen) and never panics
 // (FuzzDecodeFrame).

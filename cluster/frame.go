@@ -25,11 +25,12 @@ const (
 	KindHeartbeat                 // membership: a node's liveness and figures (Payload: Figures)
 	KindLeave                     // membership: a node leaves gracefully
 	KindHandoff                   // a leaving node's agents, as an engine snapshot, for their new owner
+	KindAck                       // the sends of a node up to Seq were taken by their owner's engine
 	kindEnd
 )
 
 func (k Kind) String() string {
-	names := [...]string{"", "send", "request", "reply", "nack", "publish", "heartbeat", "leave", "handoff"}
+	names := [...]string{"", "send", "request", "reply", "nack", "publish", "heartbeat", "leave", "handoff", "ack"}
 	if k > 0 && k < kindEnd {
 		return names[k]
 	}
@@ -58,8 +59,9 @@ var ErrFrame = errors.New("cluster: bad frame")
 //	2       1     priority (int8, the sender's; informative)
 //	3       1     code (an error code in a reply or nack, else 0)
 //	4       8     timestamp: the sender's clock, unix nanoseconds
-//	12      8     seq: the sender node's sequence number of the frame
-//	20      4     reserved, 0
+//	12      8     seq: see below
+//	20      4     incarnation: the sending node's, chosen at New, so that
+//	              a node restarted under the same name is told apart
 //	24      2+n   node: the sending node's name
 //	        2+n   sender type   } the sending agent's ID,
 //	        2+n   sender key    } empty from outside an engine
@@ -72,12 +74,36 @@ var ErrFrame = errors.New("cluster: bad frame")
 // Each 2+n field is a length and that many bytes (at most MaxNameLen);
 // the payload's length is at most MaxPayloadLen. A frame has no other
 // bytes.
+//
+// Seq and the payload by kind:
+//
+//   - send: Seq numbers the sends from one node (and incarnation) to one
+//     destination node, from 1, without gaps; the owner acknowledges them
+//     cumulatively, and a gap tells it that frames were dropped on the way.
+//     A send with an empty target type is a probe, which only takes its
+//     Seq (so that the owner sees the gap before it) and is not delivered.
+//   - request, reply: Seq is the requester's number of the request, which
+//     the reply repeats.
+//   - ack: Seq is the last send processed; the payload is the 4-byte
+//     incarnation of the node acknowledged and the 8-byte first Seq this
+//     incarnation of the owner saw from it (sends before it never reached
+//     this incarnation).
+//   - nack: Seq is the first refused send; the payload is the 8-byte last
+//     one (a range, for frames lost on the way) and the error text.
+//   - leave: Code 0 announces the leave, Code 1 (to the leaver) says the
+//     member has stopped routing to it.
+//   - handoff: Seq numbers the chunks from 1, Code 1 marks the last; the
+//     chunks put together are an engine snapshot.
+//   - heartbeat: the payload is the node's Figures now (16 bytes) and
+//     those it had when it joined (the same 16 bytes' layout), which
+//     weighted placement uses.
 type Frame struct {
 	Kind      Kind
 	Priority  int8
 	Code      uint8
 	Timestamp int64
 	Seq       uint64
+	Inc       uint32
 	Node      string
 	From      ID
 	To        ID
@@ -103,7 +129,7 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	dst = append(dst, FrameVersion, byte(f.Kind), byte(f.Priority), f.Code)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(f.Timestamp))
 	dst = binary.BigEndian.AppendUint64(dst, f.Seq)
-	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, f.Inc)
 	for _, s := range [...]string{f.Node, f.From.Type, f.From.Key, f.To.Type, f.To.Key, f.Reply} {
 		if len(s) > MaxNameLen {
 			return dst[:start], fmt.Errorf("%w: field of %d bytes, more than %d", ErrFrame, len(s), MaxNameLen)
@@ -143,9 +169,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 	f.Priority, f.Code = int8(body[2]), body[3]
 	f.Timestamp = int64(binary.BigEndian.Uint64(body[4:]))
 	f.Seq = binary.BigEndian.Uint64(body[12:])
-	if r := binary.BigEndian.Uint32(body[20:]); r != 0 {
-		return f, fmt.Errorf("%w: reserved bytes %08x", ErrFrame, r)
-	}
+	f.Inc = binary.BigEndian.Uint32(body[20:])
 	rest := body[frameHeader:]
 	var fields [6]string
 	for i := range fields {
@@ -190,6 +214,24 @@ func appendFigures(dst []byte, f Figures) []byte {
 	return binary.BigEndian.AppendUint32(dst, f.Agents)
 }
 
+// appendHeartbeat appends a heartbeat's payload: the figures now and at
+// join.
+func appendHeartbeat(dst []byte, now, joined Figures) []byte {
+	return appendFigures(appendFigures(dst, now), joined)
+}
+
+// decodeHeartbeat decodes what appendHeartbeat wrote; it refuses any
+// other length with ErrFrame.
+func decodeHeartbeat(b []byte) (now, joined Figures, err error) {
+	if len(b) != 2*figuresLen {
+		return now, joined, fmt.Errorf("%w: heartbeat of %d bytes, want %d", ErrFrame, len(b), 2*figuresLen)
+	}
+	if now, err = decodeFigures(b[:figuresLen]); err == nil {
+		joined, err = decodeFigures(b[figuresLen:])
+	}
+	return now, joined, err
+}
+
 func decodeFigures(b []byte) (Figures, error) {
 	if len(b) != figuresLen {
 		return Figures{}, fmt.Errorf("%w: figures of %d bytes, want %d", ErrFrame, len(b), figuresLen)
@@ -199,6 +241,10 @@ func decodeFigures(b []byte) (Figures, error) {
 		v[i] = clamp01(float64(math.Float32frombits(binary.BigEndian.Uint32(b[4*i:]))))
 	}
 	return Figures{CPUIdle: v[0], MemFree: v[1], NetFree: v[2], Agents: binary.BigEndian.Uint32(b[12:])}, nil
+}
+
+func clampFigures(f Figures) Figures {
+	return Figures{CPUIdle: clamp01(f.CPUIdle), MemFree: clamp01(f.MemFree), NetFree: clamp01(f.NetFree), Agents: f.Agents}
 }
 
 // clamp01 bounds v to [0, 1]; NaN is 0.

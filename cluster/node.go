@@ -1,11 +1,11 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +31,10 @@ var (
 	ErrRemotePanic = errors.New("cluster: remote handler panicked")
 	// ErrInvalidConfig is the error of a Config that cannot work.
 	ErrInvalidConfig = errors.New("cluster: invalid config")
+	// ErrSlowConsumer is the reason of a dead letter for a send that never
+	// reached its owner's engine: dropped on the way, because the owner's
+	// connection (or the NATS server's buffer for it) was full.
+	ErrSlowConsumer = errors.New("cluster: dropped by a slow consumer")
 )
 
 // Config configures a Node.
@@ -53,9 +57,32 @@ type Config struct {
 	// Figures, when set, gives the figures each heartbeat carries (see
 	// Figures); called on the heartbeat goroutine.
 	Figures func() Figures
+	// Weighted makes the listed agent types placed by headroom (see
+	// Weights) instead of by plain rendezvous hashing.
+	Weighted map[string]Weights
 	// OnEvent, when set, hears every membership change, on the node's own
 	// goroutine: it must not block.
 	OnEvent func(Event)
+	// Drain bounds each wait of a graceful leave (the members'
+	// acknowledgements, the engine going idle, the last sends'
+	// confirmations); a new owner waits twice as long for a leaver's
+	// handoff before it takes the leaver's agents without their state.
+	// Default 5 s.
+	Drain time.Duration
+	// BlockFor bounds how long a send from another node waits for room in
+	// a Block mailbox; then it is refused (ErrMailboxFull, a DeadLetter on
+	// the sending node). While it waits, the frames behind it to this node
+	// wait too, in the NATS client's buffer (PendingLimit). Default 1 s.
+	BlockFor time.Duration
+	// PendingLimit bounds the frames the NATS client buffers for each of
+	// the node's subscriptions; past it NATS drops them (slow consumer):
+	// the sends among them are reported to their senders as dead letters
+	// with ErrSlowConsumer. Default nats.DefaultSubPendingMsgsLimit.
+	PendingLimit int
+	// MaxHandoff bounds the snapshot a leaving node hands to each member;
+	// default 64 MiB. A larger one is not handed off: its agents are
+	// re-created without their state.
+	MaxHandoff int
 }
 
 // EventKind tells a membership event's kind.
@@ -87,19 +114,39 @@ type Event struct {
 	Members []string // the live members after the change, sorted
 }
 
-// Stats are a node's counters.
+// Stats are a node's counters. Of the sends this node carried to other
+// nodes (Sent), each is at any time in exactly one of Confirmed, Nacked,
+// Lost, Dropped and InFlight: Sent = Confirmed + Nacked + Lost + Dropped +
+// InFlight, and once the cluster is quiet InFlight is 0.
 type Stats struct {
 	SentFrames, ReceivedFrames uint64
 	Corrupt                    uint64 // frames dropped because they did not decode
-	Nacked                     uint64 // sends the owner refused (reported to OnDeadLetter)
-	RemoteDelivered            uint64 // sends from other nodes accepted by this engine
-	RemoteRefused              uint64 // sends from other nodes this engine refused
+
+	Sent      uint64 // sends to agents owned by other nodes, handed to NATS
+	Confirmed uint64 // of those, taken by the owner's engine (acknowledged)
+	Nacked    uint64 // refused by the owner (a full mailbox, an unknown type...): dead letters
+	Lost      uint64 // not confirmed when the owner was lost, or restarted: dead letters
+	Dropped   uint64 // dropped on the way by a slow consumer (ErrSlowConsumer): dead letters
+	InFlight  uint64 // neither confirmed nor reported yet
+
+	RemoteDelivered uint64 // sends from other nodes taken by this engine
+	RemoteRefused   uint64 // sends from other nodes this engine refused
+	HeldRefused     uint64 // sends held for a handoff that this engine then refused: dead letters
+	SlowConsumer    uint64 // frames NATS dropped on this node's subscriptions
+
+	HandedOff       uint64 // agents (with state) this node handed to others on leaving
+	HandoffRestored uint64 // agents re-created here from a leaver's handoff
+	HandoffSkipped  uint64 // agents of a handoff not re-created here (see engine.Restore)
 }
 
-// DeadLetter is a send that another node refused, reported on the node
-// that made it.
+// DeadLetter is a send that was not delivered, reported on the node that
+// made it: refused by its owner, lost with its owner, or dropped on the
+// way. Reason matches the engine's sentinels, ErrOwnerLost or
+// ErrSlowConsumer through errors.Is. Payload aliases no buffer of the
+// caller's.
 type DeadLetter struct {
 	From, To engine.AgentID
+	Payload  []byte
 	Reason   error
 }
 
@@ -113,24 +160,52 @@ type Node struct {
 	subjPub  string // prefix.pub.
 
 	view atomic.Pointer[[]string] // live members, sorted, this node included
+	// placeFigs is joinFigs as of the view (weighted placement reads it
+	// without the lock); replaced, never modified.
+	placeFigs atomic.Pointer[map[string]Figures]
+	joined    Figures // this node's figures at Join
 
 	nc   *nats.Conn
 	e    *engine.Engine
 	subs []*nats.Subscription
 	seq  atomic.Uint64
+	inc  uint32 // this incarnation's, in every frame
+
+	// route orders routing decisions against membership changes: a send
+	// chooses its owner and publishes under the read lock, a leave changes
+	// the view under the write lock.
+	route   sync.RWMutex
+	leaving atomic.Bool
+	shut    atomic.Bool  // closed
+	awaitN  atomic.Int32 // len(awaiting), read by Owns without the lock
+
+	blockCtxs sync.Pool // *blockCtx
+
+	outMu sync.Mutex
+	out   map[string]*outbox
+	inMu  sync.Mutex
+	in    map[string]*inbound
 
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
 	figures  map[string]Figures
+	joinFigs map[string]Figures // each member's figures at its join, this node's included
 	pending  map[uint64]*pendingReq
 	closed   bool
+	incs     map[string]uint32    // each member's incarnation
+	gone     map[string]uint32    // incarnations that left: their heartbeats are ignored
+	awaiting map[string]*awaiting // leavers whose handoff is awaited
+	leaveAck chan string
 
 	onDead func(DeadLetter)
 
 	stopHB chan struct{}
 	hbDone chan struct{}
+	hbOnce sync.Once
 
-	sent, received, corrupt, nacked, delivered, refused atomic.Uint64
+	sent, received, corrupt, nacked, delivered, refused  atomic.Uint64
+	tracked, confirmed, lost, dropped, heldRefused, slow atomic.Uint64
+	handedOff, restored, skipped                         atomic.Uint64
 }
 
 type pendingReq struct {
@@ -150,11 +225,28 @@ func New(cfg Config) (*Node, error) {
 	if cfg.LostAfter == 0 {
 		cfg.LostAfter = 3 * time.Second
 	}
+	if cfg.Drain == 0 {
+		cfg.Drain = 5 * time.Second
+	}
+	if cfg.MaxHandoff == 0 {
+		cfg.MaxHandoff = 64 << 20
+	}
+	if cfg.BlockFor == 0 {
+		cfg.BlockFor = time.Second
+	}
+	if cfg.PendingLimit == 0 {
+		cfg.PendingLimit = nats.DefaultSubPendingMsgsLimit
+	}
 	switch {
 	case !validToken(cfg.Name):
 		return nil, fmt.Errorf("%w: node name %q", ErrInvalidConfig, cfg.Name)
 	case cfg.Heartbeat < 0 || cfg.LostAfter <= cfg.Heartbeat:
 		return nil, fmt.Errorf("%w: heartbeat %v, lost after %v", ErrInvalidConfig, cfg.Heartbeat, cfg.LostAfter)
+	case !validWeights(cfg.Weighted):
+		return nil, fmt.Errorf("%w: weighted placement coefficients %v: want each in [0, 1], summing to 1", ErrInvalidConfig, cfg.Weighted)
+	case cfg.Drain < 0 || cfg.MaxHandoff < 0 || cfg.BlockFor < 0 || cfg.PendingLimit < 0:
+		return nil, fmt.Errorf("%w: drain %v, block for %v, max handoff %d, pending limit %d",
+			ErrInvalidConfig, cfg.Drain, cfg.BlockFor, cfg.MaxHandoff, cfg.PendingLimit)
 	}
 	n := &Node{
 		cfg:      cfg,
@@ -164,13 +256,32 @@ func New(cfg Config) (*Node, error) {
 		subjPub:  cfg.Prefix + ".pub.",
 		lastSeen: map[string]time.Time{},
 		figures:  map[string]Figures{},
+		joinFigs: map[string]Figures{},
 		pending:  map[uint64]*pendingReq{},
+		incs:     map[string]uint32{},
+		gone:     map[string]uint32{},
+		awaiting: map[string]*awaiting{},
+		out:      map[string]*outbox{},
+		in:       map[string]*inbound{},
+		inc:      newIncarnation(),
+		leaveAck: make(chan string, 1024),
 	}
 	for _, t := range cfg.LocalTypes {
 		n.local[t] = true
 	}
 	n.view.Store(&[]string{cfg.Name})
+	n.placeFigs.Store(&map[string]Figures{})
 	return n, nil
+}
+
+// newIncarnation returns a nonzero number that tells this node apart from
+// an earlier one of the same name.
+func newIncarnation() uint32 {
+	for {
+		if v := uint32(rand.Uint64()); v != 0 {
+			return v
+		}
+	}
 }
 
 func validToken(s string) bool {
@@ -196,12 +307,22 @@ func (n *Node) OnDeadLetter(f func(DeadLetter)) { n.onDead = f }
 func (n *Node) Join(e *engine.Engine) error {
 	nc, err := nats.Connect(n.cfg.URL, nats.NoEcho(), nats.Name(n.cfg.Name),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				n.countSlow()
+			}
 			slog.Warn("cluster: NATS error", "node", n.cfg.Name, "err", err)
 		}))
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: connect: %w", n.cfg.Name, err)
 	}
 	n.nc, n.e = nc, e
+	if n.cfg.Figures != nil {
+		n.joined = n.cfg.Figures()
+	}
+	n.mu.Lock()
+	n.joinFigs[n.cfg.Name] = clampFigures(n.joined)
+	n.rebuildLocked()
+	n.mu.Unlock()
 	for subj, h := range map[string]nats.MsgHandler{
 		n.subjNode:                            n.onFrame,
 		n.subjHB:                              n.onFrame,
@@ -209,6 +330,9 @@ func (n *Node) Join(e *engine.Engine) error {
 		n.cfg.Prefix + ".reply." + n.cfg.Name: n.onFrame,
 	} {
 		s, err := nc.Subscribe(subj, h)
+		if err == nil {
+			err = s.SetPendingLimits(n.cfg.PendingLimit, nats.DefaultSubPendingBytesLimit)
+		}
 		if err != nil {
 			nc.Close()
 			return fmt.Errorf("cluster: node %s: subscribe %s: %w", n.cfg.Name, subj, err)
@@ -234,29 +358,17 @@ func (n *Node) Close() {
 		return
 	}
 	n.closed = true
+	n.shut.Store(true)
 	pend := n.pending
 	n.pending = map[uint64]*pendingReq{}
 	n.mu.Unlock()
-	close(n.stopHB)
-	<-n.hbDone
+	n.stopHeartbeat()
+	n.countSlow()
 	n.nc.Close()
 	for _, p := range pend {
 		p.timer.Stop()
 		p.done(nil, fmt.Errorf("%w: %s", ErrNotJoined, n.cfg.Name))
 	}
-}
-
-// Leave announces a graceful leave and then closes: the other nodes drop
-// this one from their members at once instead of after LostAfter.
-func (n *Node) Leave() error {
-	if err := n.publish(n.subjHB, &Frame{Kind: KindLeave}); err != nil {
-		return err
-	}
-	if err := n.nc.Flush(); err != nil {
-		return fmt.Errorf("cluster: node %s: leave: %w", n.cfg.Name, err)
-	}
-	n.Close()
-	return nil
 }
 
 // Name returns the node's name.
@@ -276,10 +388,19 @@ func (n *Node) MemberFigures() map[string]Figures {
 
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats {
-	return Stats{
-		SentFrames: n.sent.Load(), ReceivedFrames: n.received.Load(), Corrupt: n.corrupt.Load(),
-		Nacked: n.nacked.Load(), RemoteDelivered: n.delivered.Load(), RemoteRefused: n.refused.Load(),
+	n.countSlow()
+	// The send counters change under outMu: read together they add up.
+	n.outMu.Lock()
+	st := Stats{
+		Sent: n.tracked.Load(), Confirmed: n.confirmed.Load(), Nacked: n.nacked.Load(),
+		Lost: n.lost.Load(), Dropped: n.dropped.Load(), InFlight: n.inFlightLocked(),
 	}
+	n.outMu.Unlock()
+	st.SentFrames, st.ReceivedFrames, st.Corrupt = n.sent.Load(), n.received.Load(), n.corrupt.Load()
+	st.RemoteDelivered, st.RemoteRefused = n.delivered.Load(), n.refused.Load()
+	st.HeldRefused, st.SlowConsumer = n.heldRefused.Load(), n.slow.Load()
+	st.HandedOff, st.HandoffRestored, st.HandoffSkipped = n.handedOff.Load(), n.restored.Load(), n.skipped.Load()
+	return st
 }
 
 func (n *Node) heartbeat() {
@@ -291,11 +412,38 @@ func (n *Node) heartbeat() {
 		if n.cfg.Figures != nil {
 			fig = n.cfg.Figures()
 		}
-		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendFigures(nil, fig)})
+		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendHeartbeat(nil, fig, n.joined)})
+		n.flushAcks()
+		n.probe()
 		n.expire(time.Now())
 		select {
 		case <-t.C:
 		case <-n.stopHB:
+			return
+		}
+	}
+}
+
+// stopHeartbeat stops the heartbeat goroutine and waits for it; once.
+func (n *Node) stopHeartbeat() {
+	n.hbOnce.Do(func() {
+		close(n.stopHB)
+		<-n.hbDone
+	})
+}
+
+// countSlow records how many messages NATS dropped on the node's
+// subscriptions (slow consumer).
+func (n *Node) countSlow() {
+	var total uint64
+	for _, s := range n.subs {
+		if d, err := s.Dropped(); err == nil && d > 0 {
+			total += uint64(d)
+		}
+	}
+	for {
+		old := n.slow.Load()
+		if total <= old || n.slow.CompareAndSwap(old, total) {
 			return
 		}
 	}
@@ -307,37 +455,86 @@ func (n *Node) expire(now time.Time) {
 	var lost []string
 	for name, t := range n.lastSeen {
 		if now.Sub(t) > n.cfg.LostAfter {
-			delete(n.lastSeen, name)
 			lost = append(lost, name)
 		}
 	}
 	n.mu.Unlock()
 	for _, name := range lost {
-		n.memberGone(MemberLost, name)
+		n.memberGone(MemberLost, name, false)
 	}
 }
 
-// heard records a heartbeat from name, a join when it is new.
-func (n *Node) heard(name string, fig Figures) {
+// heard records a heartbeat from name's incarnation inc, a join when it
+// is new. A known name with another incarnation restarted: the earlier one
+// is lost first.
+func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 	n.mu.Lock()
-	_, known := n.lastSeen[name]
-	n.lastSeen[name] = time.Now()
-	n.figures[name] = fig
-	var members []string
-	if !known {
-		members = n.rebuildLocked()
+	if n.gone[name] == inc || n.leaving.Load() || n.closed {
+		n.mu.Unlock()
+		return // a leaver's last heartbeats; or this node is leaving
+	}
+	old, known := n.incs[name]
+	if known && old == inc {
+		n.lastSeen[name] = time.Now()
+		n.figures[name] = fig
+		n.mu.Unlock()
+		return
 	}
 	n.mu.Unlock()
-	if !known {
-		n.event(Event{Kind: MemberJoined, Node: name, Members: members})
+	if known {
+		n.memberGone(MemberLost, name, true)
 	}
+	n.route.Lock() // a join moves IDs: no send is choosing an owner
+	n.mu.Lock()
+	if _, again := n.incs[name]; again || n.closed || n.leaving.Load() {
+		n.mu.Unlock()
+		n.route.Unlock()
+		return
+	}
+	n.incs[name] = inc
+	n.lastSeen[name] = time.Now()
+	n.figures[name] = fig
+	n.joinFigs[name] = joined
+	members := n.rebuildLocked()
+	n.mu.Unlock()
+	n.route.Unlock()
+	n.event(Event{Kind: MemberJoined, Node: name, Members: members})
 }
 
-func (n *Node) memberGone(kind EventKind, name string) {
+// memberGone drops a member that was lost (or restarted): the requests
+// waiting on it fail, and a handoff awaited from it is given up. The sends
+// waiting on a lost member fail; those waiting on a restarted one are
+// settled by the new incarnation's first acknowledgement (which says which
+// of them it saw: a probe at the next heartbeat makes sure it sends one),
+// for some may have reached it.
+func (n *Node) memberGone(kind EventKind, name string, restarted bool) {
+	n.route.Lock()
 	n.mu.Lock()
+	if _, ok := n.incs[name]; !ok {
+		n.mu.Unlock()
+		n.route.Unlock()
+		return
+	}
 	delete(n.lastSeen, name)
 	delete(n.figures, name)
+	delete(n.incs, name)
+	delete(n.joinFigs, name)
 	members := n.rebuildLocked()
+	failed := n.takePendingLocked(name)
+	n.mu.Unlock()
+	n.route.Unlock()
+	n.inMu.Lock()
+	delete(n.in, name)
+	n.inMu.Unlock()
+	n.failRequests(failed, fmt.Errorf("%w: %s %s", ErrOwnerLost, name, kind))
+	if !restarted {
+		n.failOutbox(name, fmt.Errorf("%w: %s %s before confirming it", ErrOwnerLost, name, kind))
+	}
+	n.release(name)
+	n.event(Event{Kind: kind, Node: name, Members: members})
+}
+
+func (n *Node) takePendingLocked(name string) []*pendingReq {
 	var failed []*pendingReq
 	for seq, p := range n.pending {
 		if p.node == name {
@@ -345,21 +542,29 @@ func (n *Node) memberGone(kind EventKind, name string) {
 			failed = append(failed, p)
 		}
 	}
-	n.mu.Unlock()
-	for _, p := range failed {
-		p.timer.Stop()
-		p.done(nil, fmt.Errorf("%w: %s %s", ErrOwnerLost, name, kind))
-	}
-	n.event(Event{Kind: kind, Node: name, Members: members})
+	return failed
 }
 
-// rebuildLocked publishes a new view from lastSeen and returns it.
+func (n *Node) failRequests(ps []*pendingReq, err error) {
+	for _, p := range ps {
+		p.timer.Stop()
+		p.done(nil, err)
+	}
+}
+
+// rebuildLocked publishes a new view from lastSeen and returns it; a
+// leaving node is not in its own view.
 func (n *Node) rebuildLocked() []string {
-	v := []string{n.cfg.Name}
+	var v []string
+	if !n.leaving.Load() {
+		v = append(v, n.cfg.Name)
+	}
 	for name := range n.lastSeen {
 		v = append(v, name)
 	}
 	slices.Sort(v)
+	figs := maps.Clone(n.joinFigs)
+	n.placeFigs.Store(&figs)
 	n.view.Store(&v)
 	return slices.Clone(v)
 }
@@ -371,13 +576,18 @@ func (n *Node) event(ev Event) {
 	}
 }
 
-// publish stamps f and sends it on subj.
-func (n *Node) publish(subj string, f *Frame) error {
-	f.Node, f.Timestamp = n.cfg.Name, time.Now().UnixNano()
+// encode stamps f and encodes it.
+func (n *Node) encode(f *Frame) ([]byte, error) {
+	f.Node, f.Inc, f.Timestamp = n.cfg.Name, n.inc, time.Now().UnixNano()
 	if f.Seq == 0 {
 		f.Seq = n.seq.Add(1)
 	}
-	b, err := AppendFrame(nil, f)
+	return AppendFrame(nil, f)
+}
+
+// publish stamps f and sends it on subj.
+func (n *Node) publish(subj string, f *Frame) error {
+	b, err := n.encode(f)
 	if err != nil {
 		return err
 	}
@@ -404,27 +614,30 @@ func (n *Node) onFrame(m *nats.Msg) {
 	}
 	switch f.Kind {
 	case KindHeartbeat:
-		fig, err := decodeFigures(f.Payload)
+		fig, joined, err := decodeHeartbeat(f.Payload)
 		if err != nil {
 			n.corrupt.Add(1)
 			return
 		}
-		n.heard(f.Node, fig)
+		n.heard(f.Node, f.Inc, fig, joined)
 	case KindLeave:
-		n.memberGone(MemberLeft, f.Node)
+		n.onLeave(&f)
 	case KindSend:
 		n.onSend(&f)
 	case KindNack:
-		n.nacked.Add(1)
-		if n.onDead != nil {
-			n.onDead(DeadLetter{From: agentID(f.To), To: agentID(f.From), Reason: decodeErr(f.Code, f.Payload)})
-		}
+		n.onNack(&f)
+	case KindAck:
+		n.onAck(&f)
 	case KindRequest:
-		n.onRequest(&f)
+		if !n.holdRemote(&f) {
+			n.onRequest(&f)
+		}
 	case KindReply:
 		n.onReply(&f)
 	case KindPublish:
 		_ = n.e.PublishLocal(f.To.Key, f.Payload)
+	case KindHandoff:
+		n.onHandoff(&f)
 	}
 }
 
@@ -432,17 +645,32 @@ func agentID(id ID) engine.AgentID { return engine.AgentID{Type: id.Type, Key: i
 func wireID(id engine.AgentID) ID  { return ID{Type: id.Type, Key: id.Key} }
 
 // onSend delivers a send to its local agent, or reports the refusal back
-// to the sender's node.
+// to the sender's node; frames missing before it are reported lost.
 func (n *Node) onSend(f *Frame) {
-	to := agentID(f.To)
-	err := n.e.DeliverRemote(context.Background(), to, f.Payload)
+	if first, last := n.seen(f); first <= last {
+		n.nack(f.Node, first, last, fmt.Errorf("%w: %d sends from %s missing before %d", ErrSlowConsumer, last-first+1, f.Node, f.Seq))
+	}
+	defer n.processed(f)
+	if f.To.Type == "" {
+		return // a probe: it only shows the gaps before it
+	}
+	if n.holdRemote(f) {
+		return
+	}
+	n.deliver(f)
+}
+
+// deliver hands a send frame to the engine and nacks a refusal.
+func (n *Node) deliver(f *Frame) {
+	ctx := n.deliverCtx()
+	err := n.e.DeliverRemote(ctx, agentID(f.To), f.Payload)
+	n.doneCtx(ctx)
 	if err == nil {
 		n.delivered.Add(1)
 		return
 	}
 	n.refused.Add(1)
-	code, text := encodeErr(err)
-	_ = n.publish(n.cfg.Prefix+".node."+f.Node, &Frame{Kind: KindNack, Code: code, From: f.To, To: f.From, Payload: text})
+	n.nack(f.Node, f.Seq, f.Seq, err)
 }
 
 func (n *Node) onRequest(f *Frame) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/agentloop/agentloop/engine"
@@ -16,7 +17,82 @@ func (n *Node) Owner(id engine.AgentID) string {
 	if n.local[id.Type] {
 		return n.cfg.Name
 	}
-	return owner(*n.view.Load(), id)
+	return n.ownerIn(*n.view.Load(), *n.placeFigs.Load(), id)
+}
+
+// ownerIn is the owner of id among members, weighted by figs for a
+// weighted type.
+func (n *Node) ownerIn(members []string, figs map[string]Figures, id engine.AgentID) string {
+	if len(n.cfg.Weighted) > 0 {
+		if w, ok := n.cfg.Weighted[id.Type]; ok {
+			return weightedOwner(members, figs, w, id)
+		}
+	}
+	return owner(members, id)
+}
+
+// Weights are the coefficients of a weighted type's placement, α, β and
+// γ: a member's headroom for the type is
+//
+//	CPU·CPUIdle + Mem·MemFree + Net·NetFree
+//
+// of the Figures it had when it joined (Config.Figures at Join, carried by
+// every heartbeat, so that every node computes the same). Each is in
+// [0, 1] and CPU + Mem + Net = 1. An ID of the type is owned by weighted
+// rendezvous hashing: every member with headroom h > 0 scores the ID
+// -h / ln(u), u the member's hash of the ID in (0, 1), and the highest
+// owns it. A member thus owns a share of the type's IDs in proportion to
+// its headroom (TestWeightedPlacementFollowsHeadroom), and, as the
+// weights of a member do not change while it is a member, when one leaves
+// only the IDs it owned move. When no member has headroom the type is
+// placed as an unweighted one. The figures are those at join, not live
+// ones: placement by live figures would move agents as the figures move.
+type Weights struct{ CPU, Mem, Net float64 }
+
+func validWeights(m map[string]Weights) bool {
+	for _, w := range m {
+		for _, c := range [...]float64{w.CPU, w.Mem, w.Net} {
+			if !(c >= 0 && c <= 1) {
+				return false
+			}
+		}
+		if s := w.CPU + w.Mem + w.Net; s < 1-1e-9 || s > 1+1e-9 {
+			return false
+		}
+	}
+	return true
+}
+
+// Headroom returns f's headroom under w (see Weights).
+func (w Weights) Headroom(f Figures) float64 {
+	f = clampFigures(f)
+	return w.CPU*f.CPUIdle + w.Mem*f.MemFree + w.Net*f.NetFree
+}
+
+// weightedOwner is weighted rendezvous hashing (see Weights).
+func weightedOwner(members []string, figs map[string]Figures, w Weights, id engine.AgentID) string {
+	best, bestScore := "", 0.0
+	for _, m := range members {
+		h := w.Headroom(figs[m])
+		if h <= 0 {
+			continue
+		}
+		u := (float64(score(m, id)>>11) + 0.5) / (1 << 53) // in (0, 1)
+		if s := -h / math.Log(u); best == "" || s > bestScore || (s == bestScore && m < best) {
+			best, bestScore = m, s
+		}
+	}
+	if best == "" {
+		return owner(members, id)
+	}
+	return best
+}
+
+// WeightedOwnerOf returns the member of members that owns id of a type
+// placed with w, given each member's figures at join: the rule every node
+// applies (see Weights).
+func WeightedOwnerOf(members []string, figures map[string]Figures, w Weights, id engine.AgentID) string {
+	return weightedOwner(members, figures, w, id)
 }
 
 // owner is rendezvous (highest random weight) hashing: every member scores
@@ -58,30 +134,66 @@ func score(member string, id engine.AgentID) uint64 {
 	return h ^ h>>33
 }
 
-// Owns implements engine.Cluster.
+// Owns implements engine.Cluster. An ID this node has just taken over
+// from a leaving node is not owned yet, until the leaver's handoff has
+// arrived: sends to it are held until then.
 func (n *Node) Owns(id engine.AgentID) bool {
-	return n.local[id.Type] || owner(*n.view.Load(), id) == n.cfg.Name
+	if n.local[id.Type] {
+		return true
+	}
+	if n.ownerIn(*n.view.Load(), *n.placeFigs.Load(), id) != n.cfg.Name {
+		return false
+	}
+	return n.awaitN.Load() == 0 || !n.awaited(id)
 }
 
-// Send implements engine.Cluster: one frame to the owner's subject. A
-// refusal on the owner comes back as a DeadLetter (OnDeadLetter).
+// Send implements engine.Cluster: one frame to the owner's subject, kept
+// until the owner confirms it. A refusal on the owner, or the owner's loss
+// before it confirmed, comes back as a DeadLetter (OnDeadLetter).
 func (n *Node) Send(ctx context.Context, from, to engine.AgentID, payload []byte) error {
-	if n.nc == nil {
+	n.route.RLock()
+	if n.nc == nil || n.shut.Load() {
+		n.route.RUnlock()
 		return fmt.Errorf("%w: send to %s", ErrNotJoined, to)
 	}
-	dst := n.Owner(to)
-	return n.publish(n.cfg.Prefix+".node."+dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
+	switch dst := n.Owner(to); dst {
+	case n.cfg.Name: // taken over from a leaver: held for its handoff
+		held := n.holdLocal(&heldItem{from: from, to: to, payload: payload})
+		n.route.RUnlock()
+		if held {
+			return nil
+		}
+		return n.e.DeliverRemote(ctx, to, payload)
+	case "":
+		n.route.RUnlock()
+		return fmt.Errorf("%w: send to %s: no member left", ErrNotJoined, to)
+	default:
+		err := n.sendTracked(dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
+		n.route.RUnlock()
+		return err
+	}
 }
 
 // Request implements engine.Cluster: a request frame to the owner, the
 // reply matched by sequence number on this node's reply subject. It fails
 // with ErrOwnerLost when the owner is declared lost or leaves first, and
-// with engine.ErrTimeout after timeout.
+// with engine.ErrTimeout (and context.DeadlineExceeded) after timeout.
 func (n *Node) Request(from, to engine.AgentID, payload []byte, timeout time.Duration, done func([]byte, error)) error {
-	if n.nc == nil {
+	n.route.RLock()
+	defer n.route.RUnlock()
+	if n.nc == nil || n.shut.Load() {
 		return fmt.Errorf("%w: request to %s", ErrNotJoined, to)
 	}
 	dst := n.Owner(to)
+	switch dst {
+	case n.cfg.Name:
+		if n.holdLocal(&heldItem{from: from, to: to, payload: payload, done: done}) {
+			return nil
+		}
+		return n.e.RequestRemote(from, to, payload, done)
+	case "":
+		return fmt.Errorf("%w: request to %s: no member left", ErrNotJoined, to)
+	}
 	seq := n.seq.Add(1)
 	p := &pendingReq{node: dst, done: done}
 	n.mu.Lock()
@@ -113,7 +225,8 @@ func (n *Node) expireRequest(seq uint64, to engine.AgentID) {
 	delete(n.pending, seq)
 	n.mu.Unlock()
 	if p != nil {
-		p.done(nil, fmt.Errorf("%w: request to %s", engine.ErrTimeout, to))
+		// As on one node: the deadline passed (errors.Is matches both).
+		p.done(nil, fmt.Errorf("%w: request to %s: %w", engine.ErrTimeout, to, context.DeadlineExceeded))
 	}
 }
 
@@ -131,7 +244,7 @@ func (n *Node) Publish(from engine.AgentID, topic string, payload []byte) error 
 var codes = []error{
 	nil, engine.ErrTimeout, engine.ErrNoReply, engine.ErrTerminated, engine.ErrMailboxFull,
 	engine.ErrUnknownAgent, engine.ErrUnknownType, engine.ErrStopped, ErrRemotePanic,
-	engine.ErrInvalidID, ErrOwnerLost, engine.ErrInitFailed,
+	engine.ErrInvalidID, ErrOwnerLost, engine.ErrInitFailed, ErrSlowConsumer,
 }
 
 const codeOther = 255

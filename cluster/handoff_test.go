@@ -1,0 +1,338 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/agentloop/agentloop/cluster"
+	"github.com/agentloop/agentloop/engine"
+)
+
+// counter counts the numbered messages it gets, checking that they arrive
+// in order, and keeps its count across a handoff (SaveState/LoadState).
+type counter struct {
+	n    uint64
+	errs chan<- error
+}
+
+func (c *counter) Receive(ctx *engine.Context, m engine.Message) {
+	if m.IsRequest() {
+		_ = ctx.Reply(strconv.AppendUint(nil, c.n, 10))
+		return
+	}
+	i, _ := strconv.ParseUint(string(m.Payload), 10, 64)
+	if i != c.n+1 {
+		select {
+		case c.errs <- fmt.Errorf("%s: message %d after %d", ctx.ID(), i, c.n):
+		default:
+		}
+	}
+	c.n = i
+}
+
+func (c *counter) SaveState() ([]byte, uint32, error) {
+	return binary.BigEndian.AppendUint64(nil, c.n), 1, nil
+}
+
+func (c *counter) LoadState(b []byte, _ uint32) error {
+	if len(b) != 8 {
+		return errors.New("bad counter state")
+	}
+	c.n = binary.BigEndian.Uint64(b)
+	return nil
+}
+
+// eventually waits, checking cond between waits, until it holds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestGracefulLeaveHandsOffState: a node leaves while its engine is still
+// busy; the sends to its agents made meanwhile are held by their new
+// owners until the handoff, and the agents arrive with their state: no
+// message is lost or reordered, and every send is confirmed.
+func TestGracefulLeaveHandsOffState(t *testing.T) {
+	url := natsServer(t)
+	errs := make(chan error, 16)
+	gate, inGate := make(chan struct{}), make(chan struct{})
+	ms := startNodes(t, url, three, func(name string, e *engine.Engine) {
+		if err := e.Register("ctr", func() engine.Agent { return &counter{errs: errs} }); err != nil {
+			t.Fatal(err)
+		}
+		register(t, e, "gate", func(c *engine.Context, m engine.Message) {
+			close(inGate)
+			<-gate // holds the leaver's engine busy: no handoff yet
+		})
+	})
+	const keys, per = 60, 30
+	id := func(k int) engine.AgentID { return engine.AgentID{Type: "ctr", Key: "c" + strconv.Itoa(k)} }
+	onN3 := 0
+	for k := range keys {
+		if cluster.OwnerOf(three, id(k)) == "n3" {
+			onN3++
+		}
+	}
+	if onN3 == 0 || onN3 == keys {
+		t.Fatalf("%d of %d keys on n3: pick other keys", onN3, keys)
+	}
+	send := func(from, to int) {
+		for i := from; i <= to; i++ {
+			for k := range keys {
+				if err := ms[0].e.SendID(id(k), []byte(strconv.Itoa(i))); err != nil {
+					t.Fatalf("SendID: %v", err)
+				}
+			}
+		}
+	}
+	send(1, per/2)
+	if err := ms[0].e.SendID(engine.AgentID{Type: "gate", Key: keyOn(three, "gate", "n3")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, inGate, "the gate on n3")
+	left := make(chan error, 1)
+	go func() { left <- ms[2].node.Leave() }()
+	waitMembers(t, ms[0], 2)
+	waitMembers(t, ms[1], 2)
+	send(per/2+1, per) // to the new owners, before the handoff
+	close(gate)
+	if err := recv(t, left, "the leave"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for k := range keys {
+		rep, err := ms[0].e.RequestID(ctx, id(k), nil)
+		if err != nil || string(rep) != strconv.Itoa(per) {
+			t.Fatalf("%s counted %q (%v), want %d: messages lost across the leave", id(k), rep, err, per)
+		}
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if got := ms[2].node.Stats().HandedOff; got != uint64(onN3) {
+		t.Errorf("n3 handed off %d agents, want %d", got, onN3)
+	}
+	if got := ms[0].node.Stats().HandoffRestored + ms[1].node.Stats().HandoffRestored; got != uint64(onN3) {
+		t.Errorf("n1 and n2 restored %d agents, want %d", got, onN3)
+	}
+	eventually(t, "n1's sends confirmed", func() bool { return ms[0].node.Stats().InFlight == 0 })
+	if st := ms[0].node.Stats(); st.Confirmed != st.Sent || st.Lost+st.Nacked+st.Dropped != 0 {
+		t.Fatalf("n1's sends: %+v, want every one confirmed", st)
+	}
+}
+
+// TestCrashAccountsForEverySend: two nodes send while the third crashes;
+// every accepted send is either delivered or reported as a dead letter,
+// exactly once, and the counters add up cluster-wide.
+func TestCrashAccountsForEverySend(t *testing.T) {
+	url := natsServer(t)
+	var mu sync.Mutex
+	handled := map[string]map[string]int{} // node -> payload -> times
+	dead := map[string]error{}
+	var dupDead atomic.Int32
+	ms := startNodesWith(t, url, three, func(name string, e *engine.Engine) {
+		handled[name] = map[string]int{}
+		register(t, e, "sink", func(c *engine.Context, m engine.Message) {
+			mu.Lock()
+			handled[name][string(m.Payload)]++
+			mu.Unlock()
+		})
+	}, nil, func(name string, n *cluster.Node) {
+		n.OnDeadLetter(func(d cluster.DeadLetter) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := dead[string(d.Payload)]; dup {
+				dupDead.Add(1)
+			}
+			dead[string(d.Payload)] = d.Reason
+		})
+	})
+	const keys = 50
+	crashed := make(chan struct{})
+	var half sync.WaitGroup
+	half.Add(2)
+	accepted := make([][]string, 2)
+	var wg sync.WaitGroup
+	for s := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := ms[s]
+			i := 0
+			sendOne := func() {
+				p := m.node.Name() + ":" + strconv.Itoa(i)
+				if err := m.e.SendID(engine.AgentID{Type: "sink", Key: "s" + strconv.Itoa(i%keys)}, []byte(p)); err == nil {
+					accepted[s] = append(accepted[s], p)
+				}
+				i++
+			}
+			for range 500 {
+				sendOne()
+			}
+			half.Done()
+			<-crashed
+			for len(m.node.Members()) == 3 { // until this node sees the loss
+				sendOne()
+			}
+			for range 500 {
+				sendOne()
+			}
+		}()
+	}
+	half.Wait()
+	ms[2].node.Close() // a crash: no leave
+	close(crashed)
+	wg.Wait()
+	for _, m := range ms[:2] {
+		eventually(t, m.node.Name()+"'s sends settled", func() bool { return m.node.Stats().InFlight == 0 })
+	}
+	if err := ms[0].e.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms[1].e.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var sum cluster.Stats
+	for _, m := range ms[:2] {
+		st := m.node.Stats()
+		if st.Sent != st.Confirmed+st.Nacked+st.Lost+st.Dropped {
+			t.Fatalf("%s: %+v does not add up", m.node.Name(), st)
+		}
+		sum.Sent += st.Sent
+		sum.Confirmed += st.Confirmed
+		sum.Lost += st.Lost
+		sum.Nacked += st.Nacked + st.Dropped
+	}
+	total, local := 0, 0
+	for s, ps := range accepted {
+		total += len(ps)
+		for _, p := range ps {
+			h := handled["n1"][p] + handled["n2"][p] + handled["n3"][p]
+			_, isDead := dead[p]
+			onSurvivor := handled["n1"][p] + handled["n2"][p]
+			switch {
+			case h > 1:
+				t.Fatalf("%s delivered %d times", p, h)
+			case isDead && onSurvivor > 0:
+				t.Fatalf("%s both delivered on a survivor and dead-lettered", p)
+			case h == 0 && !isDead:
+				t.Fatalf("%s accepted, then neither delivered nor dead-lettered", p)
+			}
+			if handled[ms[s].node.Name()][p] == 1 {
+				local++
+			}
+		}
+	}
+	if dupDead.Load() != 0 {
+		t.Fatalf("%d sends dead-lettered twice", dupDead.Load())
+	}
+	for p, err := range dead {
+		if !errors.Is(err, cluster.ErrOwnerLost) {
+			t.Fatalf("dead letter %s: %v, want ErrOwnerLost", p, err)
+		}
+	}
+	t.Logf("accepted %d: %d delivered on the sending node, %d confirmed by another, %d dead-lettered (lost with n3)", total, local, sum.Confirmed, len(dead))
+	if uint64(len(dead)) != sum.Lost || sum.Nacked != 0 {
+		t.Fatalf("%d dead letters, counters say %d lost and %d refused", len(dead), sum.Lost, sum.Nacked)
+	}
+	if uint64(total) != uint64(local)+sum.Confirmed+sum.Lost {
+		t.Fatalf("accepted %d != %d local + %d confirmed + %d lost", total, local, sum.Confirmed, sum.Lost)
+	}
+	if sum.Lost == 0 {
+		t.Fatal("nothing was in flight to n3 when it crashed: the test did not test")
+	}
+}
+
+// TestLeaveFailsRequestsWaitingOnTheLeaver: a request the leaver holds
+// unanswered fails on the requester's node with ErrOwnerLost when that
+// node hears of the leave.
+func TestLeaveFailsRequestsWaitingOnTheLeaver(t *testing.T) {
+	url := natsServer(t)
+	holding := make(chan engine.ReplyHandle, 1)
+	ms := startNodes(t, url, three, func(name string, e *engine.Engine) {
+		register(t, e, "slowpoke", func(c *engine.Context, m engine.Message) {
+			h, err := c.ReplyLater()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			holding <- h // never answered before the leave
+		})
+	})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ms[0].e.RequestID(context.Background(), engine.AgentID{Type: "slowpoke", Key: keyOn(three, "slowpoke", "n3")}, nil)
+		errc <- err
+	}()
+	recv(t, holding, "the request on n3")
+	if err := ms[2].node.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, errc, "the request's outcome"); !errors.Is(err, cluster.ErrOwnerLost) {
+		t.Fatalf("request held by the leaver: %v, want ErrOwnerLost", err)
+	}
+}
+
+// TestHandoffNeverArrivingReleasesHeldSends: a leaver that dies before
+// its handoff (here a fake member that announces itself and leaves) does
+// not hold its former agents' sends for ever: after 2 × Drain the new
+// owner starts them without state and delivers what it held.
+func TestHandoffNeverArrivingReleasesHeldSends(t *testing.T) {
+	url := natsServer(t)
+	got := make(chan string, 4)
+	ms := startNodesWith(t, url, three[:1], func(name string, e *engine.Engine) {
+		register(t, e, "dev", func(c *engine.Context, m engine.Message) { got <- string(m.Payload) })
+	}, func(_ string, c *cluster.Config) { c.Drain = 20 * time.Millisecond }, nil)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub := func(subj string, f cluster.Frame) {
+		f.Node, f.Inc = "n3", 7
+		b, err := cluster.AppendFrame(nil, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(subj, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 32)})
+	waitMembers(t, ms[0], 2)
+	id := engine.AgentID{Type: "dev", Key: keyOn([]string{"n1", "n3"}, "dev", "n3")}
+	pub("agentloop.node.n1", cluster.Frame{Kind: cluster.KindLeave})
+	waitMembers(t, ms[0], 1)
+	if err := ms[0].e.SendID(id, []byte("held")); err != nil { // held for the handoff
+		t.Fatal(err)
+	}
+	if p := recv(t, got, "the held send, released"); p != "held" {
+		t.Fatalf("delivered %q", p)
+	}
+	if st := ms[0].node.Stats(); st.HandoffRestored != 0 {
+		t.Fatalf("restored %d agents from a handoff that never came", st.HandoffRestored)
+	}
+}
