@@ -72,10 +72,7 @@ func (a *StandaloneDevice) SaveState() ([]byte, uint32, error) {
 
 // LoadState restores what SaveState saved.
 func (a *StandaloneDevice) LoadState(state []byte, schema uint32) error {
-	if schema != deviceSchema {
-		return fmt.Errorf("%w: schema %d, want %d", errDeviceState, schema, deviceSchema)
-	}
-	st, err := decodeDeviceState(state)
+	st, err := loadDeviceState(state, schema)
 	if err != nil {
 		return err
 	}

@@ -32,15 +32,20 @@ func (a *deviceAgent) SaveState() ([]byte, uint32, error) {
 
 // LoadState restores what SaveState saved; Init then keeps it.
 func (a *deviceAgent) LoadState(state []byte, schema uint32) error {
-	if schema != deviceSchema {
-		return fmt.Errorf("%w: schema %d, want %d", errDeviceState, schema, deviceSchema)
-	}
-	st, err := decodeDeviceState(state)
+	st, err := loadDeviceState(state, schema)
 	if err != nil {
 		return err
 	}
 	a.st, a.restored = st, true
 	return nil
+}
+
+// loadDeviceState decodes a device state saved under schema.
+func loadDeviceState(state []byte, schema uint32) (deviceState, error) {
+	if schema != deviceSchema {
+		return deviceState{}, fmt.Errorf("%w: schema %d, want %d", errDeviceState, schema, deviceSchema)
+	}
+	return decodeDeviceState(state)
 }
 
 func (d *deviceState) appendTo(b []byte) []byte {
