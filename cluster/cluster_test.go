@@ -435,6 +435,9 @@ func TestCorruptFrameDroppedAndCounted(t *testing.T) {
 	if p := recv(t, got, "good frame"); p != "good" {
 		t.Fatalf("delivered %q, want only the good frame", p)
 	}
+	// The agent may hear the good frame before the node counts it
+	// delivered: wait for the count, then check it is exact.
+	eventually(t, "the good frame counted delivered", func() bool { return ms[0].node.Stats().RemoteDelivered >= 1 })
 	if s := ms[0].node.Stats(); s.Corrupt != 2 || s.RemoteDelivered != 1 {
 		t.Fatalf("stats %+v, want 2 corrupt and 1 delivered", s)
 	}
