@@ -47,9 +47,11 @@ race:
 	$(GO) test -race -count=1 $(PKGS)
 
 ## stress: the race suite three times over while two busy loops occupy the
-## CPUs, as on a loaded machine: no test may depend on CPU speed or share
+## CPUs, as on a loaded machine (the library and the cluster module): no
+## test may depend on CPU speed or share
 stress:
 	bash scripts/contend.sh 2 $(GO) test -race -count=3 $(PKGS)
+	$(CLUSTERENV) bash ../scripts/contend.sh 2 $(GO) test -race -count=3 ./...
 
 benchonce:
 	$(GO) test -run '^$$' -bench . -benchtime 1x $(PKGS)
