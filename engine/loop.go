@@ -97,13 +97,15 @@ func (p *parcel) unpack() envelope {
 	return env
 }
 
-// loop is one event loop: one goroutine that owns its agents and runs every
-// hook and handler of theirs (beside it, on the system clock, its timing
-// wheel runs goroutines of its own that only post to it: see rlWheel).
-// Its fields are grouped by who may touch them:
-// any goroutine (producers, through atomics, the inbox and the mutexes
-// named), the loop goroutine alone, and the counters the loop publishes for
-// Stats.
+// loop is one event loop: it owns its agents and runs every hook and
+// handler of theirs, one at a time, on its own goroutine or, while it is
+// parked, on the goroutine of a peer that borrowed it (see
+// borrowHandoff); beside it, on the system clock, its timing wheel runs
+// goroutines of its own that only post to it (see rlWheel). Its fields are
+// grouped by who may touch them: any goroutine (producers, through
+// atomics, the inbox and the mutexes named), the loop's holder alone (its
+// goroutine or a borrower: "the loop goroutine" below), and the counters
+// the loop publishes for Stats.
 type loop struct {
 	e   *Engine
 	idx int
@@ -112,13 +114,14 @@ type loop struct {
 
 	inbox *mpsc.Queue[parcel] // any goroutine pushes (tryPush); the loop pops
 
-	// sleeping is 1 while the loop is parked or about to park. A producer
-	// that pushes and then sees 1 swaps it to 0 and sends one token on
-	// wakeCh; the loop sets it before its last emptiness check, so a push
-	// racing with parking is either seen by that check or wakes the loop.
+	// sleeping is sleepParked while the loop is parked or about to park. A
+	// producer that pushes and then sees it swaps it to sleepAwake and
+	// sends one token on wakeCh; the loop sets it before its last emptiness
+	// check, so a push racing with parking is either seen by that check or
+	// wakes the loop.
 	// A loop that posts to a parked peer may instead hold the peer's
 	// wake-up (sleepHeld) and, once it has nothing left to do itself, run
-	// the peer's turns on its own goroutine (sleepBorrowed): see borrow.
+	// the peer's turns on its own goroutine (sleepBorrowed): see borrowHandoff.
 	sleeping atomic.Int32
 	wakeCh   chan struct{}
 	wakeFn   func()      // l.wake, bound once
@@ -184,7 +187,7 @@ type loop struct {
 	parkT    *time.Timer
 	turns    uint64
 	stalls   int   // turns in a row that found only an unpublished inbox slot
-	handoff  *loop // a parked peer whose wake-up this loop holds (see borrow)
+	handoff  *loop // a parked peer whose wake-up this loop holds (see borrowHandoff)
 	quitting bool  // a borrower ran the turn that ended the loop: quit at once
 	busy     int64 // nanoseconds spent running agents
 	stopping bool  // the engine is stopping: timers were dropped

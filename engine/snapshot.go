@@ -217,7 +217,7 @@ func (e *Engine) collect(ctx context.Context, sc snapshotConfig) ([]snapRec, Sna
 // enter returns the task posted to loop l. It runs nested in the loop's
 // drain of its inbox, so it only queues the barrier as a ready task, which
 // the loop runs later in the same turn, on its own goroutine. A peer that
-// borrowed l (see borrow) must not wait at the barrier, or its own
+// borrowed l (see borrowHandoff) must not wait at the barrier, or its own
 // goroutine could never reach it: it posts the task again to l through
 // l's outbox to itself, which the next turn takes, until l's goroutine has
 // it back (a borrow lasts at most borrowTurns turns).

@@ -232,7 +232,7 @@ func (e *Engine) quiescent() (uint64, bool) {
 		// sleeping is cleared by whoever wakes the loop (a post, a clock
 		// alarm) before the loop clears idle, so checking both closes the
 		// window in which a woken loop still looks idle.
-		if !l.idle.Load() || l.sleeping.Load() != 1 {
+		if !l.idle.Load() || l.sleeping.Load() != sleepParked {
 			return 0, false
 		}
 		pushed, popped := l.inbox.Pushed(), l.inbox.Popped()
