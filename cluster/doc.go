@@ -126,8 +126,46 @@
 // or leaves before it answers fails with ErrOwnerLost; one with a timeout
 // fails with engine.ErrTimeout after it. A frame that does not decode
 // (bad checksum, length, version or kind) is dropped and counted in
-// Stats.Corrupt, never delivered. Not yet implemented: the JetStream
-// option.
+// Stats.Corrupt, never delivered.
+//
+// # Durable sends (Config.JetStream)
+//
+// With Config.JetStream (set alike on every node; the NATS server must
+// run JetStream) a send to an agent on another node is published to a
+// work-queue stream, Config.Stream (default AGENTLOOP_SENDS, file
+// storage), on the owner's subject <prefix>.js.<name>, and SendID returns
+// once the stream acknowledged it (its PubAck): an accepted send. Each
+// node takes its subject's messages through a durable consumer named
+// after it, one message at a time, hands each to its engine
+// (engine.DeliverRemote, as without the option) and acknowledges it to
+// the stream once the engine took or refused it; a refusal comes back to
+// the sender as a DeadLetter as before. The accounting of the sending
+// node is unchanged (Confirmed once the owner's engine took the send),
+// but sends are never dropped on the way, nor failed when their owner is
+// declared lost: they wait in the stream for it.
+//
+// Ownership waits for the owner's return: a member declared lost (it
+// crashed, or restarted under the same name) leaves Members and the
+// membership events, but placement keeps it, so its IDs do not move and
+// the sends to them queue in the stream (TestJetStreamSendsWaitForTheirOwnersRestart).
+// When a node of that name joins again, its consumer, made afresh at Join,
+// takes them first, in stream order: every accepted send reaches its
+// agent once, in order per sender. Requests are not durable: a request
+// to an agent whose owner is down fails at once with ErrOwnerLost, and a
+// request, which does not go through the stream, may overtake the sends
+// made before it. Only a graceful leave moves a node's IDs: the leaver
+// takes what its subject still holds into its agents before it snapshots
+// them (TestJetStreamLeaveTakesTheStreamBeforeItsSnapshot). A node that
+// never comes back keeps its IDs, and the sends to them stay in flight,
+// until a node of its name joins or the stream is purged.
+//
+// Delivery is once unless the owner crashes between handing a message to
+// its engine and the stream's record of its acknowledgement: that message
+// is given again to its next incarnation. As without the option, a crash
+// loses what its mailboxes held, and a send that the crashed owner took
+// but had not confirmed is reported lost on its sender although it was
+// delivered. A SendID whose publish failed (the stream did not confirm it
+// in time) returns the error, although the stream may have stored it.
 //
 // # Frame
 //

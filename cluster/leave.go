@@ -302,6 +302,7 @@ func (n *Node) Leave() error {
 
 	// Drain, snapshot, hand off.
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Drain)
+	n.drainStream(ctx)
 	_ = n.e.WaitIdle(ctx)
 	var buf bytes.Buffer
 	info, err := n.e.Snapshot(ctx, &buf)

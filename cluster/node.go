@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agentloop/agentloop/engine"
 )
@@ -83,6 +84,15 @@ type Config struct {
 	// default 64 MiB. A larger one is not handed off: its agents are
 	// re-created without their state.
 	MaxHandoff int
+	// JetStream makes the sends to agents on other nodes durable: they go
+	// through a JetStream work-queue stream, and a lost owner's agents are
+	// not re-homed but wait for it (see the package documentation). Every
+	// node of a cluster must set it alike; the NATS server must have
+	// JetStream enabled.
+	JetStream bool
+	// Stream names the JetStream stream; default the prefix upper-cased,
+	// with '.' as '_', and "_SENDS" (AGENTLOOP_SENDS).
+	Stream string
 }
 
 // EventKind tells a membership event's kind.
@@ -158,8 +168,10 @@ type Node struct {
 	subjNode string // prefix.node.<name>: frames for this node
 	subjHB   string
 	subjPub  string // prefix.pub.
+	subjJS   string // prefix.js.: the stream's subjects, one per owner node
 
-	view atomic.Pointer[[]string] // live members, sorted, this node included
+	view atomic.Pointer[[]string] // the members placement is over, sorted, this node included
+	live atomic.Pointer[[]string] // the live ones among them
 	// placeFigs is joinFigs as of the view (weighted placement reads it
 	// without the lock); replaced, never modified.
 	placeFigs atomic.Pointer[map[string]Figures]
@@ -168,8 +180,13 @@ type Node struct {
 	nc   *nats.Conn
 	e    *engine.Engine
 	subs []*nats.Subscription
-	seq  atomic.Uint64
-	inc  uint32 // this incarnation's, in every frame
+
+	js       jetstream.JetStream // with Config.JetStream
+	cons     jetstream.Consumer
+	iter     jetstream.MessagesContext
+	consDone chan struct{}
+	seq      atomic.Uint64
+	inc      uint32 // this incarnation's, in every frame
 
 	// route orders routing decisions against membership changes: a send
 	// chooses its owner and publishes under the read lock, a leave changes
@@ -195,6 +212,7 @@ type Node struct {
 	incs     map[string]uint32    // each member's incarnation
 	gone     map[string]uint32    // incarnations that left: their heartbeats are ignored
 	awaiting map[string]*awaiting // leavers whose handoff is awaited
+	parked   map[string]Figures   // with JetStream: lost members that still own their IDs
 	leaveAck chan string
 
 	onDead func(DeadLetter)
@@ -234,6 +252,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.BlockFor == 0 {
 		cfg.BlockFor = time.Second
 	}
+	if cfg.Stream == "" {
+		cfg.Stream = streamName(cfg.Prefix)
+	}
 	if cfg.PendingLimit == 0 {
 		cfg.PendingLimit = nats.DefaultSubPendingMsgsLimit
 	}
@@ -244,6 +265,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: heartbeat %v, lost after %v", ErrInvalidConfig, cfg.Heartbeat, cfg.LostAfter)
 	case !validWeights(cfg.Weighted):
 		return nil, fmt.Errorf("%w: weighted placement coefficients %v: want each in [0, 1], summing to 1", ErrInvalidConfig, cfg.Weighted)
+	case cfg.JetStream && !validToken(cfg.Stream):
+		return nil, fmt.Errorf("%w: stream name %q", ErrInvalidConfig, cfg.Stream)
 	case cfg.Drain < 0 || cfg.MaxHandoff < 0 || cfg.BlockFor < 0 || cfg.PendingLimit < 0:
 		return nil, fmt.Errorf("%w: drain %v, block for %v, max handoff %d, pending limit %d",
 			ErrInvalidConfig, cfg.Drain, cfg.BlockFor, cfg.MaxHandoff, cfg.PendingLimit)
@@ -254,6 +277,7 @@ func New(cfg Config) (*Node, error) {
 		subjNode: cfg.Prefix + ".node." + cfg.Name,
 		subjHB:   cfg.Prefix + ".hb",
 		subjPub:  cfg.Prefix + ".pub.",
+		subjJS:   cfg.Prefix + ".js.",
 		lastSeen: map[string]time.Time{},
 		figures:  map[string]Figures{},
 		joinFigs: map[string]Figures{},
@@ -261,6 +285,7 @@ func New(cfg Config) (*Node, error) {
 		incs:     map[string]uint32{},
 		gone:     map[string]uint32{},
 		awaiting: map[string]*awaiting{},
+		parked:   map[string]Figures{},
 		out:      map[string]*outbox{},
 		in:       map[string]*inbound{},
 		inc:      newIncarnation(),
@@ -270,6 +295,7 @@ func New(cfg Config) (*Node, error) {
 		n.local[t] = true
 	}
 	n.view.Store(&[]string{cfg.Name})
+	n.live.Store(&[]string{cfg.Name})
 	n.placeFigs.Store(&map[string]Figures{})
 	return n, nil
 }
@@ -343,6 +369,12 @@ func (n *Node) Join(e *engine.Engine) error {
 		nc.Close()
 		return fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
 	}
+	if n.cfg.JetStream {
+		if err := n.joinStream(); err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: node %s: jetstream: %w", n.cfg.Name, err)
+		}
+	}
 	n.stopHB, n.hbDone = make(chan struct{}), make(chan struct{})
 	go n.heartbeat()
 	return nil
@@ -363,6 +395,7 @@ func (n *Node) Close() {
 	n.pending = map[uint64]*pendingReq{}
 	n.mu.Unlock()
 	n.stopHeartbeat()
+	n.stopStream()
 	n.countSlow()
 	n.nc.Close()
 	for _, p := range pend {
@@ -375,8 +408,9 @@ func (n *Node) Close() {
 func (n *Node) Name() string { return n.cfg.Name }
 
 // Members returns the live members this node knows of, itself included,
-// sorted.
-func (n *Node) Members() []string { return slices.Clone(*n.view.Load()) }
+// sorted. With Config.JetStream, placement is also over the lost members
+// that did not leave (see the package documentation).
+func (n *Node) Members() []string { return slices.Clone(*n.live.Load()) }
 
 // MemberFigures returns the figures of each other live member's last
 // heartbeat.
@@ -492,6 +526,7 @@ func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 		return
 	}
 	n.incs[name] = inc
+	delete(n.parked, name)
 	n.lastSeen[name] = time.Now()
 	n.figures[name] = fig
 	n.joinFigs[name] = joined
@@ -515,6 +550,9 @@ func (n *Node) memberGone(kind EventKind, name string, restarted bool) {
 		n.route.Unlock()
 		return
 	}
+	if n.js != nil && kind == MemberLost {
+		n.parked[name] = n.joinFigs[name] // its IDs wait for it
+	}
 	delete(n.lastSeen, name)
 	delete(n.figures, name)
 	delete(n.incs, name)
@@ -527,7 +565,7 @@ func (n *Node) memberGone(kind EventKind, name string, restarted bool) {
 	delete(n.in, name)
 	n.inMu.Unlock()
 	n.failRequests(failed, fmt.Errorf("%w: %s %s", ErrOwnerLost, name, kind))
-	if !restarted {
+	if !restarted && n.js == nil {
 		n.failOutbox(name, fmt.Errorf("%w: %s %s before confirming it", ErrOwnerLost, name, kind))
 	}
 	n.release(name)
@@ -552,8 +590,8 @@ func (n *Node) failRequests(ps []*pendingReq, err error) {
 	}
 }
 
-// rebuildLocked publishes a new view from lastSeen and returns it; a
-// leaving node is not in its own view.
+// rebuildLocked publishes a new view from lastSeen (and parked) and
+// returns the live members; a leaving node is not in its own view.
 func (n *Node) rebuildLocked() []string {
 	var v []string
 	if !n.leaving.Load() {
@@ -563,10 +601,20 @@ func (n *Node) rebuildLocked() []string {
 		v = append(v, name)
 	}
 	slices.Sort(v)
+	live := v
 	figs := maps.Clone(n.joinFigs)
+	if len(n.parked) > 0 {
+		v = slices.Clone(v)
+		for name, f := range n.parked {
+			v = append(v, name)
+			figs[name] = f
+		}
+		slices.Sort(v)
+	}
 	n.placeFigs.Store(&figs)
 	n.view.Store(&v)
-	return slices.Clone(v)
+	n.live.Store(&live)
+	return slices.Clone(live)
 }
 
 func (n *Node) event(ev Event) {
@@ -601,11 +649,14 @@ func (n *Node) publish(subj string, f *Frame) error {
 // onFrame handles every frame that arrives, on the subscription's
 // goroutine (one per subscription, so frames of one subject are handled in
 // the order they arrived).
-func (n *Node) onFrame(m *nats.Msg) {
-	f, err := DecodeFrame(m.Data)
+func (n *Node) onFrame(m *nats.Msg) { n.handle(m.Subject, m.Data) }
+
+// handle handles a frame that arrived on subj.
+func (n *Node) handle(subj string, data []byte) {
+	f, err := DecodeFrame(data)
 	if err != nil {
 		n.corrupt.Add(1)
-		slog.Warn("cluster: frame dropped", "node", n.cfg.Name, "subject", m.Subject, "err", err)
+		slog.Warn("cluster: frame dropped", "node", n.cfg.Name, "subject", subj, "err", err)
 		return
 	}
 	n.received.Add(1)

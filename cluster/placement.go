@@ -168,7 +168,7 @@ func (n *Node) Send(ctx context.Context, from, to engine.AgentID, payload []byte
 		n.route.RUnlock()
 		return fmt.Errorf("%w: send to %s: no member left", ErrNotJoined, to)
 	default:
-		err := n.sendTracked(dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
+		err := n.sendTracked(ctx, dst, &Frame{Kind: KindSend, From: wireID(from), To: wireID(to), Payload: payload})
 		n.route.RUnlock()
 		return err
 	}
@@ -200,6 +200,10 @@ func (n *Node) Request(from, to engine.AgentID, payload []byte, timeout time.Dur
 	if n.closed {
 		n.mu.Unlock()
 		return fmt.Errorf("%w: request to %s", ErrNotJoined, to)
+	}
+	if _, ok := n.parked[dst]; ok {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: request to %s: %s is down", ErrOwnerLost, to, dst)
 	}
 	n.pending[seq] = p
 	if timeout > 0 {

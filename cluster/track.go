@@ -7,6 +7,7 @@ package cluster
 // reported lost: never silently dropped.
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ type inbound struct {
 
 // track records a send frame to dst and publishes it, under the outbox's
 // lock so that Seq order is publish order.
-func (n *Node) sendTracked(dst string, f *Frame) error {
+func (n *Node) sendTracked(ctx context.Context, dst string, f *Frame) error {
 	n.outMu.Lock()
 	defer n.outMu.Unlock()
 	ob := n.out[dst]
@@ -54,10 +55,20 @@ func (n *Node) sendTracked(dst string, f *Frame) error {
 	if err != nil {
 		return err
 	}
-	if err := n.nc.Publish(n.cfg.Prefix+".node."+dst, b); err != nil {
-		return fmt.Errorf("cluster: node %s: send to %s: %w", n.cfg.Name, dst, err)
+	if n.js != nil {
+		// Taken whether or not the stream confirms: a publish that timed
+		// out may have been stored, and its owner must not see its Seq
+		// again (it would take the sender for restarted).
+		ob.seq++
+		if _, err := n.js.Publish(ctx, n.subjJS+dst, b); err != nil {
+			return fmt.Errorf("cluster: node %s: send to %s: %w", n.cfg.Name, dst, err)
+		}
+	} else {
+		if err := n.nc.Publish(n.cfg.Prefix+".node."+dst, b); err != nil {
+			return fmt.Errorf("cluster: node %s: send to %s: %w", n.cfg.Name, dst, err)
+		}
+		ob.seq++
 	}
-	ob.seq++
 	ob.unacked = append(ob.unacked, sentFrame{seq: f.Seq, frame: b})
 	n.sent.Add(1)
 	n.tracked.Add(1)
@@ -240,6 +251,9 @@ func (n *Node) inFlightLocked() uint64 {
 // the owner sees a gap at the end of the sequence (the last frames
 // dropped) as it sees one in the middle.
 func (n *Node) probe() {
+	if n.js != nil {
+		return // the stream drops nothing, and a probe beside it would overtake its sends
+	}
 	n.outMu.Lock()
 	defer n.outMu.Unlock()
 	for dst, ob := range n.out {
