@@ -19,7 +19,9 @@
 // (MemberJoined); one not heard from for Config.LostAfter (default 3 s) is
 // declared lost (MemberLost), checked at each of this node's heartbeats, so
 // within LostAfter + Heartbeat; a node that calls Leave is dropped at once
-// (MemberLeft). Every frame carries its node's incarnation, chosen at New:
+// (MemberLeft), and heartbeats until it closes, so that a member that
+// handles its leave late still sees it leave, not lost
+// (TestBusyMemberSeesALeaveNotALoss). Every frame carries its node's incarnation, chosen at New:
 // a node restarted under the same name is seen as the earlier one lost
 // (MemberLost) and a new one joined (MemberJoined). Config.OnEvent hears each change with the members after
 // it. Each node keeps its own view: views agree once the heartbeats of

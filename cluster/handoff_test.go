@@ -349,3 +349,96 @@ func TestHandoffNeverArrivingReleasesHeldSends(t *testing.T) {
 		t.Fatalf("restored %d agents from a handoff that never came", st.HandoffRestored)
 	}
 }
+
+// TestBusyMemberSeesALeaveNotALoss: a member whose node subject is busy
+// when a node leaves (here its OnEvent still handles an earlier leave)
+// handles the leave frame late, after LostAfter; it still sees the node
+// leave (MemberLeft), never lost, and so fails none of the sends it
+// routed to the leaver.
+func TestBusyMemberSeesALeaveNotALoss(t *testing.T) {
+	url := natsServer(t)
+	busy, inBusy := make(chan struct{}), make(chan struct{})
+	var busyOnce sync.Once
+	n1events := make(chan cluster.Event, 64)
+	beats := make(chan time.Time, 1)
+	conf := func(name string, c *cluster.Config) {
+		if name != "n1" {
+			return
+		}
+		ev := c.OnEvent
+		c.OnEvent = func(e cluster.Event) {
+			ev(e)
+			n1events <- e
+			if e.Kind == cluster.MemberLeft && e.Node == "n9" {
+				busyOnce.Do(func() { close(inBusy); <-busy }) // n1's node subject waits
+			}
+		}
+		c.Figures = func() cluster.Figures { // on n1's heartbeat goroutine, before its expiry check
+			select {
+			case beats <- time.Now():
+			default:
+			}
+			return cluster.Figures{}
+		}
+	}
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(busy) }) }
+	t.Cleanup(open)
+	ms := startNodesWith(t, url, three[:2], func(string, *engine.Engine) {}, conf, nil)
+
+	// A fake member n9 joins and leaves n1 only: n1's OnEvent for it holds
+	// n1's node subject.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub := func(subj string, f cluster.Frame) {
+		f.Node, f.Inc = "n9", 9
+		b, err := cluster.AppendFrame(nil, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(subj, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 32)})
+	waitMembers(t, ms[0], 3)
+	pub("agentloop.node.n1", cluster.Frame{Kind: cluster.KindLeave})
+	recv(t, inBusy, "n1 busy with n9's leave")
+	for { // n2 loses n9, which heartbeats no more
+		if e := recv(t, ms[1].events, "n2 losing n9"); e.Kind == cluster.MemberLost && e.Node == "n9" {
+			break
+		}
+	}
+	for len(n1events) > 0 { // n1's events so far: n2 and n9 joining, n9 leaving
+		<-n1events
+	}
+
+	started := time.Now()
+	left := make(chan error, 1)
+	go func() { left <- ms[1].node.Leave() }()
+	// Until n1's heartbeat loop has checked for lost members twice after
+	// n2 would have been lost, had it gone silent at its leave.
+	for n := 0; n < 2; {
+		if at := recv(t, beats, "n1's heartbeat"); at.Sub(started) > 2*300*time.Millisecond {
+			n++
+		}
+	}
+	open()
+	if err := recv(t, left, "the leave"); err != nil {
+		t.Fatal(err)
+	}
+	pub("agentloop.node.n1", cluster.Frame{Kind: cluster.KindHandoff, Seq: 1, Code: 1}) // n9's, empty
+	for {
+		e := recv(t, n1events, "n1's event for n2")
+		if e.Node != "n2" {
+			continue
+		}
+		if e.Kind != cluster.MemberLeft {
+			t.Fatalf("n1 saw n2 %s, want left", e.Kind)
+		}
+		break
+	}
+}

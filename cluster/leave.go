@@ -264,7 +264,11 @@ func (n *Node) Leave() error {
 		return fmt.Errorf("%w: leave", ErrNotJoined)
 	}
 	n.mu.Unlock()
-	n.stopHeartbeat()
+	// The heartbeats go on until Close: a member that has not handled the
+	// leave frame yet (its node's subject is busy) must not take this node
+	// for lost meanwhile, which would report the sends it routed here as
+	// lost although this node delivers them, and not hold the sends for
+	// the agents it takes over. A member that has handled it ignores them.
 	drain := time.NewTimer(n.cfg.Drain)
 	defer drain.Stop()
 
@@ -284,6 +288,7 @@ func (n *Node) Leave() error {
 	err := n.nc.Flush()
 	n.route.Unlock()
 	if err != nil {
+		n.stopHeartbeat()
 		return fmt.Errorf("cluster: node %s: leave: %w", n.cfg.Name, err)
 	}
 	waiting := map[string]bool{}

@@ -449,7 +449,11 @@ func (n *Node) heartbeat() {
 		_ = n.publish(n.subjHB, &Frame{Kind: KindHeartbeat, Payload: appendHeartbeat(nil, fig, n.joined)})
 		n.flushAcks()
 		n.probe()
-		n.expire(time.Now())
+		if !n.leaving.Load() {
+			// A leaver ignores the members' heartbeats: it must not
+			// declare them lost while it drains.
+			n.expire(time.Now())
+		}
 		select {
 		case <-t.C:
 		case <-n.stopHB:
@@ -520,7 +524,7 @@ func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 	}
 	n.route.Lock() // a join moves IDs: no send is choosing an owner
 	n.mu.Lock()
-	if _, again := n.incs[name]; again || n.closed || n.leaving.Load() {
+	if _, again := n.incs[name]; again || n.gone[name] == inc || n.closed || n.leaving.Load() {
 		n.mu.Unlock()
 		n.route.Unlock()
 		return
