@@ -95,7 +95,9 @@
 // the agents it now owns (engine.Restore with OnlyIDs) and then releases
 // what it held, in order. Nothing sent during the leave is lost or
 // reordered (TestGracefulLeaveHandsOffState); a member that has not had
-// the handoff after 2 × Config.Drain starts the agents without state.
+// the handoff after 2 × Config.Drain starts the agents without state. A
+// node back under the leaver's name joins a member only once that member
+// has the handoff, or gave it up (TestRejoinBeforeTheHandoffWaitsForIt).
 // Requests waiting on the leaver fail with ErrOwnerLost. A publish that
 // a type subscription would feed to a key being handed over is not held:
 // it feeds no agent.

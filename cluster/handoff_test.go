@@ -442,3 +442,62 @@ func TestBusyMemberSeesALeaveNotALoss(t *testing.T) {
 		break
 	}
 }
+
+// TestRejoinBeforeTheHandoffWaitsForIt: a node back under a leaver's name
+// before the leaver's handoff reached a member is taken in by that member
+// only after the handoff: the sends it made meanwhile to the leaver's
+// agents are held and delivered, not routed to the newcomer and then
+// reported lost when the leaver's handoff settles what was sent to that
+// name.
+func TestRejoinBeforeTheHandoffWaitsForIt(t *testing.T) {
+	url := natsServer(t)
+	got := make(chan string, 4)
+	dead := make(chan cluster.DeadLetter, 4)
+	ms := startNodesWith(t, url, three[:1], func(name string, e *engine.Engine) {
+		register(t, e, "dev", func(c *engine.Context, m engine.Message) { got <- string(m.Payload) })
+	}, nil, func(_ string, n *cluster.Node) { n.OnDeadLetter(func(d cluster.DeadLetter) { dead <- d }) })
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub := func(subj, node string, inc uint32, f cluster.Frame) {
+		f.Node, f.Inc = node, inc
+		b, err := cluster.AppendFrame(nil, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(subj, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb := cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 32)}
+	pub("agentloop.hb", "n3", 7, hb)
+	waitMembers(t, ms[0], 2)
+	pub("agentloop.node.n1", "n3", 7, cluster.Frame{Kind: cluster.KindLeave})
+	waitMembers(t, ms[0], 1)
+	// n3 again, a new incarnation, then n8, on one connection: once n1 has
+	// n8 it has had the new n3's heartbeat too.
+	pub("agentloop.hb", "n3", 8, hb)
+	pub("agentloop.hb", "n8", 9, hb)
+	for {
+		if e := recv(t, ms[0].events, "n8 joining n1"); e.Kind == cluster.MemberJoined && e.Node == "n8" {
+			break
+		}
+	}
+	id := engine.AgentID{Type: "dev", Key: keyOn([]string{"n1", "n3", "n8"}, "dev", "n3")}
+	if err := ms[0].e.SendID(id, []byte("meanwhile")); err != nil {
+		t.Fatal(err)
+	}
+	pub("agentloop.node.n1", "n3", 7, cluster.Frame{Kind: cluster.KindHandoff, Seq: 1, Code: 1}) // the leaver's, empty
+	select {
+	case p := <-got:
+		if p != "meanwhile" {
+			t.Fatalf("delivered %q", p)
+		}
+	case d := <-dead:
+		t.Fatalf("the send made before the leaver's handoff was dead-lettered: %v", d.Reason)
+	case <-time.After(wait):
+		t.Fatal("the send made before the leaver's handoff was not delivered")
+	}
+}

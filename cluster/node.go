@@ -518,13 +518,22 @@ func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 		n.mu.Unlock()
 		return
 	}
+	if _, waiting := n.awaiting[name]; waiting && !known {
+		// A node back under the name of a leaver whose handoff has not
+		// come yet joins at a heartbeat after it: until then what this
+		// node sent the leaver is not settled, and the settling (by the
+		// leaver's name) must not reach the sends to its successor.
+		n.mu.Unlock()
+		return
+	}
 	n.mu.Unlock()
 	if known {
 		n.memberGone(MemberLost, name, true)
 	}
 	n.route.Lock() // a join moves IDs: no send is choosing an owner
 	n.mu.Lock()
-	if _, again := n.incs[name]; again || n.gone[name] == inc || n.closed || n.leaving.Load() {
+	_, waiting := n.awaiting[name]
+	if _, again := n.incs[name]; again || waiting || n.gone[name] == inc || n.closed || n.leaving.Load() {
 		n.mu.Unlock()
 		n.route.Unlock()
 		return
