@@ -67,6 +67,7 @@ func (n *Node) holdLocal(it *heldItem) bool {
 		return false
 	}
 	a.held = append(a.held, it)
+	n.held.Add(1)
 	return true
 }
 
@@ -84,6 +85,7 @@ func (n *Node) holdRemote(f *Frame) bool {
 	}
 	c := *f
 	a.held = append(a.held, &heldItem{frame: &c})
+	n.held.Add(1)
 	return true
 }
 
@@ -113,6 +115,7 @@ func (n *Node) release(name string) {
 		n.mu.Unlock()
 		for _, it := range items {
 			n.releaseItem(it)
+			n.held.Add(^uint64(0))
 		}
 	}
 }
@@ -339,6 +342,9 @@ func (n *Node) Leave() error {
 				break
 			}
 		}
+	}
+	if err := n.nc.Flush(); err != nil {
+		slog.Warn("cluster: handoff not flushed", "node", n.cfg.Name, "err", err)
 	}
 
 	// Wait for the owners to confirm this node's sends, then go.
