@@ -154,6 +154,9 @@ func TestChaosKillRestartUnderLoad(t *testing.T) {
 	close(stop)
 	<-stopped
 	eventually(t, "n1's sends settled", func() bool { return n1.node.Stats().InFlight == 0 })
+	for _, name := range three { // and none held for a handoff, in no engine yet
+		eventually(t, name+"'s held sends released", func() bool { return nodes[name].node.Stats().Held == 0 })
+	}
 	for _, name := range three {
 		if err := nodes[name].e.WaitIdle(context.Background()); err != nil {
 			t.Fatal(err)
@@ -182,7 +185,7 @@ func TestChaosKillRestartUnderLoad(t *testing.T) {
 			t.Fatalf("%s dead-lettered: %v", p, reason)
 		case isDead && len(by) == 1:
 			if !crashed[by[0]] {
-				t.Fatalf("%s dead-lettered and handled by %s, which did not crash", p, by[0])
+				t.Fatalf("%s dead-lettered (%v) and handled by %s, which did not crash", p, reason, by[0])
 			}
 			both++
 		}

@@ -80,7 +80,8 @@
 // ErrOwnerLost: the owner was declared lost, or restarted, before it
 // confirmed the send): every one but the confirmed is a DeadLetter, with
 // its payload, on OnDeadLetter. Stats.Sent is the sum of those and
-// Stats.InFlight at every instant, so that cluster-wide, once quiet,
+// Stats.InFlight at every instant, so that cluster-wide, once quiet
+// (InFlight and Stats.Held, the sends held for a handoff, 0 everywhere),
 // accepted sends = delivered + dead-lettered. Delivered means taken by the
 // owner's engine (in the agent's mailbox), as a local send's nil error
 // does: a crash loses what its mailboxes held, and a send the crashed

@@ -489,6 +489,9 @@ func TestRejoinBeforeTheHandoffWaitsForIt(t *testing.T) {
 	if err := ms[0].e.SendID(id, []byte("meanwhile")); err != nil {
 		t.Fatal(err)
 	}
+	if st := ms[0].node.Stats(); st.Held != 1 {
+		t.Fatalf("n1 holds %d sends for the handoff, want 1", st.Held)
+	}
 	pub("agentloop.node.n1", "n3", 7, cluster.Frame{Kind: cluster.KindHandoff, Seq: 1, Code: 1}) // the leaver's, empty
 	select {
 	case p := <-got:
@@ -500,4 +503,5 @@ func TestRejoinBeforeTheHandoffWaitsForIt(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the send made before the leaver's handoff was not delivered")
 	}
+	eventually(t, "nothing held", func() bool { return ms[0].node.Stats().Held == 0 })
 }

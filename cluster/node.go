@@ -127,7 +127,9 @@ type Event struct {
 // Stats are a node's counters. Of the sends this node carried to other
 // nodes (Sent), each is at any time in exactly one of Confirmed, Nacked,
 // Lost, Dropped and InFlight: Sent = Confirmed + Nacked + Lost + Dropped +
-// InFlight, and once the cluster is quiet InFlight is 0.
+// InFlight, and once the cluster is quiet InFlight is 0. The sends this
+// node holds for a leaver's handoff (Held) are in no engine yet: the
+// cluster is quiet once InFlight and Held are 0 on every node.
 type Stats struct {
 	SentFrames, ReceivedFrames uint64
 	Corrupt                    uint64 // frames dropped because they did not decode
@@ -142,6 +144,7 @@ type Stats struct {
 	RemoteDelivered uint64 // sends from other nodes taken by this engine
 	RemoteRefused   uint64 // sends from other nodes this engine refused
 	HeldRefused     uint64 // sends held for a handoff that this engine then refused: dead letters
+	Held            uint64 // sends and requests held for a leaver's handoff, not handed to the engine yet
 	SlowConsumer    uint64 // frames NATS dropped on this node's subscriptions
 
 	HandedOff       uint64 // agents (with state) this node handed to others on leaving
@@ -223,7 +226,7 @@ type Node struct {
 
 	sent, received, corrupt, nacked, delivered, refused  atomic.Uint64
 	tracked, confirmed, lost, dropped, heldRefused, slow atomic.Uint64
-	handedOff, restored, skipped                         atomic.Uint64
+	handedOff, restored, skipped, held                   atomic.Uint64
 }
 
 type pendingReq struct {
@@ -432,7 +435,7 @@ func (n *Node) Stats() Stats {
 	n.outMu.Unlock()
 	st.SentFrames, st.ReceivedFrames, st.Corrupt = n.sent.Load(), n.received.Load(), n.corrupt.Load()
 	st.RemoteDelivered, st.RemoteRefused = n.delivered.Load(), n.refused.Load()
-	st.HeldRefused, st.SlowConsumer = n.heldRefused.Load(), n.slow.Load()
+	st.HeldRefused, st.Held, st.SlowConsumer = n.heldRefused.Load(), n.held.Load(), n.slow.Load()
 	st.HandedOff, st.HandoffRestored, st.HandoffSkipped = n.handedOff.Load(), n.restored.Load(), n.skipped.Load()
 	return st
 }
