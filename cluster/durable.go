@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -84,7 +85,8 @@ func (n *Node) consume() {
 	for {
 		m, err := n.iter.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, nats.ErrConnectionClosed) {
 				return // closed; or a later incarnation of this node took over the consumer
 			}
 			slog.Warn("cluster: stream consumer", "node", n.cfg.Name, "err", err)

@@ -352,6 +352,13 @@ func (n *Node) Join(e *engine.Engine) error {
 	n.joinFigs[n.cfg.Name] = clampFigures(n.joined)
 	n.rebuildLocked()
 	n.mu.Unlock()
+	if n.cfg.JetStream {
+		// Before the subscriptions: their goroutines read n.js.
+		if err := n.joinStream(); err != nil {
+			nc.Close()
+			return fmt.Errorf("cluster: node %s: jetstream: %w", n.cfg.Name, err)
+		}
+	}
 	for subj, h := range map[string]nats.MsgHandler{
 		n.subjNode:                            n.onFrame,
 		n.subjHB:                              n.onFrame,
@@ -363,20 +370,16 @@ func (n *Node) Join(e *engine.Engine) error {
 			err = s.SetPendingLimits(n.cfg.PendingLimit, nats.DefaultSubPendingBytesLimit)
 		}
 		if err != nil {
+			n.stopStream()
 			nc.Close()
 			return fmt.Errorf("cluster: node %s: subscribe %s: %w", n.cfg.Name, subj, err)
 		}
 		n.subs = append(n.subs, s)
 	}
 	if err := nc.Flush(); err != nil {
+		n.stopStream()
 		nc.Close()
 		return fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
-	}
-	if n.cfg.JetStream {
-		if err := n.joinStream(); err != nil {
-			nc.Close()
-			return fmt.Errorf("cluster: node %s: jetstream: %w", n.cfg.Name, err)
-		}
 	}
 	n.stopHB, n.hbDone = make(chan struct{}), make(chan struct{})
 	go n.heartbeat()
