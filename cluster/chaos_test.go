@@ -28,10 +28,16 @@ func TestChaosKillRestartUnderLoad(t *testing.T) {
 	nodes := map[string]*member{} // the test goroutine's only
 	var n1 *member                // never restarted: the load's sender
 
+	// A running node must never be declared lost here (its sends would be
+	// reported lost although delivered), and a restart "at once" must come
+	// before the crash is noticed: LostAfter is above the longest pause of
+	// a node on a loaded 2-core machine under the race detector, and above
+	// a restart's.
+	const lostAfter = time.Second
 	start := func(name string, gen int) *member {
 		inc := name + "#" + strconv.Itoa(gen)
 		ev := make(chan cluster.Event, 256)
-		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
+		n, err := cluster.New(cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: lostAfter, Drain: wait,
 			OnEvent: func(e cluster.Event) {
 				if name == "n1" {
 					n1events <- e

@@ -86,7 +86,9 @@
 // owner's engine (in the agent's mailbox), as a local send's nil error
 // does: a crash loses what its mailboxes held, and a send the crashed
 // owner took but had not confirmed yet is reported lost although its
-// agent may have handled it.
+// agent may have handled it. So is a send to an owner declared lost
+// although it was running, its heartbeats later than LostAfter: set
+// LostAfter above the longest pause a loaded node may have.
 //
 // A graceful leave (Node.Leave) drains: the members drop the leaver from
 // their views and acknowledge; each holds the sends and requests for the
