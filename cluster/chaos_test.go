@@ -30,10 +30,7 @@ func TestChaosKillRestartUnderLoad(t *testing.T) {
 
 	// A running node must never be declared lost here (its sends would be
 	// reported lost although delivered), and a restart "at once" must come
-	// before the crash is noticed: LostAfter is above the longest pause of
-	// a node on a loaded 2-core machine under the race detector, and above
-	// a restart's.
-	const lostAfter = time.Second
+	// before the crash is noticed: see lostAfter.
 	start := func(name string, gen int) *member {
 		inc := name + "#" + strconv.Itoa(gen)
 		ev := make(chan cluster.Event, 256)

@@ -19,6 +19,12 @@ import (
 
 const wait = 20 * time.Second
 
+// lostAfter is the test nodes' Config.LostAfter: above the longest pause
+// a running node has on a loaded 2-core machine under the race detector,
+// so that no running node is declared lost (which reports its sends lost
+// although it delivers them), and above the time a node takes to restart.
+const lostAfter = time.Second
+
 // natsServer starts an embedded server on a random localhost port.
 func natsServer(t testing.TB) string {
 	t.Helper()
@@ -55,7 +61,7 @@ func startNodesWith(t *testing.T, url string, names []string, reg func(name stri
 	var ms []*member
 	for _, name := range names {
 		ev := make(chan cluster.Event, 64)
-		cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
+		cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: lostAfter, Drain: wait,
 			OnEvent: func(e cluster.Event) { ev <- e }}
 		if conf != nil {
 			conf(name, &cfg)

@@ -191,7 +191,7 @@ func TestJetStreamSendsWaitForTheirOwnersRestart(t *testing.T) {
 func restartNode(t *testing.T, url, name string, reg func(string, *engine.Engine), conf func(string, *cluster.Config)) *member {
 	t.Helper()
 	ev := make(chan cluster.Event, 64)
-	cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: 300 * time.Millisecond, Drain: wait,
+	cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: lostAfter, Drain: wait,
 		OnEvent: func(e cluster.Event) { ev <- e }}
 	conf(name, &cfg)
 	n, err := cluster.New(cfg)

@@ -422,7 +422,7 @@ func TestBusyMemberSeesALeaveNotALoss(t *testing.T) {
 	// Until n1's heartbeat loop has checked for lost members twice after
 	// n2 would have been lost, had it gone silent at its leave.
 	for n := 0; n < 2; {
-		if at := recv(t, beats, "n1's heartbeat"); at.Sub(started) > 2*300*time.Millisecond {
+		if at := recv(t, beats, "n1's heartbeat"); at.Sub(started) > 2*lostAfter {
 			n++
 		}
 	}
