@@ -281,7 +281,7 @@ func (l *loop) recycleAgents() {
 		if !l.resetAgent(a) {
 			continue // Reset panicked: leave the record to the collector
 		}
-		a.typ.pools[l.idx].Put(a)
+		a.typ.pools[l.idx].put(a)
 	}
 	l.recycled = l.recycled[:0]
 }
