@@ -182,8 +182,12 @@ type agent struct {
 	occ  atomic.Int32
 	typ  *agentType
 	loop *loop
-	impl Agent   // loop
-	_    [8]byte // the rest of line 0
+	impl Agent // loop
+	// pins counts the Pause, Resume and Terminate calls by ID looking at
+	// the record: while it is not zero the loop does not recycle it, so
+	// the incarnation they looked up keeps the record (see pinned).
+	pins atomic.Int32
+	_    [4]byte // the rest of line 0
 
 	// Line 1: read-mostly.
 	//
@@ -259,10 +263,22 @@ func (a *agent) endReason(gen uint32) error {
 
 // current reports whether gen is a's incarnation and it has not reached
 // Terminated (it may be draining): the test for delivering outcomes (a
-// request's reply, Context.Go's result) to it. Any goroutine.
+// request's reply, Context.Go's result) to it. Any goroutine. The state
+// is read before the incarnation: a reuse moves the incarnation on before
+// it leaves Terminated, so a state that is not Terminated is gen's when
+// the incarnation read after it is still gen.
 func (a *agent) current(gen uint32) bool {
-	return a.gen.Load() == gen && a.lc.State() != lifecycle.Terminated
+	return a.lc.State() != lifecycle.Terminated && a.gen.Load() == gen
 }
+
+// pinned reports whether incarnation gen of a record the caller pinned
+// (pins) is current. If so it keeps the record until unpin, even if it
+// terminates meanwhile: the loop recycles no pinned record, and only a
+// recycled record gets a new incarnation.
+func (a *agent) pinned(gen uint32) bool { return a.current(gen) }
+
+// unpin ends a pin taken by Engine.liveRef.
+func (a *agent) unpin() { a.pins.Add(-1) }
 
 // live reports whether incarnation gen of a still takes messages on its
 // loop: current and not terminating. Loop only (terminating is

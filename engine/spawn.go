@@ -65,7 +65,7 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (Ref, bool, e
 	l := e.loops[loopIdx]
 	var a *agent
 	if t.pools != nil {
-		a = t.pools[loopIdx].Get()
+		a = t.pools[loopIdx].get()
 	}
 	if a != nil && a.typ != nil {
 		// A recycled record: new incarnation first, then the new key (see

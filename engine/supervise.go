@@ -189,7 +189,7 @@ func (l *loop) supervise(a *agent, pe *PanicError) {
 // opInit arrives, handles its mailbox, then ends (initAgent sees
 // terminating).
 func (l *loop) terminate(a *agent, gen uint32) {
-	if a.gen.Load() != gen || a.terminating {
+	if !a.current(gen) || a.terminating { // ended, perhaps recycled meanwhile
 		return
 	}
 	a.terminating = true
@@ -272,8 +272,15 @@ func (l *loop) finalize(a *agent, reason error) {
 // Reset method, made anew), and it stays Terminated until a Spawn takes it:
 // so an envelope still addressed to the old incarnation finds it dead.
 func (l *loop) recycleAgents() {
+	kept := l.recycled[:0]
 	for i, a := range l.recycled {
 		l.recycled[i] = nil
+		if a.pins.Load() != 0 {
+			// A Pause, Resume or Terminate by ID is looking at the ended
+			// incarnation: recycle the record on a later turn.
+			kept = append(kept, a)
+			continue
+		}
 		a.terminating, a.drainOnStop, a.cause = false, false, nil
 		a.restarts, a.windowStart = 0, 0
 		a.stopReq.Store(false)
@@ -281,9 +288,9 @@ func (l *loop) recycleAgents() {
 		if !l.resetAgent(a) {
 			continue // Reset panicked: leave the record to the collector
 		}
-		a.typ.pools[l.idx].Put(a)
+		a.typ.pools[l.idx].put(a)
 	}
-	l.recycled = l.recycled[:0]
+	l.recycled = kept
 }
 
 // resetAgent calls the agent value's Reset, or replaces the value when it
