@@ -173,13 +173,11 @@ type agent struct {
 	gen     atomic.Uint32     // incarnation; bumped when a pooled agent is reused
 	stopReq atomic.Bool       // set once by the first Terminate call
 	hasSubs atomic.Bool       // the agent has bus subscriptions to drop at the end
-	// occ is the occupancy of a Reject or Block mailbox: places reserved by
-	// senders (which may still be in an inbox) plus messages queued. Senders
-	// reserve with an atomic add before sending, so the bound is exact
-	// whatever goroutine sends; the loop gives places back once per run of
-	// the agent. The other policies bound the mailbox on the loop and never
-	// touch it.
-	occ  atomic.Int32
+	// rs counts the places of a Reject or Block mailbox (nil for the other
+	// policies, which bound the mailbox on the loop): on lines of their own,
+	// so that neither a sender's reservation nor the loop's give-back
+	// dirties this line, which every sender reads.
+	rs   *reservation
 	typ  *agentType
 	loop *loop
 	impl Agent // loop

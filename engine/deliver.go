@@ -83,7 +83,7 @@ func (l *loop) runAgents(budget int) {
 		l.touch(tc)
 		l.busy += el
 		if a.typ.cfg.reserves() {
-			a.occ.Add(int32(-done)) // give the places back, once per run
+			a.rs.give(done) // give the places back, once per run
 		}
 		if a.lc.State() == lifecycle.Terminated {
 			continue // a panic past its restart budget ended it

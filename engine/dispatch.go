@@ -58,7 +58,7 @@ func (l *loop) dispatch(env *envelope) bool {
 func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 	if !a.live(gen) {
 		if reserved && a.typ.cfg.reserves() {
-			a.occ.Add(-1)
+			a.rs.give(1)
 		}
 		l.deadLetterAt(a, gen, *m, a.endReason(gen))
 		return

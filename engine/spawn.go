@@ -79,7 +79,7 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (Ref, bool, e
 		if a == nil {
 			a = &agent{}
 		}
-		a.typ, a.loop, a.tc = t, l, t.perLoop[loopIdx]
+		a.typ, a.loop, a.tc, a.rs = t, l, t.perLoop[loopIdx], newReservation(t)
 		a.setID(id)
 		impl := t.factory()
 		if impl == nil {

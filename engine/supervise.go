@@ -231,14 +231,14 @@ func (l *loop) finalize(a *agent, reason error) {
 	}
 	a.endContext(dlReason)
 	var m Message
-	n := int32(0)
+	n := 0
 	for a.mb.pop(&m) {
 		a.tc.queued--
 		n++
 		l.deadLetter(a, m, dlReason)
 	}
 	if a.typ.cfg.reserves() {
-		a.occ.Add(-n)
+		a.rs.give(n)
 	}
 	l.touch(a.tc)
 	l.failHandles(a, dlReason)
