@@ -18,9 +18,10 @@ const maxPooledRecords = 1024
 // the two sides run on different goroutines, so a sync.Pool's per-P
 // caches never serve the spawner and every Get took the slow path that
 // searches the other Ps, and the shared hit and put counters bounced
-// between them on top. Here a take and a put cost a lock each, the
-// counters live under it, and a record put back is found by the next
-// spawn for certain, whatever the collector does.
+// between them on top. Here a take costs a lock, the loop puts back the
+// records of a turn under one lock (putAll), the counters live under it,
+// and a record put back is found by the next spawn for certain, whatever
+// the collector does.
 type recordPool struct {
 	mu           sync.Mutex
 	free         []*agent
@@ -46,12 +47,15 @@ func (p *recordPool) get() *agent {
 	return a
 }
 
-// put keeps a for a later get, unless the pool is full.
-func (p *recordPool) put(a *agent) {
+// putAll keeps the records of as for later gets, under one lock, as far
+// as the pool has room (maxPooledRecords); it keeps no reference to the
+// slice as itself.
+func (p *recordPool) putAll(as []*agent) {
 	p.mu.Lock()
-	if len(p.free) < maxPooledRecords {
-		p.free = append(p.free, a)
-		p.puts++
+	n := min(len(as), maxPooledRecords-len(p.free))
+	if n > 0 {
+		p.free = append(p.free, as[:n]...)
+		p.puts += uint64(n)
 	}
 	p.mu.Unlock()
 }

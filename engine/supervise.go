@@ -250,7 +250,9 @@ func (l *loop) finalize(a *agent, reason error) {
 	if !pooled {
 		a.mb.release()
 	}
-	a.stopReq.Store(true)    // refuses new subscriptions (see subscribeAgent)
+	if !a.stopReq.Load() { // set already when Terminate asked for the end
+		a.stopReq.Store(true) // refuses new subscriptions (see subscribeAgent)
+	}
 	l.e.dropSubscriptions(a) // before Terminated is observable
 	l.e.transition(a, lifecycle.Terminated)
 	l.e.notifyTerminated(a, dlReason)
@@ -271,8 +273,11 @@ func (l *loop) finalize(a *agent, reason error) {
 // mailbox buffer and queue entry, its agent value is Reset (or, without a
 // Reset method, made anew), and it stays Terminated until a Spawn takes it:
 // so an envelope still addressed to the old incarnation finds it dead.
+// The records of one type that follow one another in the turn go into
+// its pool under one lock.
 func (l *loop) recycleAgents() {
-	kept := l.recycled[:0]
+	kept := l.recycled[:0] // pinned records, for a later turn
+	ready := l.toPool[:0]  // readied records of one type, for its pool
 	for i, a := range l.recycled {
 		l.recycled[i] = nil
 		if a.pins.Load() != 0 {
@@ -284,13 +289,29 @@ func (l *loop) recycleAgents() {
 		a.terminating, a.drainOnStop, a.cause = false, false, nil
 		a.restarts, a.windowStart = 0, 0
 		a.stopReq.Store(false)
-		a.hasSubs.Store(false)
+		if a.hasSubs.Load() {
+			a.hasSubs.Store(false)
+		}
 		if !l.resetAgent(a) {
 			continue // Reset panicked: leave the record to the collector
 		}
-		a.typ.pools[l.idx].put(a)
+		if len(ready) > 0 && ready[0].typ != a.typ {
+			ready = l.putReady(ready)
+		}
+		ready = append(ready, a)
 	}
+	l.toPool = l.putReady(ready)
 	l.recycled = kept
+}
+
+// putReady puts the records of rs, all of one type, into its pool for
+// this loop and returns rs emptied, for reuse.
+func (l *loop) putReady(rs []*agent) []*agent {
+	if len(rs) > 0 {
+		rs[0].typ.pools[l.idx].putAll(rs)
+		clear(rs)
+	}
+	return rs[:0]
 }
 
 // resetAgent calls the agent value's Reset, or replaces the value when it
