@@ -29,8 +29,9 @@ func (e *Engine) Pause(id AgentID) error {
 		return err
 	}
 	a := r.a
-	defer a.unpin()
-	if err := e.transitionAt(a, r.gen, lifecycle.Running, lifecycle.Paused); err != nil {
+	err = e.transitionAt(a, r.gen, lifecycle.Running, lifecycle.Paused)
+	a.unpin() // the post names the incarnation: the loop ignores it once that has ended
+	if err != nil {
 		return fmt.Errorf("pause %s: %w", id, err)
 	}
 	a.loop.post(&envelope{a: a, gen: r.gen, op: opPaused})
@@ -45,8 +46,9 @@ func (e *Engine) Resume(id AgentID) error {
 		return err
 	}
 	a := r.a
-	defer a.unpin()
-	if err := e.transitionAt(a, r.gen, lifecycle.Paused, lifecycle.Running); err != nil {
+	err = e.transitionAt(a, r.gen, lifecycle.Paused, lifecycle.Running)
+	a.unpin() // the post names the incarnation: the loop ignores it once that has ended
+	if err != nil {
 		return fmt.Errorf("resume %s: %w", id, err)
 	}
 	a.loop.post(&envelope{a: a, gen: r.gen, op: opResumed})
@@ -64,8 +66,12 @@ func (e *Engine) Terminate(id AgentID) error {
 		return err
 	}
 	a := r.a
-	defer a.unpin()
-	if a.pinned(r.gen) && a.stopReq.CompareAndSwap(false, true) {
+	stop := a.pinned(r.gen) && a.stopReq.CompareAndSwap(false, true)
+	// Unpinned before the post, which names the incarnation (the loop
+	// ignores it once that has ended): the loop that handles it may
+	// then recycle the record on the same turn.
+	a.unpin()
+	if stop {
 		a.loop.post(&envelope{a: a, gen: r.gen, op: opTerminate})
 	}
 	return nil
