@@ -150,6 +150,36 @@ func BenchmarkW7_BaselineAfterFuncBurst(b *testing.B) {
 	}
 }
 
+// BenchmarkW7_BaselineBurstHandler: the limit of W7_TimerBurst. The burst
+// handler's own work (read the clock, take the shared lock, append) for
+// w7Burst timers that have all fired already, split between two
+// goroutines as the engine's two loops split the burst: its lateness is
+// what the handler alone costs, with no timer, mailbox or loop at all.
+func BenchmarkW7_BaselineBurstHandler(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		var (
+			late []time.Duration
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			due  = time.Now()
+		)
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range w7Burst / 2 {
+					l := time.Since(due)
+					mu.Lock()
+					late = append(late, l)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		reportLateness(b, late)
+	}
+}
+
 func reportLateness(b *testing.B, late []time.Duration) {
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
 	q := func(p float64) float64 { return float64(late[int(p*float64(len(late)-1))]) / 1e3 }

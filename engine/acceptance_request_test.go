@@ -437,11 +437,25 @@ func TestAcceptanceRequestAnsweredByStopFromAStuckHandler(t *testing.T) {
 	accRegister(t, e, "stuck", accRecvOnly(func(c *engine.Context, m engine.Message) {
 		if m.IsRequest() && string(m.Payload) == "hold" {
 			held <- struct{}{}
-			accGateWait(gate)
+			// Held past the test's own wait for the answers below (the
+			// bound only keeps a broken engine from holding the loop for
+			// ever): the answers must come while the handler is stuck.
+			select {
+			case <-gate:
+			case <-time.After(3 * accTimeout):
+			}
 		}
 	}))
 	accStart(t, e)
 	id := engine.AgentID{Type: "stuck", Key: "1"}
+	if _, err := e.Spawn(id); err != nil {
+		t.Fatal(err)
+	}
+	// The loop is parked when the held request arrives: the request must
+	// wake it rather than, say, have its requester run the handler.
+	if err := e.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	errs := make(chan error, waiters+1)
 	go func() {
 		_, err := e.RequestID(context.Background(), id, []byte("hold"))

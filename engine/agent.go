@@ -173,17 +173,19 @@ type agent struct {
 	gen     atomic.Uint32     // incarnation; bumped when a pooled agent is reused
 	stopReq atomic.Bool       // set once by the first Terminate call
 	hasSubs atomic.Bool       // the agent has bus subscriptions to drop at the end
-	// occ is the occupancy of a Reject or Block mailbox: places reserved by
-	// senders (which may still be in an inbox) plus messages queued. Senders
-	// reserve with an atomic add before sending, so the bound is exact
-	// whatever goroutine sends; the loop gives places back once per run of
-	// the agent. The other policies bound the mailbox on the loop and never
-	// touch it.
-	occ  atomic.Int32
+	// rs counts the places of a Reject or Block mailbox (nil for the other
+	// policies, which bound the mailbox on the loop): on lines of their own,
+	// so that neither a sender's reservation nor the loop's give-back
+	// dirties this line, which every sender reads.
+	rs   *reservation
 	typ  *agentType
 	loop *loop
-	impl Agent   // loop
-	_    [8]byte // the rest of line 0
+	impl Agent // loop
+	// pins counts the Pause, Resume and Terminate calls by ID looking at
+	// the record: while it is not zero the loop does not recycle it, so
+	// the incarnation they looked up keeps the record (see pinned).
+	pins atomic.Int32
+	_    [4]byte // the rest of line 0
 
 	// Line 1: read-mostly.
 	//
@@ -259,10 +261,22 @@ func (a *agent) endReason(gen uint32) error {
 
 // current reports whether gen is a's incarnation and it has not reached
 // Terminated (it may be draining): the test for delivering outcomes (a
-// request's reply, Context.Go's result) to it. Any goroutine.
+// request's reply, Context.Go's result) to it. Any goroutine. The state
+// is read before the incarnation: a reuse moves the incarnation on before
+// it leaves Terminated, so a state that is not Terminated is gen's when
+// the incarnation read after it is still gen.
 func (a *agent) current(gen uint32) bool {
-	return a.gen.Load() == gen && a.lc.State() != lifecycle.Terminated
+	return a.lc.State() != lifecycle.Terminated && a.gen.Load() == gen
 }
+
+// pinned reports whether incarnation gen of a record the caller pinned
+// (pins) is current. If so it keeps the record until unpin, even if it
+// terminates meanwhile: the loop recycles no pinned record, and only a
+// recycled record gets a new incarnation.
+func (a *agent) pinned(gen uint32) bool { return a.current(gen) }
+
+// unpin ends a pin taken by Engine.liveRef.
+func (a *agent) unpin() { a.pins.Add(-1) }
 
 // live reports whether incarnation gen of a still takes messages on its
 // loop: current and not terminating. Loop only (terminating is

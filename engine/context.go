@@ -84,6 +84,16 @@ func (a *agent) endContext(reason error) {
 // A DropNewest or DropOldest mailbox accepts the message and dead-letters
 // what does not fit.
 func (c *Context) Send(to Ref, payload []byte) error {
+	// The fast path of W1, admit's and push's rules for a same-loop send
+	// to a mailbox with room inlined: the message is written straight into
+	// its slot, never built and copied.
+	if a := to.a; a != nil && a.loop == c.l && !a.terminating && !a.typ.cfg.reserves() &&
+		a.mb.len() < a.typ.cfg.capacity && a.admits(to.gen) {
+		p := a.mb.push()
+		p.Payload, p.Topic, p.Sender, p.x = payload, "", c.a.ref(), nil
+		c.l.pushed(a, len(payload))
+		return nil
+	}
 	return c.send(to, Message{Payload: payload, Sender: c.a.ref()})
 }
 

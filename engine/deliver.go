@@ -83,7 +83,7 @@ func (l *loop) runAgents(budget int) {
 		l.touch(tc)
 		l.busy += el
 		if a.typ.cfg.reserves() {
-			a.occ.Add(int32(-done)) // give the places back, once per run
+			a.rs.give(done) // give the places back, once per run
 		}
 		if a.lc.State() == lifecycle.Terminated {
 			continue // a panic past its restart budget ended it
@@ -124,6 +124,8 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 	c := &l.ctx
 	c.a = a
 	var held *pool.Buffer // the reference of the delivery in Receive, if any
+	mb := &a.mb
+	buf := mb.buf // the slots this run takes, cleared when it ends
 	defer func() {
 		if r := recover(); r != nil {
 			if held != nil {
@@ -131,6 +133,7 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 			}
 			l.recovered(a, "Receive", r, debug.Stack())
 		}
+		mb.clearTaken(buf, n)
 		c.a = nil
 	}()
 	obs := l.e.plugins.Load().onMessage
@@ -139,25 +142,27 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 		id = a.ident()
 	}
 	impl := a.impl
-	var m Message
-	for n < max && a.mb.pop(&m) {
+	for n < max && mb.n > 0 {
+		// The slot is Receive's argument itself, copied once; Receive may
+		// reuse it (a send to itself), so nothing reads it after the call.
+		p := mb.take()
 		n++
-		bytes += int64(len(m.Payload))
-		for _, p := range obs {
-			l.e.observe(p, id, &m)
+		bytes += int64(len(p.Payload))
+		for _, o := range obs {
+			l.e.observe(o, id, p)
 		}
-		if m.x == nil {
-			impl.Receive(c, m)
+		if p.x == nil {
+			impl.Receive(c, *p)
 			continue
 		}
-		if rq := m.req(); rq != nil {
+		if rq := p.req(); rq != nil {
 			c.rq, c.rqInc = rq, rq.pending()
-			impl.Receive(c, m)
+			impl.Receive(c, *p)
 			l.requestDone(c)
 			continue
 		}
-		held = m.buffer()
-		impl.Receive(c, m)
+		held = p.buffer()
+		impl.Receive(c, *p)
 		if held != nil {
 			held.Release() // this delivery's reference
 			held = nil

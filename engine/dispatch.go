@@ -58,7 +58,7 @@ func (l *loop) dispatch(env *envelope) bool {
 func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 	if !a.live(gen) {
 		if reserved && a.typ.cfg.reserves() {
-			a.occ.Add(-1)
+			a.rs.give(1)
 		}
 		l.deadLetterAt(a, gen, *m, a.endReason(gen))
 		return
@@ -67,37 +67,53 @@ func (l *loop) enqueue(a *agent, gen uint32, m *Message, reserved bool) {
 }
 
 // push is enqueue for a caller that has checked a.live itself (a send on
-// the same loop, after admit). It is the one door into a mailbox.
+// the same loop, after admit). It is the one door into a mailbox, with
+// Context.Send's fast path, which fills the slot of a mailbox with room
+// in place and then calls pushed as push does.
 func (l *loop) push(a *agent, m *Message, reserved bool) {
-	pol := a.typ.cfg.overflow
-	tc := a.tc
-	l.touch(tc)
-	tc.received++
 	switch {
 	case a.typ.cfg.reserves():
 		if !reserved && !a.reserve() { // a timer tick
-			tc.dropped++
-			l.deadLetter(a, *m, ErrMailboxFull)
+			l.refuse(a, *m)
 			return
 		}
 	case a.mb.len() >= a.typ.cfg.capacity:
-		tc.dropped++
-		if pol == DropOldest {
-			var old Message
-			a.mb.pop(&old)
-			tc.queued--
-			l.deadLetter(a, old, ErrMailboxFull)
-		} else {
-			l.deadLetter(a, *m, ErrMailboxFull)
+		if a.typ.cfg.overflow != DropOldest {
+			l.refuse(a, *m)
 			return
 		}
+		var old Message
+		a.mb.pop(&old)
+		a.qbytes -= int64(len(old.Payload))
+		a.tc.queued--
+		a.tc.dropped++ // received when it was queued
+		l.deadLetter(a, old, ErrMailboxFull)
 	}
 	*a.mb.push() = *m
-	a.qbytes += int64(len(m.Payload))
+	l.pushed(a, len(m.Payload))
+}
+
+// pushed accounts for a message of size bytes just put into a's mailbox
+// and makes a runnable.
+func (l *loop) pushed(a *agent, size int) {
+	tc := a.tc
+	l.touch(tc)
+	tc.received++
 	tc.queued++
+	a.qbytes += int64(size)
 	if !a.scheduled && a.lc.State() == lifecycle.Running {
 		l.makeRunnable(a)
 	}
+}
+
+// refuse dead-letters m, which a's full mailbox did not take (or pushed
+// out), as received and dropped.
+func (l *loop) refuse(a *agent, m Message) {
+	tc := a.tc
+	l.touch(tc)
+	tc.received++
+	tc.dropped++
+	l.deadLetter(a, m, ErrMailboxFull)
 }
 
 func (l *loop) schedule(a *agent) {

@@ -99,9 +99,9 @@ type agentType struct {
 	factory  func() Agent
 	cfg      typeConfig
 	restarts restartPolicy
-	labelCtx context.Context    // pprof labels, built once
-	perLoop  []*typeCounters    // indexed by loop
-	pools    []pool.Pool[agent] // Pooled: recycled records, indexed by loop
+	labelCtx context.Context // pprof labels, built once
+	perLoop  []*typeCounters // indexed by loop
+	pools    []recordPool    // Pooled: recycled records, indexed by loop
 }
 
 func (t *agentType) newInstance(old Agent) Agent {
@@ -203,12 +203,7 @@ func (e *Engine) Register(name string, factory func() Agent, opts ...RegisterOpt
 		t.perLoop[i] = &typeCounters{typ: t}
 	}
 	if tc.pooled {
-		t.pools = make([]pool.Pool[agent], len(e.loops))
-		for i := range t.pools {
-			// Records are readied on their loop before Put (recycleAgents):
-			// the pool must not zero them.
-			t.pools[i].Reset = func(*agent) {}
-		}
+		t.pools = make([]recordPool, len(e.loops))
 	}
 	e.nextTyp++
 	next := make(types, len(old)+1)

@@ -180,6 +180,7 @@ type loop struct {
 	pending  int                      // total envelopes in outbox
 	agents   *agent                   // the started agents, linked through agent.prev/next
 	recycled []*agent                 // pooled agents finalized this turn
+	toPool   []*agent                 // recycleAgents: readied records of one type
 	ctx      Context                  // the one Context, reused for every handler
 	batch    []Message                // the reused slice of ReceiveBatch
 	handles  map[*agent][]ReplyHandle // ReplyLater handles not yet answered

@@ -19,7 +19,9 @@ const mailboxMinCap = 8
 
 func (mb *mailbox) len() int { return int(mb.n) }
 
-// push appends a zero slot and returns it for the caller to fill.
+// push appends a slot and returns it for the caller to fill: every field
+// of it, since a slot taken during a run is cleared only when the run
+// ends (take).
 func (mb *mailbox) push() *Message {
 	if int(mb.n) == len(mb.buf) {
 		mb.grow()
@@ -41,6 +43,37 @@ func (mb *mailbox) pop(out *Message) bool {
 	mb.head = (mb.head + 1) & int32(len(mb.buf)-1)
 	mb.n--
 	return true
+}
+
+// take removes the front message and returns its slot, left as it is:
+// the caller reads the slot before anything may push again (a push can
+// reuse it), and clears the slots it took with clearTaken. It is the
+// delivery loop's pop, which saves a copy and clears a run's slots at once.
+func (mb *mailbox) take() *Message {
+	p := &mb.buf[mb.head]
+	mb.head = (mb.head + 1) & int32(len(mb.buf)-1)
+	mb.n--
+	return p
+}
+
+// clearTaken clears the slots of the last k messages taken from buf
+// (the mailbox's buffer when they were taken) that have not been reused
+// since, so that the mailbox keeps no payload alive. Nothing is left to
+// clear when the buffer has since been replaced (grown, or released).
+func (mb *mailbox) clearTaken(buf []Message, k int) {
+	if k == 0 || len(mb.buf) != len(buf) || &mb.buf[0] != &buf[0] {
+		return
+	}
+	// The free slots are the len(buf)-n ones just before head; those
+	// taken are the k just before head. Clear the overlap.
+	k = min(k, len(buf)-int(mb.n))
+	end := int(mb.head)
+	if start := end - k; start >= 0 {
+		clear(buf[start:end])
+	} else {
+		clear(buf[:end])
+		clear(buf[len(buf)+start:])
+	}
 }
 
 // front returns the oldest message in place, or nil when empty.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 // typeStats returns the totals of one type.
@@ -51,6 +54,14 @@ func TestMailboxDropPolicies(t *testing.T) {
 				}
 			}
 			settleLoop(t, e, 1)
+			// The mailbox holds what the policy kept, and counts its bytes.
+			sv, err := e.Survey(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sv.Mailboxes) != 1 || sv.Mailboxes[0].Queued != capacity || sv.Mailboxes[0].Bytes != int64(len(strings.Join(c.kept, ""))) {
+				t.Errorf("Survey mailboxes %+v, want %d queued holding %d bytes", sv.Mailboxes, capacity, len(strings.Join(c.kept, "")))
+			}
 			// The drops happen at the mailbox door, while the agent is paused.
 			dl := rec.deadLetters()
 			if got := payloads(dl, id); !slices.Equal(got, c.deadLets) {
@@ -497,5 +508,94 @@ func TestOutsideSendersFeelInboxBackpressure(t *testing.T) {
 	}
 	if max > 4*inbox {
 		t.Fatalf("an outside sender got %d messages accepted while the loop was stuck, with an inbox of %d: no backpressure (they queue without bound)", max, inbox)
+	}
+}
+
+// TestMailboxClearTaken: the slots a run took are cleared when it ends,
+// except those a send during the run has reused, which keep their
+// messages.
+func TestMailboxClearTaken(t *testing.T) {
+	var mb mailbox
+	for i := range 8 {
+		*mb.push() = Message{Payload: seq(i), Topic: "t"}
+	}
+	buf := mb.buf
+	for i := range 5 {
+		if p := mb.take(); string(p.Payload) != strconv.Itoa(i) {
+			t.Fatalf("take %d: %q", i, p.Payload)
+		}
+	}
+	for i := 8; i < 11; i++ { // three of the five taken slots are reused
+		*mb.push() = Message{Payload: seq(i)}
+	}
+	mb.clearTaken(buf, 5)
+	for i := range buf {
+		live := mb.n > 0 && (i-int(mb.head)+len(buf))%len(buf) < int(mb.n)
+		if !live && (buf[i].Payload != nil || buf[i].Topic != "") {
+			t.Errorf("free slot %d still holds %q", i, buf[i].Payload)
+		}
+	}
+	var got []string
+	for {
+		var m Message
+		if !mb.pop(&m) {
+			break
+		}
+		got = append(got, string(m.Payload))
+	}
+	if want := rangeStrs(5, 11); !slices.Equal(got, want) {
+		t.Errorf("left in the mailbox %q, want %q", got, want)
+	}
+}
+
+// TestMailboxKeepsNoPayloadAlive: once an agent has handled its messages,
+// its mailbox holds none of their payloads, also when its handler's sends
+// to itself reused the slots of the run.
+func TestMailboxKeepsNoPayloadAlive(t *testing.T) {
+	const n = 8
+	var mu sync.Mutex
+	var tracked []weak.Pointer[byte]
+	payload := func() []byte {
+		b := make([]byte, 64)
+		mu.Lock()
+		tracked = append(tracked, weak.Make(&b[0]))
+		mu.Unlock()
+		return b
+	}
+	var handled atomic.Int64
+	e := startedEngine(t, WithLoops(1))
+	mustRegister(t, e, "self", recvAgent(func(c *Context, m Message) {
+		if handled.Add(1) <= n {
+			if err := c.Send(c.Self(), payload()); err != nil {
+				t.Error(err)
+			}
+		}
+	}))
+	id := AgentID{"self", "1"}
+	r := mustSpawn(t, e, id)
+	pauseRunning(t, e, r)
+	for range n {
+		if err := r.Send(payload()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settleLoop(t, e, 0)
+	if err := e.Resume(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := handled.Load(); got != 2*n {
+		t.Fatalf("handled %d messages, want %d", got, 2*n)
+	}
+	runtime.GC()
+	runtime.GC()
+	mu.Lock()
+	defer mu.Unlock()
+	for i, w := range tracked {
+		if w.Value() != nil {
+			t.Errorf("payload %d of %d is still reachable after delivery", i, len(tracked))
+		}
 	}
 }

@@ -278,8 +278,9 @@ func Restarts(max int, window time.Duration) RegisterOption {
 // the type placed on that loop takes it, moves it Terminated → Idle →
 // Initializing and gives it the new ID under a new incarnation, so Refs to
 // the old agent keep failing with ErrTerminated. With a Reset method a
-// spawn/terminate cycle allocates nothing. The pool is a sync.Pool: the
-// collector may empty it, and the engine then allocates anew.
+// spawn/terminate cycle allocates nothing. Each loop keeps up to 1024
+// records per type, whatever the collector does; a record finalized
+// beyond that is left to the collector.
 //
 // Reset must return the value to the state the factory would give it; Init
 // runs again after it.

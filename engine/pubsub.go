@@ -494,18 +494,28 @@ func (e *Engine) fanOut(c *Context, l *loop, subs []*agent, m *Message, reserved
 	if b := m.buffer(); b != nil {
 		b.Retain(len(subs)) // one reference per delivery
 	}
+	if c != nil && c.l == l {
+		size := len(m.Payload)
+		for _, a := range subs {
+			// enqueue's and push's rules for a live subscriber whose
+			// mailbox has room, inlined: W6's in-loop delivery.
+			if !a.terminating && a.lc.State() != lifecycle.Terminated && !a.typ.cfg.reserves() &&
+				a.mb.len() < a.typ.cfg.capacity {
+				*a.mb.push() = *m
+				l.pushed(a, size)
+				continue
+			}
+			l.enqueue(a, a.gen.Load(), m, reserved)
+		}
+		return
+	}
 	env := envelope{op: opPublish, msg: *m, subs: subs}
 	if reserved {
 		env.gen = publishReserved
 	}
-	switch {
-	case c == nil:
+	if c == nil {
 		l.post(&env)
-	case c.l == l:
-		for _, a := range subs {
-			l.enqueue(a, a.gen.Load(), m, reserved)
-		}
-	default:
+	} else {
 		l.postFrom(c.l, &env)
 	}
 }

@@ -115,12 +115,19 @@ func TestPublishTypeChurn(t *testing.T) {
 	var refused atomic.Int64
 	var wg sync.WaitGroup
 	done := make(chan struct{})
+	// Publishers hold their second half until an instance has been
+	// terminated, so that churn overlaps publishing however the goroutines
+	// are scheduled.
+	churned := make(chan struct{})
 	for p := range publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(p), 1))
-			for range perPub {
+			for i := range perPub {
+				if i == perPub/2 {
+					<-churned
+				}
 				if err := e.Publish(topics[r.IntN(keys)], nil); err != nil {
 					if !errors.Is(err, engine.ErrTerminated) {
 						t.Errorf("Publish: %v", err)
@@ -140,7 +147,9 @@ func TestPublishTypeChurn(t *testing.T) {
 		default:
 			id := engine.AgentID{Type: "dev", Key: "k" + strconv.Itoa(r.IntN(keys))}
 			if err := e.Terminate(id); err == nil {
-				terminated++
+				if terminated++; terminated == 1 {
+					close(churned)
+				}
 			} else if !errors.Is(err, engine.ErrUnknownAgent) {
 				t.Fatalf("Terminate(%v): %v", id, err)
 			}

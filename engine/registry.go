@@ -55,6 +55,11 @@ type regTable struct {
 //
 // a is nil for an empty slot, which ends a probe, and tombstone for a slot
 // whose agent left, which a probe passes over and an insert may reuse.
+// Emptying a slot (clear) stores a alone, outside the seqlock: readers pay
+// no heed to gen and h beside nil or tombstone, so a reader that takes the
+// cleared a with the old gen and h has read a consistent slot, and one that
+// took the old a reads it with its own gen and h, or sees seq move if an
+// insert reuses the slot meanwhile (an insert always brackets its change).
 type regSlot struct {
 	seq atomic.Uint32
 	gen atomic.Uint32
@@ -104,6 +109,10 @@ func (s *regSlot) store(a *agent, gen uint32, h uint64) {
 	s.a.Store(a)
 	s.seq.Store(q + 2)
 }
+
+// clear empties the slot (a is nil or tombstone), leaving gen and h as they
+// were (see regSlot). The shard's mutex must be held.
+func (s *regSlot) clear(a *agent) { s.a.Store(a) }
 
 // keyAt returns the key of incarnation gen of a, or false if a has moved
 // on to another incarnation since (its key may then be another's). It
@@ -296,12 +305,12 @@ func (r *registry) remove(a *agent) {
 		}
 		s.live.Add(-1)
 		if next, _, _ := t.slots[(i+1)&mask].load(); next != nil {
-			t.slots[i].store(tombstone, 0, 0)
+			t.slots[i].clear(tombstone)
 			return
 		}
 		// Nothing probes past i: empty it, and the tombstones before it.
 		for {
-			t.slots[i].store(nil, 0, 0)
+			t.slots[i].clear(nil)
 			s.used--
 			i = (i - 1) & mask
 			if prev, _, _ := t.slots[i].load(); prev != tombstone {

@@ -58,14 +58,15 @@ func (rq *request) recycle() {
 	rq.state.Store((rq.state.Load() | reqDone) + 1)
 }
 
-// outsideRequests recycles the request and channel of Engine.Request. A
-// request goes back once its requester has taken the reply that someone
+// outsideRequests recycles the request and channel of an Engine.Request
+// that found no free slot in the request table (whose slots own theirs).
+// A request goes back once its requester has taken the reply that someone
 // else settled: then its message has been consumed (handled or
 // dead-lettered), and anything still holding it (the Context of a handler
 // that keeps running, a ReplyHandle) holds an older incarnation. Requests
 // the requester gave up on (cancelled, engine stopped) may still sit in a
 // mailbox under their current incarnation and are left to the collector.
-var outsideRequests = sync.Pool{New: func() any { return &request{ch: make(chan reply, 1)} }}
+var outsideRequests = sync.Pool{New: func() any { return newOutsideRequest() }}
 
 type reply struct {
 	payload []byte
@@ -279,16 +280,19 @@ func (e *Engine) request(ctx context.Context, r Ref, payload []byte) ([]byte, er
 	if err := ctx.Err(); err != nil {
 		return nil, requestCtxErr(r.ID(), err)
 	}
-	rq := outsideRequests.Get().(*request)
+	slot, rq := e.claimSlot() // Stop answers it from there (see answerStranded)
+	if slot == nil {
+		rq = outsideRequests.Get().(*request)
+	}
 	rq.to = r.a
 	inc := rq.pending()
-	slot := e.claimSlot(rq, inc) // Stop answers it from there (see answerStranded)
 	if err := e.sendExternal(ctx, r, Message{Payload: payload, x: unsafe.Pointer(rq)}); err != nil {
-		if slot != nil {
-			slot.release()
-		}
 		rq.to = nil
-		outsideRequests.Put(rq) // never sent
+		if slot != nil {
+			slot.release(true) // never sent
+		} else {
+			outsideRequests.Put(rq)
+		}
 		if ce := ctx.Err(); ce != nil && errors.Is(err, ce) {
 			return nil, requestCtxErr(r.ID(), ce)
 		}
@@ -303,8 +307,8 @@ func (e *Engine) request(ctx context.Context, r Ref, payload []byte) ([]byte, er
 		case rep = <-rq.ch:
 		case <-done:
 			if rq.state.CompareAndSwap(inc, inc|reqDone) {
-				slot.release()
-				return nil, requestCtxErr(r.ID(), ctx.Err()) // rq may still be queued: not recycled
+				slot.release(false) // rq may still be queued: not recycled
+				return nil, requestCtxErr(r.ID(), ctx.Err())
 			}
 			rep = <-rq.ch // settled by someone else just now
 		}
@@ -323,19 +327,15 @@ func (e *Engine) request(ctx context.Context, r Ref, payload []byte) ([]byte, er
 			rep = <-rq.ch
 		}
 	}
-	if slot != nil {
-		slot.release()
-	}
-	e.recycleRequest(rq)
-	return rep.payload, rep.err
-}
-
-// recycleRequest returns an outside request that someone else completed
-// (so its message was consumed) to the pool, in its next incarnation.
-func (e *Engine) recycleRequest(rq *request) {
+	// Someone else settled it, so its message was consumed: recycle it.
 	rq.to = nil
 	rq.recycle()
-	outsideRequests.Put(rq)
+	if slot != nil {
+		slot.release(true)
+	} else {
+		outsideRequests.Put(rq)
+	}
+	return rep.payload, rep.err
 }
 
 // requestCtxErr is the error of a request whose ctx ended: a deadline

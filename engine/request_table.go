@@ -23,20 +23,27 @@ const reqSlots = 256
 
 // reqSlot holds one request in flight and the incarnation it waits for,
 // on a cache line of its own: requesters on different goroutines claim
-// different slots.
+// different slots. A slot also owns the request object its requesters
+// take turns with, so a round trip fetches none from a pool.
 type reqSlot struct {
-	rq  atomic.Pointer[request]
-	inc atomic.Uint64
-	_   [48]byte
+	busy atomic.Bool // claimed by a requester, which alone uses own
+	rq   atomic.Pointer[request]
+	inc  atomic.Uint64
+	own  *request // busy: the slot's request, recycled by each requester
+	_    [32]byte
 }
 
 type reqTable [reqSlots]reqSlot
 
-// claimSlot records incarnation inc of rq in a free slot of the table,
-// allocated on the first outside request; nil when none is free. The
+// newOutsideRequest makes the request object of Engine.Request.
+func newOutsideRequest() *request { return &request{ch: make(chan reply, 1)} }
+
+// claimSlot claims a free slot of the table, allocated on the first
+// outside request, and records its request, pending, for Stop; it returns
+// the slot and the request, or nil and nil when no slot is free. The
 // incarnation goes in before the pointer: Stop reads them the other way
 // round.
-func (e *Engine) claimSlot(rq *request, inc uint64) *reqSlot {
+func (e *Engine) claimSlot() (*reqSlot, *request) {
 	t := e.reqs.Load()
 	if t == nil {
 		e.reqs.CompareAndSwap(nil, new(reqTable))
@@ -45,18 +52,30 @@ func (e *Engine) claimSlot(rq *request, inc uint64) *reqSlot {
 	start := e.reqNext.Add(1)
 	for i := uint32(0); i < 4; i++ {
 		s := &t[(start+i*reqSlots/4)%reqSlots]
-		if s.rq.Load() == nil {
-			s.inc.Store(inc)
-			if s.rq.CompareAndSwap(nil, rq) {
-				return s
+		if !s.busy.Load() && s.busy.CompareAndSwap(false, true) {
+			rq := s.own
+			if rq == nil {
+				rq = newOutsideRequest()
+				s.own = rq
 			}
+			s.inc.Store(rq.pending())
+			s.rq.Store(rq)
+			return s, rq
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// release frees the slot; its request may be recycled after it.
-func (s *reqSlot) release() { s.rq.Store(nil) }
+// release frees the slot. keep says its request has been recycled (or
+// never sent) and serves the next claimer; otherwise it may still sit in
+// a mailbox and is left to the collector.
+func (s *reqSlot) release(keep bool) {
+	s.rq.Store(nil)
+	if !keep {
+		s.own = nil
+	}
+	s.busy.Store(false)
+}
 
 // answerStranded answers every request the table still holds with
 // ErrStopped: called once the loops are gone (or given up on), at the end

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentloop/agentloop/lifecycle"
 )
@@ -122,13 +123,76 @@ func (a *agent) admits(gen uint32) bool {
 	return a.gen.Load() == gen && !a.stopReq.Load() && a.lc.State() != lifecycle.Terminated
 }
 
-// reserve takes a place in a Reject or Block mailbox; false when full.
-func (a *agent) reserve() bool {
-	if int(a.occ.Add(1)) <= a.typ.cfg.capacity {
-		return true
+// reservation counts the places of a Reject or Block mailbox as two
+// counters that only grow: taken, the places ever taken (by senders, before
+// sending, and by the loop for a timer's tick), and freed, the places ever
+// given back (by the loop, once per run of the agent, and for messages that
+// end without delivery). The occupancy, taken - freed, covers every queued
+// message and every one still on its way, so the bound is exact whatever
+// goroutine sends.
+//
+// The two counters sit on lines of their own: a sender's reservation then
+// writes a line the loop never reads per message, and the loop's give-back
+// one that senders read only when the mailbox looks full. For that a sender
+// compares taken with seen, a value of freed read earlier and never above
+// it, and reads freed itself only when that comparison says full: a
+// mailbox far from full costs a sender one compare-and-swap on a line no
+// other goroutine is writing, and a refusal still rests on a fresh look.
+type reservation struct {
+	taken atomic.Uint64
+	seen  atomic.Uint64 // a recent value of freed, for senders
+	_     [cacheLine - 16]byte
+	freed atomic.Uint64
+	_     [cacheLine - 8]byte
+}
+
+// cacheLine is the size the engine pads shared counters apart by.
+const cacheLine = 64
+
+// newReservation returns the place counters of an agent of type t: nil
+// unless its mailbox is Reject or Block.
+func newReservation(t *agentType) *reservation {
+	if !t.cfg.reserves() {
+		return nil
 	}
-	a.occ.Add(-1)
-	return false
+	return new(reservation)
+}
+
+// reserve takes a place in a Reject or Block mailbox; false when full.
+//
+// A place is taken by a compare-and-swap from t to t+1 once t - freed is
+// below the capacity, with freed read (as seen or afresh) before the swap;
+// freed only grows, so at the swap the places in use are at most t - freed
+// and the bound holds. A refusal reads taken before freed, and taken only
+// grows, so when the difference reaches the capacity the mailbox was full
+// at the moment freed was read: every place counted belongs to an accepted
+// message, none to a sender that is about to be refused.
+func (a *agent) reserve() bool {
+	rs, capacity := a.rs, uint64(a.typ.cfg.capacity)
+	for {
+		t := rs.taken.Load()
+		if t-rs.seen.Load() >= capacity {
+			f := rs.freed.Load()
+			if t-f >= capacity {
+				return false
+			}
+			rs.seen.Store(f) // an older value from a racing sender is still at most freed
+		}
+		if rs.taken.CompareAndSwap(t, t+1) {
+			return true
+		}
+	}
+}
+
+// full reports whether a Reject or Block mailbox has no place free.
+func (rs *reservation) full(capacity int) bool {
+	t := rs.taken.Load() // before freed, as in reserve
+	return t-rs.freed.Load() >= uint64(capacity)
+}
+
+// give gives n places back. The agent's loop (or whoever holds it) only.
+func (rs *reservation) give(n int) {
+	rs.freed.Add(uint64(n))
 }
 
 // waitForRoom takes a place in a full Block mailbox for an outside sender,
@@ -145,7 +209,7 @@ func (e *Engine) waitForRoom(ctx context.Context, a *agent, gen uint32) error {
 		// looks for waiters, so one of us sees the other.
 		l.addSpaceWaiter(w)
 		var ctxErr error
-		if int(a.occ.Load()) >= capacity && a.admits(gen) {
+		if a.rs.full(capacity) && a.admits(gen) {
 			select {
 			case <-w.ch:
 			case <-e.stopCh:

@@ -549,7 +549,7 @@ func (e *Engine) restoreDecoded(ctx context.Context, d *DecodedSnapshot, rc *res
 			continue
 		}
 		idx := int(id.hash() % uint64(len(e.loops)))
-		a := &agent{typ: t, loop: e.loops[idx], tc: t.perLoop[idx]}
+		a := &agent{typ: t, loop: e.loops[idx], tc: t.perLoop[idx], rs: newReservation(t)}
 		a.setID(id)
 		a.setImpl(impl)
 		todo = append(todo, restoring{rec: rec, a: a})
@@ -576,7 +576,7 @@ func (e *Engine) restoreDecoded(ctx context.Context, d *DecodedSnapshot, rc *res
 			n++
 		}
 		if n > 0 && a.typ.cfg.reserves() {
-			a.occ.Add(int32(n))
+			a.rs.taken.Add(uint64(n))
 		}
 		id := x.rec.ID
 		if e.stopping.Load() {

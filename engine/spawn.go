@@ -36,10 +36,11 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	if r, ok := e.registry.find(id.Type, id.Key, id.hash()); ok {
+	h := id.hash()
+	if r, ok := e.registry.find(id.Type, id.Key, h); ok {
 		return r, fmt.Errorf("%w: %s", ErrAgentExists, id)
 	}
-	r, created, err := e.getOrSpawn(id, t, loopIdx)
+	r, created, err := e.getOrSpawn(id, h, t, loopIdx)
 	if err != nil {
 		return Ref{}, err
 	}
@@ -49,13 +50,13 @@ func (e *Engine) Spawn(id AgentID, opts ...SpawnOption) (Ref, error) {
 	return r, nil
 }
 
-// getOrSpawn creates the agent id (a pooled record when the loop's pool
-// has one) and registers it unless another spawn took the ID meanwhile:
-// it returns the Ref of the incarnation that holds the ID, as the registry
-// records it, and whether this call created it. Callers have looked the ID up already, so it does not look again;
+// getOrSpawn creates the agent id, whose hash is h (a pooled record when
+// the loop's pool has one), and registers it unless another spawn took the
+// ID meanwhile: it returns the Ref of the incarnation that holds the ID, as
+// the registry records it, and whether this call created it. Callers have
+// looked the ID up already (with the same h), so it does not look again;
 // putIfAbsent settles races (the loser's record is dropped).
-func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (Ref, bool, error) {
-	h := id.hash()
+func (e *Engine) getOrSpawn(id AgentID, h uint64, t *agentType, loopIdx int) (Ref, bool, error) {
 	if e.stopping.Load() {
 		return Ref{}, false, fmt.Errorf("%w: spawn %s", ErrStopped, id)
 	}
@@ -65,7 +66,7 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (Ref, bool, e
 	l := e.loops[loopIdx]
 	var a *agent
 	if t.pools != nil {
-		a = t.pools[loopIdx].Get()
+		a = t.pools[loopIdx].get()
 	}
 	if a != nil && a.typ != nil {
 		// A recycled record: new incarnation first, then the new key (see
@@ -79,7 +80,7 @@ func (e *Engine) getOrSpawn(id AgentID, t *agentType, loopIdx int) (Ref, bool, e
 		if a == nil {
 			a = &agent{}
 		}
-		a.typ, a.loop, a.tc = t, l, t.perLoop[loopIdx]
+		a.typ, a.loop, a.tc, a.rs = t, l, t.perLoop[loopIdx], newReservation(t)
 		a.setID(id)
 		impl := t.factory()
 		if impl == nil {
@@ -112,7 +113,8 @@ func (e *Engine) Lookup(id AgentID) (Ref, error) {
 // the Ref is the incarnation the registry held, not whatever the record
 // holds by the time it is read.
 func (e *Engine) resolve(id AgentID) (Ref, error) {
-	if r, ok := e.registry.find(id.Type, id.Key, id.hash()); ok {
+	h := id.hash()
+	if r, ok := e.registry.find(id.Type, id.Key, h); ok {
 		return r, nil
 	}
 	if err := id.Validate(); err != nil {
@@ -122,12 +124,13 @@ func (e *Engine) resolve(id AgentID) (Ref, error) {
 	if err != nil {
 		return Ref{}, err
 	}
-	return e.spawnFor(id, t)
+	r, _, err := e.getOrSpawn(id, h, t, -1)
+	return r, err
 }
 
 // spawnFor spawns the valid id of type t, which the registry did not hold
 // a moment ago, or returns the agent that a racing spawn registered.
 func (e *Engine) spawnFor(id AgentID, t *agentType) (Ref, error) {
-	r, _, err := e.getOrSpawn(id, t, -1)
+	r, _, err := e.getOrSpawn(id, id.hash(), t, -1)
 	return r, err
 }

@@ -181,7 +181,7 @@ func (e *Engine) PoolStats() []TypePoolStats {
 		}
 		ps := TypePoolStats{Type: t.name}
 		for i := range t.pools {
-			st := t.pools[i].Stats()
+			st := t.pools[i].stats()
 			ps.Hits += st.Hits
 			ps.Misses += st.Misses
 			ps.Puts += st.Puts

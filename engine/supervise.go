@@ -189,7 +189,7 @@ func (l *loop) supervise(a *agent, pe *PanicError) {
 // opInit arrives, handles its mailbox, then ends (initAgent sees
 // terminating).
 func (l *loop) terminate(a *agent, gen uint32) {
-	if a.gen.Load() != gen || a.terminating {
+	if !a.current(gen) || a.terminating { // ended, perhaps recycled meanwhile
 		return
 	}
 	a.terminating = true
@@ -231,14 +231,14 @@ func (l *loop) finalize(a *agent, reason error) {
 	}
 	a.endContext(dlReason)
 	var m Message
-	n := int32(0)
+	n := 0
 	for a.mb.pop(&m) {
 		a.tc.queued--
 		n++
 		l.deadLetter(a, m, dlReason)
 	}
 	if a.typ.cfg.reserves() {
-		a.occ.Add(-n)
+		a.rs.give(n)
 	}
 	l.touch(a.tc)
 	l.failHandles(a, dlReason)
@@ -250,7 +250,9 @@ func (l *loop) finalize(a *agent, reason error) {
 	if !pooled {
 		a.mb.release()
 	}
-	a.stopReq.Store(true)    // refuses new subscriptions (see subscribeAgent)
+	if !a.stopReq.Load() { // set already when Terminate asked for the end
+		a.stopReq.Store(true) // refuses new subscriptions (see subscribeAgent)
+	}
 	l.e.dropSubscriptions(a) // before Terminated is observable
 	l.e.transition(a, lifecycle.Terminated)
 	l.e.notifyTerminated(a, dlReason)
@@ -271,19 +273,45 @@ func (l *loop) finalize(a *agent, reason error) {
 // mailbox buffer and queue entry, its agent value is Reset (or, without a
 // Reset method, made anew), and it stays Terminated until a Spawn takes it:
 // so an envelope still addressed to the old incarnation finds it dead.
+// The records of one type that follow one another in the turn go into
+// its pool under one lock.
 func (l *loop) recycleAgents() {
+	kept := l.recycled[:0] // pinned records, for a later turn
+	ready := l.toPool[:0]  // readied records of one type, for its pool
 	for i, a := range l.recycled {
 		l.recycled[i] = nil
+		if a.pins.Load() != 0 {
+			// A Pause, Resume or Terminate by ID is looking at the ended
+			// incarnation: recycle the record on a later turn.
+			kept = append(kept, a)
+			continue
+		}
 		a.terminating, a.drainOnStop, a.cause = false, false, nil
 		a.restarts, a.windowStart = 0, 0
 		a.stopReq.Store(false)
-		a.hasSubs.Store(false)
+		if a.hasSubs.Load() {
+			a.hasSubs.Store(false)
+		}
 		if !l.resetAgent(a) {
 			continue // Reset panicked: leave the record to the collector
 		}
-		a.typ.pools[l.idx].Put(a)
+		if len(ready) > 0 && ready[0].typ != a.typ {
+			ready = l.putReady(ready)
+		}
+		ready = append(ready, a)
 	}
-	l.recycled = l.recycled[:0]
+	l.toPool = l.putReady(ready)
+	l.recycled = kept
+}
+
+// putReady puts the records of rs, all of one type, into its pool for
+// this loop and returns rs emptied, for reuse.
+func (l *loop) putReady(rs []*agent) []*agent {
+	if len(rs) > 0 {
+		rs[0].typ.pools[l.idx].putAll(rs)
+		clear(rs)
+	}
+	return rs[:0]
 }
 
 // resetAgent calls the agent value's Reset, or replaces the value when it
