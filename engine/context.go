@@ -89,10 +89,13 @@ func (c *Context) Send(to Ref, payload []byte) error {
 	// its slot, never built and copied.
 	if a := to.a; a != nil && a.loop == c.l && !a.terminating && !a.typ.cfg.reserves() &&
 		a.mb.len() < a.typ.cfg.capacity && a.admits(to.gen) {
-		p := a.mb.push()
-		p.Payload, p.Topic, p.Sender, p.x = payload, "", c.a.ref(), nil
-		c.l.pushed(a, len(payload))
-		return nil
+		if p := a.mb.tryPush(); p != nil { // else the mailbox grows on the slow path
+			p.Payload, p.Topic, p.Sender, p.x = payload, "", c.a.ref(), nil
+			if a.counted(len(payload)) { // pushed, inlined
+				c.l.settle(a)
+			}
+			return nil
+		}
 	}
 	return c.send(to, Message{Payload: payload, Sender: c.a.ref()})
 }

@@ -148,8 +148,10 @@ func (l *loop) runAgent(a *agent, max int) (n int, bytes int64) {
 		p := mb.take()
 		n++
 		bytes += int64(len(p.Payload))
-		for _, o := range obs {
-			l.e.observe(o, id, p)
+		if len(obs) > 0 {
+			for _, o := range obs {
+				l.e.observe(o, id, p)
+			}
 		}
 		if p.x == nil {
 			impl.Receive(c, *p)

@@ -96,11 +96,27 @@ func (l *loop) push(a *agent, m *Message, reserved bool) {
 // pushed accounts for a message of size bytes just put into a's mailbox
 // and makes a runnable.
 func (l *loop) pushed(a *agent, size int) {
+	if a.counted(size) {
+		l.settle(a)
+	}
+}
+
+// counted counts a message of size bytes just put into a's mailbox, and
+// reports whether settle has to follow: only for the first message of a
+// run, after which the counters are dirty and the agent is in the
+// runnable queue. It is small enough to be inlined into the send paths.
+func (a *agent) counted(size int) bool {
 	tc := a.tc
-	l.touch(tc)
 	tc.received++
 	tc.queued++
 	a.qbytes += int64(size)
+	return !tc.dirty || !a.scheduled
+}
+
+// settle is the rest of pushed: it marks the counters dirty and queues a
+// runnable agent.
+func (l *loop) settle(a *agent) {
+	l.touch(a.tc)
 	if !a.scheduled && a.lc.State() == lifecycle.Running {
 		l.makeRunnable(a)
 	}

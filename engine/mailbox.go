@@ -45,6 +45,17 @@ func (mb *mailbox) pop(out *Message) bool {
 	return true
 }
 
+// tryPush is push without growing: nil when the buffer is full. Small
+// enough to be inlined into the fast paths of a send.
+func (mb *mailbox) tryPush() *Message {
+	if int(mb.n) == len(mb.buf) {
+		return nil
+	}
+	p := &mb.buf[(mb.head+mb.n)&int32(len(mb.buf)-1)]
+	mb.n++
+	return p
+}
+
 // take removes the front message and returns its slot, left as it is:
 // the caller reads the slot before anything may push again (a push can
 // reuse it), and clears the slots it took with clearTaken. It is the

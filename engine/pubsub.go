@@ -501,9 +501,13 @@ func (e *Engine) fanOut(c *Context, l *loop, subs []*agent, m *Message, reserved
 			// mailbox has room, inlined: W6's in-loop delivery.
 			if !a.terminating && a.lc.State() != lifecycle.Terminated && !a.typ.cfg.reserves() &&
 				a.mb.len() < a.typ.cfg.capacity {
-				*a.mb.push() = *m
-				l.pushed(a, size)
-				continue
+				if p := a.mb.tryPush(); p != nil { // else the mailbox grows in enqueue
+					*p = *m
+					if a.counted(size) { // pushed, inlined
+						l.settle(a)
+					}
+					continue
+				}
 			}
 			l.enqueue(a, a.gen.Load(), m, reserved)
 		}
