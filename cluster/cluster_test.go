@@ -416,8 +416,9 @@ func TestOwnerLostFailsRequestsAndAgentsAreRecreated(t *testing.T) {
 	}
 }
 
-// TestCorruptFrameDroppedAndCounted: a frame that fails its checksum is
-// dropped and counted, and the good frame after it is delivered.
+// TestCorruptFrameDroppedAndCounted: a frame that fails its checksum, or
+// is of frame version 1, is dropped and counted, and the good frame after
+// them is delivered.
 func TestCorruptFrameDroppedAndCounted(t *testing.T) {
 	url := natsServer(t)
 	got := make(chan string, 4)
@@ -433,7 +434,8 @@ func TestCorruptFrameDroppedAndCounted(t *testing.T) {
 	b, _ := cluster.AppendFrame(nil, &good)
 	bad := append([]byte{}, b...)
 	bad[len(bad)-6] ^= 1 // a payload bit
-	for _, f := range [][]byte{bad, []byte("junk"), b} {
+	old := version1(t, cluster.Frame{Kind: cluster.KindSend, Node: "other", To: good.To, Payload: []byte("version 1")})
+	for _, f := range [][]byte{bad, []byte("junk"), old, b} {
 		if err := nc.Publish("agentloop.node.n1", f); err != nil {
 			t.Fatal(err)
 		}
@@ -444,8 +446,8 @@ func TestCorruptFrameDroppedAndCounted(t *testing.T) {
 	// The agent may hear the good frame before the node counts it
 	// delivered: wait for the count, then check it is exact.
 	eventually(t, "the good frame counted delivered", func() bool { return ms[0].node.Stats().RemoteDelivered >= 1 })
-	if s := ms[0].node.Stats(); s.Corrupt != 2 || s.RemoteDelivered != 1 {
-		t.Fatalf("stats %+v, want 2 corrupt and 1 delivered", s)
+	if s := ms[0].node.Stats(); s.Corrupt != 3 || s.RemoteDelivered != 1 {
+		t.Fatalf("stats %+v, want 3 corrupt and 1 delivered", s)
 	}
 }
 

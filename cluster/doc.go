@@ -127,9 +127,16 @@
 // After a crash the lost node's IDs are owned by the survivors and
 // re-created there, through their types, on their next message
 // (TestCrashAccountsForEverySend; TestChaosKillRestartUnderLoad crashes,
-// restarts and re-joins nodes under load). The sends to a node that
-// restarted before it was declared lost are settled by its new
-// incarnation: those it saw are confirmed, those before are lost. A request whose owner is declared lost
+// restarts and re-joins nodes under load). A send is addressed to the
+// incarnation of its owner that the sender knew (see Frame): a later
+// incarnation of that name never delivers it, so that a send reported
+// lost when the sender declared the crashed incarnation lost is not
+// delivered as well (TestSendToALostIncarnationIsNotDeliveredByItsSuccessor).
+// The sends to a node that restarted before it was declared lost are
+// settled by its new incarnation: it refuses those addressed to the
+// earlier one that reach it, and its first acknowledgement reports those
+// it never saw, all lost (TestSendToARestartedNodeIsSettledOnce); the
+// sends addressed to it are confirmed. A request whose owner is declared lost
 // or leaves before it answers fails with ErrOwnerLost; one with a timeout
 // fails with engine.ErrTimeout after it. A frame that does not decode
 // (bad checksum, length, version or kind) is dropped and counted in
@@ -176,10 +183,18 @@
 //
 // # Frame
 //
-// Every frame is laid out as Frame documents: version, kind, priority,
-// code, timestamp (unix ns), sequence, incarnation, the sending node, the
-// sending and target agent IDs, the reply subject, the payload and a CRC-32C
-// (Castagnoli) of all the bytes before it. DecodeFrame is bounded by the
+// Every frame is laid out as Frame documents: version (FrameVersion, 2),
+// kind, priority, code, timestamp (unix ns), sequence, incarnation, target
+// incarnation, the sending node, the sending and target agent IDs, the
+// reply subject, the payload and a CRC-32C (Castagnoli) of all the bytes
+// before it. The target incarnation is that of the destination node the
+// sender addressed (0 for any, as in a durable send): a node refuses a
+// frame addressed to another incarnation of itself, so that a node
+// restarted under the name of one its senders declared lost does not
+// deliver what they already reported lost (a send is nacked as lost,
+// ErrOwnerLost, and a request answered with it; a reply or nack to an
+// earlier incarnation is dropped). A frame of version 1 (without the
+// target incarnation) is refused as corrupt. DecodeFrame is bounded by the
 // field limits (MaxNameLen, MaxPayloadLen) and never panics
 // (FuzzDecodeFrame).
 package cluster

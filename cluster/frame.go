@@ -9,8 +9,9 @@ import (
 )
 
 // FrameVersion is the version of the frame layout this package writes and
-// reads; a frame of another version is refused.
-const FrameVersion = 1
+// reads; a frame of another version is refused (version 1, before the
+// target incarnation, included).
+const FrameVersion = 2
 
 // Kind says what a frame carries.
 type Kind uint8
@@ -42,7 +43,7 @@ func (k Kind) String() string {
 const (
 	MaxNameLen    = 256     // a node name, an ID's type or key (engine.MaxIDLen), a reply subject
 	MaxPayloadLen = 8 << 20 // 8 MiB
-	frameHeader   = 24      // version .. seq
+	frameHeader   = 28      // version .. target incarnation
 	frameMin      = frameHeader + 6*2 + 4 + 4
 )
 
@@ -62,7 +63,9 @@ var ErrFrame = errors.New("cluster: bad frame")
 //	12      8     seq: see below
 //	20      4     incarnation: the sending node's, chosen at New, so that
 //	              a node restarted under the same name is told apart
-//	24      2+n   node: the sending node's name
+//	24      4     target incarnation: the incarnation of the destination
+//	              node the sender addressed, 0 for any (see below)
+//	28      2+n   node: the sending node's name
 //	        2+n   sender type   } the sending agent's ID,
 //	        2+n   sender key    } empty from outside an engine
 //	        2+n   target type   } the agent addressed; a publish has an empty
@@ -74,6 +77,13 @@ var ErrFrame = errors.New("cluster: bad frame")
 // Each 2+n field is a length and that many bytes (at most MaxNameLen);
 // the payload's length is at most MaxPayloadLen. A frame has no other
 // bytes.
+//
+// A node refuses a frame whose target incarnation is neither 0 nor its
+// own: it was addressed to an earlier (or later) node of its name. Sends,
+// requests, replies and nacks name their destination's incarnation;
+// durable sends (Config.JetStream), which wait in the stream for whichever
+// incarnation of their owner comes next, and the other kinds, which go to
+// every node or carry what they concern in their payload, have 0.
 //
 // Seq and the payload by kind:
 //
@@ -103,7 +113,8 @@ type Frame struct {
 	Code      uint8
 	Timestamp int64
 	Seq       uint64
-	Inc       uint32
+	Inc       uint32 // the sending node's incarnation
+	ToInc     uint32 // the destination node's incarnation, 0 for any
 	Node      string
 	From      ID
 	To        ID
@@ -130,6 +141,7 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(f.Timestamp))
 	dst = binary.BigEndian.AppendUint64(dst, f.Seq)
 	dst = binary.BigEndian.AppendUint32(dst, f.Inc)
+	dst = binary.BigEndian.AppendUint32(dst, f.ToInc)
 	for _, s := range [...]string{f.Node, f.From.Type, f.From.Key, f.To.Type, f.To.Key, f.Reply} {
 		if len(s) > MaxNameLen {
 			return dst[:start], fmt.Errorf("%w: field of %d bytes, more than %d", ErrFrame, len(s), MaxNameLen)
@@ -149,7 +161,7 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 // refused with an error wrapping ErrFrame.
 func DecodeFrame(b []byte) (Frame, error) {
 	var f Frame
-	if len(b) < frameMin {
+	if len(b) < 1+4 {
 		return f, fmt.Errorf("%w: %d bytes, fewer than %d", ErrFrame, len(b), frameMin)
 	}
 	if len(b) > frameMin+6*MaxNameLen+MaxPayloadLen {
@@ -159,8 +171,13 @@ func DecodeFrame(b []byte) (Frame, error) {
 	if got := crc32.Checksum(body, castagnoli); got != sum {
 		return f, fmt.Errorf("%w: checksum %08x, want %08x", ErrFrame, got, sum)
 	}
+	// The version before the length: a frame of another layout (an older
+	// node's) is told apart from a truncated one.
 	if body[0] != FrameVersion {
-		return f, fmt.Errorf("%w: version %d, want %d", ErrFrame, body[0], FrameVersion)
+		return f, fmt.Errorf("%w: unsupported version %d, want %d", ErrFrame, body[0], FrameVersion)
+	}
+	if len(b) < frameMin {
+		return f, fmt.Errorf("%w: %d bytes, fewer than %d", ErrFrame, len(b), frameMin)
 	}
 	f.Kind = Kind(body[1])
 	if f.Kind == 0 || f.Kind >= kindEnd {
@@ -170,6 +187,7 @@ func DecodeFrame(b []byte) (Frame, error) {
 	f.Timestamp = int64(binary.BigEndian.Uint64(body[4:]))
 	f.Seq = binary.BigEndian.Uint64(body[12:])
 	f.Inc = binary.BigEndian.Uint32(body[20:])
+	f.ToInc = binary.BigEndian.Uint32(body[24:])
 	rest := body[frameHeader:]
 	var fields [6]string
 	for i := range fields {

@@ -2,7 +2,9 @@ package cluster_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,7 +15,7 @@ import (
 func sampleFrame() cluster.Frame {
 	return cluster.Frame{
 		Kind: cluster.KindRequest, Priority: -3, Code: 0, Timestamp: 1_700_000_000_123_456_789, Seq: 42,
-		Node: "node-1", From: cluster.ID{Type: "device", Key: "dev-1"}, To: cluster.ID{Type: "alert", Key: "a/b"},
+		Inc: 0xdeadbeef, ToInc: 0x01020304, Node: "node-1", From: cluster.ID{Type: "device", Key: "dev-1"}, To: cluster.ID{Type: "alert", Key: "a/b"},
 		Reply: "_INBOX.x.y", Payload: []byte("hello"),
 	}
 }
@@ -55,6 +57,48 @@ func TestFrameCorruptionRefused(t *testing.T) {
 	}
 }
 
+// version1 is f as a node of frame version 1 encodes it: without the
+// target incarnation.
+func version1(t testing.TB, f cluster.Frame) []byte {
+	t.Helper()
+	b, err := cluster.AppendFrame(nil, &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := append([]byte{1}, b[1:24]...)
+	old = append(old, b[28:len(b)-4]...)
+	return binary.BigEndian.AppendUint32(old, crc32.Checksum(old, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// TestFrameVersion1Refused: a frame of the layout before the target
+// incarnation, intact, is refused with ErrFrame naming its version.
+func TestFrameVersion1Refused(t *testing.T) {
+	if cluster.FrameVersion != 2 {
+		t.Fatalf("FrameVersion = %d, want 2", cluster.FrameVersion)
+	}
+	for _, f := range []cluster.Frame{sampleFrame(), {Kind: cluster.KindHeartbeat}} {
+		_, err := cluster.DecodeFrame(version1(t, f))
+		if !errors.Is(err, cluster.ErrFrame) || !strings.Contains(err.Error(), "version 1") {
+			t.Fatalf("version 1 %s frame: err = %v, want ErrFrame naming version 1", f.Kind, err)
+		}
+	}
+}
+
+// The target incarnation is at offset 24, after the sender's.
+func TestFrameTargetIncarnationOffset(t *testing.T) {
+	f := sampleFrame()
+	b, _ := cluster.AppendFrame(nil, &f)
+	if got := binary.BigEndian.Uint32(b[20:]); got != f.Inc {
+		t.Fatalf("incarnation %08x at 20, want %08x", got, f.Inc)
+	}
+	if got := binary.BigEndian.Uint32(b[24:]); got != f.ToInc {
+		t.Fatalf("target incarnation %08x at 24, want %08x", got, f.ToInc)
+	}
+	if b[0] != cluster.FrameVersion {
+		t.Fatalf("version byte %d, want %d", b[0], cluster.FrameVersion)
+	}
+}
+
 func TestAppendFrameLimits(t *testing.T) {
 	for name, f := range map[string]cluster.Frame{
 		"kind 0":       {},
@@ -76,6 +120,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{})
 	f.Add(good[:len(good)-1])
+	f.Add(version1(f, s))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := cluster.DecodeFrame(data)
 		if err != nil {

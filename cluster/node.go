@@ -551,6 +551,7 @@ func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 	n.joinFigs[name] = joined
 	members := n.rebuildLocked()
 	n.mu.Unlock()
+	n.addressed(name, inc)
 	n.route.Unlock()
 	n.event(Event{Kind: MemberJoined, Node: name, Members: members})
 }
@@ -558,9 +559,10 @@ func (n *Node) heard(name string, inc uint32, fig, joined Figures) {
 // memberGone drops a member that was lost (or restarted): the requests
 // waiting on it fail, and a handoff awaited from it is given up. The sends
 // waiting on a lost member fail; those waiting on a restarted one are
-// settled by the new incarnation's first acknowledgement (which says which
-// of them it saw: a probe at the next heartbeat makes sure it sends one),
-// for some may have reached it.
+// settled by the new incarnation, as lost: it nacks those that reach it
+// (they are addressed to the earlier incarnation, see onSend), and its
+// first acknowledgement says which it never saw (a probe at the next
+// heartbeat makes sure it sends one).
 func (n *Node) memberGone(kind EventKind, name string, restarted bool) {
 	n.route.Lock()
 	n.mu.Lock()
@@ -695,15 +697,21 @@ func (n *Node) handle(subj string, data []byte) {
 	case KindSend:
 		n.onSend(&f)
 	case KindNack:
-		n.onNack(&f)
+		if n.addressedHere(&f) {
+			n.onNack(&f)
+		} // else for an earlier incarnation of this node, whose sends these are not
 	case KindAck:
 		n.onAck(&f)
 	case KindRequest:
-		if !n.holdRemote(&f) {
+		if !n.addressedHere(&f) {
+			n.answer(&f, nil, fmt.Errorf("%w: request to %s: sent to its incarnation %08x, this is %08x", ErrOwnerLost, f.To, f.ToInc, n.inc))
+		} else if !n.holdRemote(&f) {
 			n.onRequest(&f)
 		}
 	case KindReply:
-		n.onReply(&f)
+		if n.addressedHere(&f) {
+			n.onReply(&f)
+		} // else to an earlier incarnation's request, whose number this one may reuse
 	case KindPublish:
 		_ = n.e.PublishLocal(f.To.Key, f.Payload)
 	case KindHandoff:
@@ -711,18 +719,32 @@ func (n *Node) handle(subj string, data []byte) {
 	}
 }
 
+// addressedHere reports whether f was addressed to this incarnation of
+// the node, or to any.
+func (n *Node) addressedHere(f *Frame) bool { return f.ToInc == 0 || f.ToInc == n.inc }
+
 func agentID(id ID) engine.AgentID { return engine.AgentID{Type: id.Type, Key: id.Key} }
 func wireID(id engine.AgentID) ID  { return ID{Type: id.Type, Key: id.Key} }
 
 // onSend delivers a send to its local agent, or reports the refusal back
 // to the sender's node; frames missing before it are reported lost.
+//
+// A send addressed to another incarnation of this node is not delivered:
+// its sender may have declared that incarnation lost, and reported the
+// send lost, before it heard of this one. It takes its Seq like any send
+// and is nacked as lost (ErrOwnerLost), which settles it on its sender
+// unless the loss already did.
 func (n *Node) onSend(f *Frame) {
 	if first, last := n.seen(f); first <= last {
-		n.nack(f.Node, first, last, fmt.Errorf("%w: %d sends from %s missing before %d", ErrSlowConsumer, last-first+1, f.Node, f.Seq))
+		n.nack(f.Node, f.Inc, first, last, fmt.Errorf("%w: %d sends from %s missing before %d", ErrSlowConsumer, last-first+1, f.Node, f.Seq))
 	}
 	defer n.processed(f)
 	if f.To.Type == "" {
 		return // a probe: it only shows the gaps before it
+	}
+	if !n.addressedHere(f) {
+		n.nack(f.Node, f.Inc, f.Seq, f.Seq, fmt.Errorf("%w: send to %s: sent to its incarnation %08x, this is %08x", ErrOwnerLost, f.To, f.ToInc, n.inc))
+		return
 	}
 	if n.holdRemote(f) {
 		return
@@ -740,21 +762,27 @@ func (n *Node) deliver(f *Frame) {
 		return
 	}
 	n.refused.Add(1)
-	n.nack(f.Node, f.Seq, f.Seq, err)
+	n.nack(f.Node, f.Inc, f.Seq, f.Seq, err)
 }
 
 func (n *Node) onRequest(f *Frame) {
-	reply, seq := f.Reply, f.Seq
+	reply, seq, from, inc := f.Reply, f.Seq, f.From, f.Inc
 	done := func(p []byte, err error) {
-		rf := Frame{Kind: KindReply, Seq: seq, To: f.From, Payload: p}
-		if err != nil {
-			rf.Code, rf.Payload = encodeErr(err)
-		}
-		_ = n.publish(reply, &rf)
+		n.answer(&Frame{Reply: reply, Seq: seq, From: from, Inc: inc}, p, err)
 	}
 	if err := n.e.RequestRemote(agentID(f.From), agentID(f.To), f.Payload, done); err != nil {
 		done(nil, err)
 	}
+}
+
+// answer replies to the request f with p, or err, addressed to the
+// requesting incarnation.
+func (n *Node) answer(f *Frame, p []byte, err error) {
+	rf := Frame{Kind: KindReply, Seq: f.Seq, ToInc: f.Inc, To: f.From, Payload: p}
+	if err != nil {
+		rf.Code, rf.Payload = encodeErr(err)
+	}
+	_ = n.publish(f.Reply, &rf)
 }
 
 func (n *Node) onReply(f *Frame) {

@@ -206,13 +206,14 @@ func (n *Node) Request(from, to engine.AgentID, payload []byte, timeout time.Dur
 		return fmt.Errorf("%w: request to %s: %s is down", ErrOwnerLost, to, dst)
 	}
 	n.pending[seq] = p
+	toInc := n.incs[dst]
 	if timeout > 0 {
 		p.timer = time.AfterFunc(timeout, func() { n.expireRequest(seq, to) })
 	} else {
 		p.timer = time.AfterFunc(time.Duration(1<<62), func() {})
 	}
 	n.mu.Unlock()
-	f := Frame{Kind: KindRequest, Seq: seq, From: wireID(from), To: wireID(to), Reply: n.cfg.Prefix + ".reply." + n.cfg.Name, Payload: payload}
+	f := Frame{Kind: KindRequest, Seq: seq, ToInc: toInc, From: wireID(from), To: wireID(to), Reply: n.cfg.Prefix + ".reply." + n.cfg.Name, Payload: payload}
 	if err := n.publish(n.cfg.Prefix+".node."+dst, &f); err != nil {
 		n.mu.Lock()
 		delete(n.pending, seq)

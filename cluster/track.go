@@ -22,6 +22,7 @@ const ackEvery = 512
 // acknowledged yet, in Seq order.
 type outbox struct {
 	seq     uint64
+	inc     uint32 // the destination's incarnation, as of its join: what sends address
 	probed  uint64 // seq at the last heartbeat
 	unacked []sentFrame
 }
@@ -51,6 +52,11 @@ func (n *Node) sendTracked(ctx context.Context, dst string, f *Frame) error {
 		n.out[dst] = ob
 	}
 	f.Seq = ob.seq + 1
+	if n.js == nil {
+		// A durable send waits in the stream for whichever incarnation of
+		// its owner comes next: it addresses none.
+		f.ToInc = ob.inc
+	}
 	b, err := n.encode(f)
 	if err != nil {
 		return err
@@ -73,6 +79,20 @@ func (n *Node) sendTracked(ctx context.Context, dst string, f *Frame) error {
 	n.sent.Add(1)
 	n.tracked.Add(1)
 	return nil
+}
+
+// addressed records that dst's incarnation is inc, at its join: the sends
+// to it from now on address that incarnation. Called under the route
+// lock, so that no send is choosing an owner meanwhile.
+func (n *Node) addressed(dst string, inc uint32) {
+	n.outMu.Lock()
+	defer n.outMu.Unlock()
+	ob := n.out[dst]
+	if ob == nil {
+		ob = &outbox{}
+		n.out[dst] = ob
+	}
+	ob.inc = inc
 }
 
 // seen records a send frame from f.Node and returns the range of sends
@@ -129,12 +149,12 @@ func (n *Node) ackLocked(to string, in *inbound) {
 	}
 }
 
-// nack refuses the sends first..last from node (their owner's error, or
-// frames lost on the way) to that node.
-func (n *Node) nack(node string, first, last uint64, err error) {
+// nack refuses the sends first..last from node's incarnation inc (their
+// owner's error, or frames lost on the way) to that node.
+func (n *Node) nack(node string, inc uint32, first, last uint64, err error) {
 	code, text := encodeErr(err)
 	p := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(text)), last)
-	_ = n.publish(n.cfg.Prefix+".node."+node, &Frame{Kind: KindNack, Code: code, Seq: first, Payload: append(p, text...)})
+	_ = n.publish(n.cfg.Prefix+".node."+node, &Frame{Kind: KindNack, Code: code, Seq: first, ToInc: inc, Payload: append(p, text...)})
 }
 
 // onAck settles the sends to f.Node that it acknowledges; sends before the
@@ -168,7 +188,9 @@ func (n *Node) onAck(f *Frame) {
 	n.deadLetters(lost, fmt.Errorf("%w: %s restarted before taking it", ErrOwnerLost, f.Node))
 }
 
-// onNack reports the refused sends as dead letters.
+// onNack reports the refused sends as dead letters: dropped on the way
+// (ErrSlowConsumer), lost (ErrOwnerLost: sent to an incarnation of the
+// owner that was gone), or refused by the owner's engine.
 func (n *Node) onNack(f *Frame) {
 	if len(f.Payload) < 8 {
 		n.corrupt.Add(1)
@@ -178,8 +200,11 @@ func (n *Node) onNack(f *Frame) {
 	reason := decodeErr(f.Code, f.Payload[8:])
 	var refused []sentFrame
 	counter := &n.nacked
-	if errors.Is(reason, ErrSlowConsumer) {
+	switch {
+	case errors.Is(reason, ErrSlowConsumer):
 		counter = &n.dropped
+	case errors.Is(reason, ErrOwnerLost):
+		counter = &n.lost
 	}
 	n.outMu.Lock()
 	if ob := n.out[f.Node]; ob != nil {
@@ -258,7 +283,7 @@ func (n *Node) probe() {
 	defer n.outMu.Unlock()
 	for dst, ob := range n.out {
 		if ob.seq == ob.probed && len(ob.unacked) > 0 {
-			b, err := n.encode(&Frame{Kind: KindSend, Seq: ob.seq + 1})
+			b, err := n.encode(&Frame{Kind: KindSend, Seq: ob.seq + 1, ToInc: ob.inc})
 			if err == nil && n.nc.Publish(n.cfg.Prefix+".node."+dst, b) == nil {
 				ob.seq++
 				n.sent.Add(1)
