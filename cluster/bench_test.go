@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/agentloop/agentloop/cluster"
 	"github.com/agentloop/agentloop/engine"
@@ -14,9 +15,14 @@ import (
 // benchPair is two nodes on one embedded server, a counting sink and an
 // echo agent registered on both.
 func benchPair(b *testing.B) (url string, ms []*member, got *atomic.Int64, done chan struct{}, target *atomic.Int64) {
-	url = natsServer(b)
+	return benchPairOn(b, natsServer(b), nil)
+}
+
+// benchPairOn is benchPair on the server at url, with conf (if not nil)
+// applied to each node's Config.
+func benchPairOn(b *testing.B, url string, conf func(c *cluster.Config)) (_ string, ms []*member, got *atomic.Int64, done chan struct{}, target *atomic.Int64) {
 	got, target, done = new(atomic.Int64), new(atomic.Int64), make(chan struct{}, 1)
-	ms = startNodesB(b, url, func(e *engine.Engine) {
+	ms = startNodesB(b, url, conf, func(e *engine.Engine) {
 		_ = e.Register("sink", func() engine.Agent {
 			return fn(func(c *engine.Context, m engine.Message) {
 				if got.Add(1) == target.Load() {
@@ -26,7 +32,7 @@ func benchPair(b *testing.B) (url string, ms []*member, got *atomic.Int64, done 
 		})
 		_ = e.Register("echo", func() engine.Agent { return fn(func(c *engine.Context, m engine.Message) { _ = c.Reply(m.Payload) }) })
 	})
-	return
+	return url, ms, got, done, target
 }
 
 // BenchmarkCrossNodeSend: SendID from node a to an agent owned by node b,
@@ -73,6 +79,79 @@ func BenchmarkRawNATSPublish(b *testing.B) {
 	<-done
 }
 
+// BenchmarkCrossNodeSendDurable: BenchmarkCrossNodeSend with
+// Config.JetStream on both nodes: each SendID returns once the stream
+// acknowledged the send, and node b takes it through its durable consumer.
+// b.N messages of 64 bytes, until the last is handled.
+func BenchmarkCrossNodeSendDurable(b *testing.B) {
+	_, ms, _, done, target := benchPairOn(b, jetStreamServer(b), func(c *cluster.Config) { c.JetStream = true })
+	to := engine.AgentID{Type: "sink", Key: keyOn([]string{"a", "b"}, "sink", "b")}
+	payload := make([]byte, 64)
+	target.Store(int64(b.N))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := ms[0].e.SendID(to, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+}
+
+// BenchmarkRawJetStreamPublish: the same messages as raw nats.go
+// JetStream publishes to a work-queue stream with file storage, each
+// awaiting its PubAck (the acceptance of a durable send), taken by a pull
+// consumer on another connection that acknowledges each, until the last
+// is taken.
+func BenchmarkRawJetStreamPublish(b *testing.B) {
+	url := jetStreamServer(b)
+	pub, sub := jsConnect(b, url), jsConnect(b, url)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := pub.CreateStream(ctx, jetstream.StreamConfig{
+		Name:      "RAW",
+		Subjects:  []string{"rawjs.>"},
+		Retention: jetstream.WorkQueuePolicy,
+		Storage:   jetstream.FileStorage,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := sub.CreateConsumer(ctx, "RAW", jetstream.ConsumerConfig{
+		Durable:       "raw",
+		FilterSubject: "rawjs.x",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	done := make(chan struct{}, 1)
+	target := int64(b.N)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if err := m.Ack(); err != nil {
+			b.Error(err)
+		}
+		if n.Add(1) == target {
+			done <- struct{}{}
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cc.Stop(); <-cc.Closed() }()
+	payload := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := pub.Publish(context.Background(), "rawjs.x", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-done
+	b.StopTimer()
+}
+
 // BenchmarkCrossNodeRequest: Engine.RequestID round trip to an echo agent
 // on the other node.
 func BenchmarkCrossNodeRequest(b *testing.B) {
@@ -115,11 +194,23 @@ func connect(b *testing.B, url string) *nats.Conn {
 	return nc
 }
 
-func startNodesB(b *testing.B, url string, reg func(e *engine.Engine)) []*member {
+func jsConnect(b *testing.B, url string) jetstream.JetStream {
+	js, err := jetstream.New(connect(b, url))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js
+}
+
+func startNodesB(b *testing.B, url string, conf func(c *cluster.Config), reg func(e *engine.Engine)) []*member {
 	var ms []*member
 	for _, name := range []string{"a", "b"} {
 		ev := make(chan cluster.Event, 16)
-		n, err := cluster.New(cluster.Config{Name: name, URL: url, OnEvent: func(e cluster.Event) { ev <- e }})
+		cfg := cluster.Config{Name: name, URL: url, OnEvent: func(e cluster.Event) { ev <- e }}
+		if conf != nil {
+			conf(&cfg)
+		}
+		n, err := cluster.New(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

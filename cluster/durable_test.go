@@ -19,7 +19,7 @@ import (
 
 // jetStreamServer starts an embedded server with JetStream, its files
 // under a test directory.
-func jetStreamServer(t *testing.T) string {
+func jetStreamServer(t testing.TB) string {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		JetStream: true, StoreDir: t.TempDir()})
