@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/agentloop/agentloop/internal/timerheap"
 )
 
 // Timer states, in the low two bits of timer.state; the bits above hold
@@ -72,7 +74,7 @@ func (t Timer) Stop() bool {
 const coarseTicks = 50
 
 // wheelLead is how many ticks before its own a wheel bucket moves its
-// timers to the heap. Moving a bucket costs a heap push per timer, which
+// timers to the heap. Moving a bucket costs a sort of its timers, which
 // for a burst of tens of thousands of timers due at one instant is
 // milliseconds: done at the due time, it would make every one of them
 // late by that much; done ahead, the heap holds them and fires each on
@@ -84,7 +86,7 @@ const wheelLead = coarseTicks / 2
 // single wheel entry, so a burst of timers costs one wheel timer and one
 // post to the loop, not one goroutine each.
 type wheelBucket struct {
-	timers []*timer
+	timers []timerheap.Entry[*timer]
 	stop   func() bool
 }
 
@@ -187,20 +189,24 @@ func (l *loop) schedTimer(t *timer, now int64) {
 	// now rather than when it fires: a timer armed and stopped at once (a
 	// timeout that did not happen) is recycled by the next one instead of
 	// waiting on the wheel for its tick, and costs no allocation.
-	for n := len(b.timers); n > 0 && b.timers[n-1].status() == timerStopped; n-- {
-		old := b.timers[n-1]
-		b.timers[n-1] = nil
+	for n := len(b.timers); n > 0 && b.timers[n-1].V.status() == timerStopped; n-- {
+		old := b.timers[n-1].V
+		b.timers[n-1] = timerheap.Entry[*timer]{}
 		b.timers = b.timers[:n-1]
 		l.zombies.Add(-1)
 		l.recycle(old)
 	}
-	b.timers = append(b.timers, t)
+	b.timers = append(b.timers, timerheap.Entry[*timer]{When: t.when, V: t})
 	l.lastKey, l.lastBucket = k, b
 }
 
 // wheelFired moves the timers of bucket k to the heap, wheelLead ticks
 // before they are due (the wheel may fire up to a tick earlier still); the
-// heap never fires before the due time.
+// heap never fires before the due time. The bucket's armed timers go in
+// as one sorted run (Heap.AddRun), sorted once here, ahead of time, so
+// that taking them off when they are due costs no sifting: a burst of
+// timers due at one instant leaves the heap at the cost of reading a
+// slice front to back.
 func (l *loop) wheelFired(k int64) {
 	b := l.buckets[k]
 	if b == nil {
@@ -210,15 +216,19 @@ func (l *loop) wheelFired(k int64) {
 	if l.lastBucket == b {
 		l.lastBucket = nil
 	}
-	for _, t := range b.timers {
-		switch t.status() {
+	run := b.timers[:0]
+	for _, e := range b.timers {
+		switch e.V.status() {
 		case timerArmed:
-			l.timers.Push(t.when, t)
+			run = append(run, e)
 		case timerStopped:
 			l.zombies.Add(-1) // it never reaches the heap
-			l.recycle(t)
+			l.recycle(e.V)
 		}
 	}
+	clear(b.timers[len(run):])
+	b.timers = nil
+	l.timers.AddRun(run)
 }
 
 // fireTimers delivers up to max of the timers due at now, in due order;
@@ -237,11 +247,10 @@ func (l *loop) fireTimers(now int64, max int) {
 		l.zombies.Add(int32(-removed))
 	}
 	for fired := 0; fired < max; fired++ {
-		e, ok := l.timers.Peek()
-		if !ok || e.When > now {
+		e, ok := l.timers.PopDue(now)
+		if !ok {
 			return
 		}
-		l.timers.Pop()
 		t := e.V
 		switch t.status() {
 		case timerStopped:
@@ -306,8 +315,8 @@ func (l *loop) dropTimers() {
 		if b.stop != nil {
 			b.stop()
 		}
-		for _, t := range b.timers {
-			t.setStatus(timerDone)
+		for _, e := range b.timers {
+			e.V.setStatus(timerDone)
 		}
 		delete(l.buckets, k)
 	}

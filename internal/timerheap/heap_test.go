@@ -174,8 +174,10 @@ func BenchmarkHeap(b *testing.B) {
 	}
 }
 
-// TestHeapRandomAgainstSort runs random Push, Pop and Filter operations
-// and compares every Pop with the minimum of a plain slice model.
+// TestHeapRandomAgainstSort runs random Push, AddRun, Pop, PopDue and
+// Filter operations and compares every Pop with the minimum of a plain
+// model. AddRun batches come unsorted, sorted, later than everything
+// queued (appended to the run) and earlier (merged into it).
 func TestHeapRandomAgainstSort(t *testing.T) {
 	for _, seed := range []uint64{1, 7, 99, 2024} {
 		r := rand.New(rand.NewPCG(seed, 3*seed+1))
@@ -184,6 +186,46 @@ func TestHeapRandomAgainstSort(t *testing.T) {
 		nextID := 0
 		for step := 0; step < 4000; step++ {
 			switch op := r.IntN(100); {
+			case op < 10:
+				n := r.IntN(20)
+				batch := make([]Entry[*item], n)
+				base := int64(-100)
+				if r.IntN(2) == 0 {
+					base = 1000 + int64(step) // after all of the model
+				}
+				for i := range batch {
+					batch[i] = Entry[*item]{base + r.Int64N(300), &item{id: nextID, live: true}}
+					nextID++
+					model[batch[i].V] = batch[i].When
+				}
+				if r.IntN(2) == 0 {
+					slices.SortFunc(batch, func(a, b Entry[*item]) int { return int(a.When - b.When) })
+				}
+				h.AddRun(batch)
+			case op < 20:
+				now := r.Int64N(1500) - 200
+				e, ok := h.PopDue(now)
+				due := false
+				for _, w := range model {
+					if w <= now {
+						due = true
+					}
+				}
+				if ok != due {
+					t.Fatalf("seed %d step %d: PopDue(%d) ok = %v, an entry due: %v", seed, step, now, ok, due)
+				}
+				if !ok {
+					break
+				}
+				for _, w := range model {
+					if w < e.When {
+						t.Fatalf("seed %d step %d: PopDue returned %d but %d is queued", seed, step, e.When, w)
+					}
+				}
+				if model[e.V] != e.When {
+					t.Fatalf("seed %d step %d: PopDue entry id %d has When %d, added with %d", seed, step, e.V.id, e.When, model[e.V])
+				}
+				delete(model, e.V)
 			case op < 55:
 				// Small range of deadlines so ties are frequent.
 				when := r.Int64N(500) - 100
@@ -224,8 +266,8 @@ func TestHeapRandomAgainstSort(t *testing.T) {
 					t.Fatalf("seed %d step %d: Filter leaving %d entries panicked: %v", seed, step, len(model), p)
 				}
 				seen := map[*item]bool{}
-				for i := 0; i < h.Len(); i++ {
-					it := h.es[i].V
+				for _, e := range append(slices.Clone(h.es), h.run[h.head:]...) {
+					it := e.V
 					if !it.live {
 						t.Fatalf("seed %d step %d: Filter kept dead id %d", seed, step, it.id)
 					}
@@ -238,6 +280,11 @@ func TestHeapRandomAgainstSort(t *testing.T) {
 				for _, e := range h.es[len(h.es):cap(h.es)] {
 					if e.V != nil {
 						t.Fatalf("seed %d step %d: Filter left a reference past Len", seed, step)
+					}
+				}
+				for _, e := range h.run[len(h.run):cap(h.run)] {
+					if e.V != nil {
+						t.Fatalf("seed %d step %d: Filter left a reference past the run", seed, step)
 					}
 				}
 			}
@@ -321,4 +368,113 @@ func filter[T any](h *Heap[T], keep func(T) bool) (p any) {
 	defer func() { p = recover() }()
 	h.Filter(keep)
 	return nil
+}
+
+// TestHeapRunBesideTree: a run of entries all due at one instant
+// leaves through the run, in due order, with the tree's entries
+// interleaved by When, and a spent run holds no references.
+func TestHeapRunBesideTree(t *testing.T) {
+	var h Heap[int]
+	run := []Entry[int]{{30, 3}, {10, 1}, {20, 2}, {20, 22}, {40, 4}}
+	h.AddRun(run)
+	h.Push(15, 15)
+	h.Push(35, 35)
+	h.Push(5, 5)
+	if h.Len() != 8 {
+		t.Fatalf("Len = %d, want 8", h.Len())
+	}
+	verify0(t, 0, &h)
+	if e, ok := h.PopDue(4); ok {
+		t.Fatalf("PopDue(4) = %+v, nothing is due before 5", e)
+	}
+	var got []int64
+	for {
+		e, ok := h.PopDue(40)
+		if !ok {
+			break
+		}
+		got = append(got, e.When)
+		verify0(t, len(got), &h)
+	}
+	if want := []int64{5, 10, 15, 20, 20, 30, 35, 40}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+	if h.run != nil || h.Len() != 0 {
+		t.Fatalf("spent run kept: %v (Len %d)", h.run, h.Len())
+	}
+	for _, e := range run {
+		if e.V != 0 {
+			t.Fatalf("the run's slots still hold %+v after being popped", e)
+		}
+	}
+}
+
+// TestVerifyDetectsUnsortedRun: Verify checks the run's order too.
+func TestVerifyDetectsUnsortedRun(t *testing.T) {
+	var h Heap[int]
+	h.Push(1, 1)
+	h.AddRun([]Entry[int]{{1, 1}, {2, 2}, {3, 3}})
+	h.run[2].When = 0
+	if got := h.Verify(); got != 3 {
+		t.Fatalf("Verify() = %d, want 3 (tree of 1, then the run's third entry)", got)
+	}
+}
+
+// TestHeapClearEmptiesRun: Clear calls fn for the run's entries too.
+func TestHeapClearEmptiesRun(t *testing.T) {
+	var h Heap[*item]
+	var its []*item
+	for i := 0; i < 10; i++ {
+		its = append(its, &item{id: i, live: true})
+	}
+	h.Push(1, its[0])
+	h.AddRun([]Entry[*item]{{3, its[1]}, {2, its[2]}})
+	h.Pop() // its[0]
+	called := 0
+	h.Clear(func(it *item) { called++; it.live = false })
+	if called != 2 || its[1].live || its[2].live || h.Len() != 0 {
+		t.Fatalf("Clear called fn %d times (want 2), Len %d", called, h.Len())
+	}
+	if _, ok := h.Pop(); ok {
+		t.Fatal("Pop after Clear found an entry")
+	}
+}
+
+func BenchmarkHeapBurst(b *testing.B) {
+	const n = 50000
+	r := rand.New(rand.NewPCG(3, 4))
+	whens := make([]int64, n)
+	for i := range whens {
+		whens[i] = 1000 + r.Int64N(100)
+	}
+	b.Run("tree", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			var h Heap[int]
+			for j, w := range whens {
+				h.Push(w, j)
+			}
+			for {
+				if _, ok := h.PopDue(2000); !ok {
+					break
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+	})
+	b.Run("run", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			var h Heap[int]
+			es := make([]Entry[int], n)
+			for j, w := range whens {
+				es[j] = Entry[int]{w, j}
+			}
+			h.AddRun(es)
+			for {
+				if _, ok := h.PopDue(2000); !ok {
+					break
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
+	})
 }
