@@ -66,20 +66,7 @@ func TestChaosKillRestartUnderLoad(t *testing.T) {
 			handledBy[string(m.Payload)] = append(handledBy[string(m.Payload)], inc)
 			mu.Unlock()
 		})
-		if err := e.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Join(e); err != nil {
-			t.Fatal(err)
-		}
-		m := &member{n, e, ev}
-		t.Cleanup(func() {
-			m.node.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			_ = m.e.Stop(ctx)
-		})
-		return m
+		return joined(t, n, e, ev)
 	}
 	// n1sees waits until n1's view has want members.
 	n1sees := func(want int) {

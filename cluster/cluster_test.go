@@ -78,20 +78,7 @@ func startNodesWith(t *testing.T, url string, names []string, reg func(name stri
 		if setup != nil {
 			setup(name, n)
 		}
-		if err := e.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Join(e); err != nil {
-			t.Fatal(err)
-		}
-		m := &member{n, e, ev}
-		t.Cleanup(func() {
-			m.node.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			_ = m.e.Stop(ctx)
-		})
-		ms = append(ms, m)
+		ms = append(ms, joined(t, n, e, ev))
 	}
 	for _, m := range ms {
 		waitMembers(t, m, len(names))
@@ -480,4 +467,24 @@ func TestHeartbeatCarriesFigures(t *testing.T) {
 	if want := (cluster.Figures{CPUIdle: 0.5, MemFree: 1, NetFree: 0, Agents: 8}); got != want {
 		t.Fatalf("a sees b's figures %+v, want %+v", got, want)
 	}
+}
+
+// joined starts e, joins it to the cluster through n, and closes the node
+// and stops the engine when the test ends.
+func joined(t *testing.T, n *cluster.Node, e *engine.Engine, ev chan cluster.Event) *member {
+	t.Helper()
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Join(e); err != nil {
+		t.Fatal(err)
+	}
+	m := &member{n, e, ev}
+	t.Cleanup(func() {
+		m.node.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = m.e.Stop(ctx)
+	})
+	return m
 }

@@ -203,20 +203,7 @@ func restartNode(t *testing.T, url, name string, reg func(string, *engine.Engine
 		t.Fatal(err)
 	}
 	reg(name, e)
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Join(e); err != nil {
-		t.Fatal(err)
-	}
-	m := &member{n, e, ev}
-	t.Cleanup(func() {
-		m.node.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = m.e.Stop(ctx)
-	})
-	return m
+	return joined(t, n, e, ev)
 }
 
 // gatedCounter is a counter whose first message waits for gate.

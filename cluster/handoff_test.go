@@ -319,21 +319,7 @@ func TestHandoffNeverArrivingReleasesHeldSends(t *testing.T) {
 	ms := startNodesWith(t, url, three[:1], func(name string, e *engine.Engine) {
 		register(t, e, "dev", func(c *engine.Context, m engine.Message) { got <- string(m.Payload) })
 	}, func(_ string, c *cluster.Config) { c.Drain = 20 * time.Millisecond }, nil)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	pub := func(subj string, f cluster.Frame) {
-		f.Node, f.Inc = "n3", 7
-		b, err := cluster.AppendFrame(nil, &f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := nc.Publish(subj, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub := fakeNode(t, url, "n3", 7)
 	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 32)})
 	waitMembers(t, ms[0], 2)
 	id := engine.AgentID{Type: "dev", Key: keyOn([]string{"n1", "n3"}, "dev", "n3")}
@@ -388,21 +374,7 @@ func TestBusyMemberSeesALeaveNotALoss(t *testing.T) {
 
 	// A fake member n9 joins and leaves n1 only: n1's OnEvent for it holds
 	// n1's node subject.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	pub := func(subj string, f cluster.Frame) {
-		f.Node, f.Inc = "n9", 9
-		b, err := cluster.AppendFrame(nil, &f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := nc.Publish(subj, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub := fakeNode(t, url, "n9", 9)
 	pub("agentloop.hb", cluster.Frame{Kind: cluster.KindHeartbeat, Payload: make([]byte, 32)})
 	waitMembers(t, ms[0], 3)
 	pub("agentloop.node.n1", cluster.Frame{Kind: cluster.KindLeave})
@@ -504,4 +476,25 @@ func TestRejoinBeforeTheHandoffWaitsForIt(t *testing.T) {
 		t.Fatal("the send made before the leaver's handoff was not delivered")
 	}
 	eventually(t, "nothing held", func() bool { return ms[0].node.Stats().Held == 0 })
+}
+
+// fakeNode connects to url and returns a function that publishes frames
+// as node name, incarnation inc, would: a member made of frames alone.
+func fakeNode(t *testing.T, url, name string, inc uint32) func(subj string, f cluster.Frame) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return func(subj string, f cluster.Frame) {
+		f.Node, f.Inc = name, inc
+		b, err := cluster.AppendFrame(nil, &f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(subj, b); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -46,11 +46,7 @@ type inbound struct {
 func (n *Node) sendTracked(ctx context.Context, dst string, f *Frame) error {
 	n.outMu.Lock()
 	defer n.outMu.Unlock()
-	ob := n.out[dst]
-	if ob == nil {
-		ob = &outbox{}
-		n.out[dst] = ob
-	}
+	ob := n.outboxFor(dst)
 	f.Seq = ob.seq + 1
 	if n.js == nil {
 		// A durable send waits in the stream for whichever incarnation of
@@ -87,12 +83,18 @@ func (n *Node) sendTracked(ctx context.Context, dst string, f *Frame) error {
 func (n *Node) addressed(dst string, inc uint32) {
 	n.outMu.Lock()
 	defer n.outMu.Unlock()
+	n.outboxFor(dst).inc = inc
+}
+
+// outboxFor returns the outbox of the sends to dst, making it on first
+// use. The caller holds outMu.
+func (n *Node) outboxFor(dst string) *outbox {
 	ob := n.out[dst]
 	if ob == nil {
 		ob = &outbox{}
 		n.out[dst] = ob
 	}
-	ob.inc = inc
+	return ob
 }
 
 // seen records a send frame from f.Node and returns the range of sends
