@@ -60,25 +60,7 @@ func startNodesWith(t *testing.T, url string, names []string, reg func(name stri
 	t.Helper()
 	var ms []*member
 	for _, name := range names {
-		ev := make(chan cluster.Event, 64)
-		cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: lostAfter, Drain: wait,
-			OnEvent: func(e cluster.Event) { ev <- e }}
-		if conf != nil {
-			conf(name, &cfg)
-		}
-		n, err := cluster.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := engine.New(engine.WithLoops(2), engine.WithCluster(n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		reg(name, e)
-		if setup != nil {
-			setup(name, n)
-		}
-		ms = append(ms, joined(t, n, e, ev))
+		ms = append(ms, startNode(t, url, name, reg, conf, setup))
 	}
 	for _, m := range ms {
 		waitMembers(t, m, len(names))
@@ -487,4 +469,30 @@ func joined(t *testing.T, n *cluster.Node, e *engine.Engine, ev chan cluster.Eve
 		_ = m.e.Stop(ctx)
 	})
 	return m
+}
+
+// startNode starts one node, called name, without waiting for its view:
+// conf and setup may be nil.
+func startNode(t *testing.T, url, name string, reg func(name string, e *engine.Engine),
+	conf func(name string, c *cluster.Config), setup func(name string, n *cluster.Node)) *member {
+	t.Helper()
+	ev := make(chan cluster.Event, 64)
+	cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: lostAfter, Drain: wait,
+		OnEvent: func(e cluster.Event) { ev <- e }}
+	if conf != nil {
+		conf(name, &cfg)
+	}
+	n, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.WithLoops(2), engine.WithCluster(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg(name, e)
+	if setup != nil {
+		setup(name, n)
+	}
+	return joined(t, n, e, ev)
 }

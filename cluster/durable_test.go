@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -190,20 +189,7 @@ func TestJetStreamSendsWaitForTheirOwnersRestart(t *testing.T) {
 // deliveries).
 func restartNode(t *testing.T, url, name string, reg func(string, *engine.Engine), conf func(string, *cluster.Config)) *member {
 	t.Helper()
-	ev := make(chan cluster.Event, 64)
-	cfg := cluster.Config{Name: name, URL: url, Heartbeat: 20 * time.Millisecond, LostAfter: lostAfter, Drain: wait,
-		OnEvent: func(e cluster.Event) { ev <- e }}
-	conf(name, &cfg)
-	n, err := cluster.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(engine.WithLoops(2), engine.WithCluster(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg(name, e)
-	return joined(t, n, e, ev)
+	return startNode(t, url, name, reg, conf, nil)
 }
 
 // gatedCounter is a counter whose first message waits for gate.
