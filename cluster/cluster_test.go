@@ -28,7 +28,14 @@ const lostAfter = time.Second
 // natsServer starts an embedded server on a random localhost port.
 func natsServer(t testing.TB) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	return startServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+}
+
+// startServer starts an embedded server with opts and shuts it down when
+// the test ends.
+func startServer(t testing.TB, opts *server.Options) string {
+	t.Helper()
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
